@@ -1,0 +1,242 @@
+//! The bytes-level backend trait every store implements.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::error::Result;
+use crate::key::escape_glob;
+
+#[cfg(feature = "memory")]
+pub mod memory;
+
+/// A decoded value kept beside its bytes by an in-process tier, so a local
+/// hit needs no decoding.
+pub type Decoded = Arc<dyn Any + Send + Sync>;
+
+/// Remaining lifetime of a key, from [`CacheBackend::ttl`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyTtl {
+    /// No such key (or it expired).
+    Missing,
+    /// The key exists and does not expire.
+    Persistent,
+    /// The key expires after this long.
+    Expires(Duration),
+}
+
+/// One value to store, with everything a backend may keep beside it.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct Entry<'a> {
+    /// The encoded value (an envelope, see [`Codec`](crate::Codec)).
+    pub value: Bytes,
+    /// The decoded value, for in-process tiers to keep.
+    pub decoded: Option<Decoded>,
+    /// Time to live; `None` means no expiry.
+    pub ttl: Option<Duration>,
+    /// Full (namespaced) tag names the key belongs to.
+    pub tags: &'a [String],
+}
+
+impl<'a> Entry<'a> {
+    /// An entry with bytes and a TTL only.
+    pub fn new(value: Bytes, ttl: Option<Duration>) -> Entry<'a> {
+        Entry {
+            value,
+            decoded: None,
+            ttl,
+            tags: &[],
+        }
+    }
+
+    /// Adds the decoded value.
+    #[must_use]
+    pub fn decoded(mut self, decoded: Decoded) -> Self {
+        self.decoded = Some(decoded);
+        self
+    }
+
+    /// Adds tags.
+    #[must_use]
+    pub fn tags(mut self, tags: &'a [String]) -> Self {
+        self.tags = tags;
+        self
+    }
+}
+
+impl fmt::Debug for Entry<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Entry")
+            .field("value_len", &self.value.len())
+            .field("decoded", &self.decoded.is_some())
+            .field("ttl", &self.ttl)
+            .field("tags", &self.tags)
+            .finish()
+    }
+}
+
+/// An async, bytes-level cache store.
+///
+/// Keys arrive fully namespaced (`namespace:user-key`); values are opaque
+/// bytes. The trait is object safe, so `Arc<dyn CacheBackend>` works, and a
+/// tier of two backends is itself a backend. Most users never call it
+/// directly: they hold a typed [`Cache`](crate::Cache).
+///
+/// Patterns use glob syntax: `*`, `?`, `[abc]`, `[a-z]`, `[!a]`, and `\` to
+/// escape (see [`Glob`](crate::Glob)).
+///
+/// ```
+/// use covet_cache::{CacheBackend, MemoryBackend};
+/// use std::sync::Arc;
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let backend: Arc<dyn CacheBackend> = Arc::new(MemoryBackend::new());
+/// backend.set("ns:a", "1".into(), None).await.unwrap();
+/// assert_eq!(backend.incr("ns:a", 41, None).await.unwrap(), 42);
+/// assert_eq!(backend.delete_pattern("ns:*").await.unwrap(), 1);
+/// # });
+/// ```
+#[async_trait]
+pub trait CacheBackend: Send + Sync + fmt::Debug + 'static {
+    /// A short name for logs and errors (`memory`, `redis`, ...).
+    fn name(&self) -> &'static str;
+
+    /// Reads one value.
+    async fn get(&self, key: &str) -> Result<Option<Bytes>>;
+
+    /// Reads several values; the result has one slot per key, in order.
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            out.push(self.get(key).await?);
+        }
+        Ok(out)
+    }
+
+    /// Writes one value; `ttl = None` means no expiry.
+    async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
+        self.set_entry(key, Entry::new(value, ttl)).await
+    }
+
+    /// Writes one value with its decoded form and tags.
+    async fn set_entry(&self, key: &str, entry: Entry<'_>) -> Result<()>;
+
+    /// Writes several values with one TTL.
+    async fn set_many(&self, entries: &[(&str, Bytes)], ttl: Option<Duration>) -> Result<()> {
+        for (key, value) in entries {
+            self.set(key, value.clone(), ttl).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes one key; `true` if it existed.
+    async fn delete(&self, key: &str) -> Result<bool>;
+
+    /// Deletes several keys; returns how many existed.
+    async fn delete_many(&self, keys: &[&str]) -> Result<u64> {
+        let mut n = 0;
+        for key in keys {
+            n += u64::from(self.delete(key).await?);
+        }
+        Ok(n)
+    }
+
+    /// Deletes every key matching the glob `pattern`; returns how many.
+    async fn delete_pattern(&self, pattern: &str) -> Result<u64>;
+
+    /// Deletes every key that starts with `prefix` (a namespace's `ns:`).
+    async fn clear(&self, prefix: &str) -> Result<u64> {
+        self.delete_pattern(&format!("{}*", escape_glob(prefix)))
+            .await
+    }
+
+    /// Whether the key holds a live value.
+    async fn exists(&self, key: &str) -> Result<bool>;
+
+    /// The key's remaining lifetime.
+    async fn ttl(&self, key: &str) -> Result<KeyTtl>;
+
+    /// Adds `delta` to the decimal integer at `key` (missing counts as 0)
+    /// and returns the new value. `ttl` applies only when the key is created.
+    async fn incr(&self, key: &str, delta: i64, ttl: Option<Duration>) -> Result<i64>;
+
+    /// Deletes every key stored with the (namespaced) `tag`; returns how many.
+    async fn invalidate_tag(&self, tag: &str) -> Result<u64>;
+
+    /// The in-process tier of this backend, used by [`Cache`](crate::Cache)
+    /// for allocation-free, decode-free hits.
+    #[cfg(feature = "memory")]
+    fn local(&self) -> Option<&memory::MemoryBackend> {
+        None
+    }
+
+    /// Whether every operation is answered by [`local`](Self::local) alone.
+    fn is_local_only(&self) -> bool {
+        false
+    }
+
+    /// Entries dropped so far to respect capacity limits.
+    fn evictions(&self) -> u64 {
+        0
+    }
+}
+
+#[async_trait]
+impl<B: CacheBackend + ?Sized> CacheBackend for Arc<B> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        (**self).get(key).await
+    }
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+        (**self).get_many(keys).await
+    }
+    async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
+        (**self).set(key, value, ttl).await
+    }
+    async fn set_entry(&self, key: &str, entry: Entry<'_>) -> Result<()> {
+        (**self).set_entry(key, entry).await
+    }
+    async fn set_many(&self, entries: &[(&str, Bytes)], ttl: Option<Duration>) -> Result<()> {
+        (**self).set_many(entries, ttl).await
+    }
+    async fn delete(&self, key: &str) -> Result<bool> {
+        (**self).delete(key).await
+    }
+    async fn delete_many(&self, keys: &[&str]) -> Result<u64> {
+        (**self).delete_many(keys).await
+    }
+    async fn delete_pattern(&self, pattern: &str) -> Result<u64> {
+        (**self).delete_pattern(pattern).await
+    }
+    async fn clear(&self, prefix: &str) -> Result<u64> {
+        (**self).clear(prefix).await
+    }
+    async fn exists(&self, key: &str) -> Result<bool> {
+        (**self).exists(key).await
+    }
+    async fn ttl(&self, key: &str) -> Result<KeyTtl> {
+        (**self).ttl(key).await
+    }
+    async fn incr(&self, key: &str, delta: i64, ttl: Option<Duration>) -> Result<i64> {
+        (**self).incr(key, delta, ttl).await
+    }
+    async fn invalidate_tag(&self, tag: &str) -> Result<u64> {
+        (**self).invalidate_tag(tag).await
+    }
+    #[cfg(feature = "memory")]
+    fn local(&self) -> Option<&memory::MemoryBackend> {
+        (**self).local()
+    }
+    fn is_local_only(&self) -> bool {
+        (**self).is_local_only()
+    }
+    fn evictions(&self) -> u64 {
+        (**self).evictions()
+    }
+}

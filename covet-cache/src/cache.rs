@@ -1,0 +1,696 @@
+//! The typed [`Cache`] facade.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::{Serialize, de::DeserializeOwned};
+
+#[cfg(feature = "memory")]
+use crate::backend::memory::MemoryBackend;
+use crate::backend::{CacheBackend, Decoded, Entry, KeyTtl};
+use crate::codec::{Codec, fingerprint};
+use crate::error::{CodecError, ConfigError, Error, Result};
+use crate::flight::{Flights, Role};
+use crate::key::{Glob, KeyBuf, escape_glob, validate_key};
+use crate::stats::{Stats, StatsInner};
+
+/// What a value must be to live in a [`Cache`]: serializable, cloneable
+/// (a hit hands out a clone of the stored value) and shareable across threads.
+/// Implemented for every type that qualifies.
+pub trait CacheValue: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {}
+
+impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> CacheValue for T {}
+
+/// Namespace used when the builder sets none.
+pub const DEFAULT_NAMESPACE: &str = "covet";
+
+/// The typed cache users hold: a backend plus a namespace, a default TTL, a
+/// codec, statistics and single-flight. Cloning is cheap (one `Arc`).
+///
+/// Every key is stored as `namespace:key`, so caches with different
+/// namespaces share a backend without seeing each other's entries;
+/// [`clear`](Cache::clear) and [`delete_pattern`](Cache::delete_pattern) stay
+/// inside the namespace.
+///
+/// ```
+/// use covet_cache::{Cache, MemoryBackend};
+/// use std::time::Duration;
+///
+/// #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+/// struct User { name: String }
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let cache = Cache::builder()
+///     .backend(MemoryBackend::builder().max_capacity_bytes(64 << 20).build())
+///     .namespace("myapp")
+///     .default_ttl(Duration::from_secs(300))
+///     .build()
+///     .unwrap();
+/// cache.set("user:1", &User { name: "Alice".into() }, None).await.unwrap();
+/// let u: Option<User> = cache.get("user:1").await.unwrap();
+/// assert_eq!(u.unwrap().name, "Alice");
+/// let n = cache.get_or_insert_with("answer", None, || async { 42u32 }).await.unwrap();
+/// assert_eq!(n, 42);
+/// assert_eq!(cache.delete_pattern("user:*").await.unwrap(), 1);
+/// println!("{:?}", cache.stats());
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct Cache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    backend: Arc<dyn CacheBackend>,
+    #[cfg(feature = "memory")]
+    local: Option<MemoryBackend>,
+    local_only: bool,
+    namespace: String,
+    prefix: String,
+    default_ttl: Option<Duration>,
+    codec: Codec,
+    schema_version: u32,
+    stats: StatsInner,
+    flights: Flights,
+}
+
+impl fmt::Debug for Cache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cache")
+            .field("backend", &self.inner.backend)
+            .field("namespace", &self.inner.namespace)
+            .field("default_ttl", &self.inner.default_ttl)
+            .field("codec", &self.inner.codec)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+/// Builder for [`Cache`], from [`Cache::builder`].
+#[must_use]
+pub struct CacheBuilder {
+    backend: Option<Arc<dyn CacheBackend>>,
+    namespace: String,
+    default_ttl: Option<Duration>,
+    codec: Codec,
+    schema_version: u32,
+}
+
+impl fmt::Debug for CacheBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheBuilder")
+            .field("backend", &self.backend)
+            .field("namespace", &self.namespace)
+            .field("default_ttl", &self.default_ttl)
+            .field("codec", &self.codec)
+            .field("schema_version", &self.schema_version)
+            .finish()
+    }
+}
+
+impl CacheBuilder {
+    /// The backend (default: a 64 MiB [`MemoryBackend`]).
+    pub fn backend(mut self, backend: impl CacheBackend) -> Self {
+        self.backend = Some(Arc::new(backend));
+        self
+    }
+
+    /// A backend already shared behind an `Arc`.
+    pub fn shared_backend(mut self, backend: Arc<dyn CacheBackend>) -> Self {
+        self.backend = Some(backend);
+        self
+    }
+
+    /// Prefix of every key (default `covet`): 1 to 64 characters, no `:`,
+    /// whitespace, control characters or glob metacharacters.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// TTL of values stored with `ttl = None` (default: no expiry; entries
+    /// then live until evicted or deleted).
+    pub fn default_ttl(mut self, ttl: Duration) -> Self {
+        self.default_ttl = Some(ttl);
+        self
+    }
+
+    /// Serialization format of new values (default postcard).
+    pub fn codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
+    }
+
+    /// Mixed into every value's schema fingerprint: bump it when a cached
+    /// type's serialized form changes, and old entries become misses.
+    pub fn schema_version(mut self, version: u32) -> Self {
+        self.schema_version = version;
+        self
+    }
+
+    /// Checks the configuration and builds the cache.
+    pub fn build(self) -> Result<Cache, ConfigError> {
+        let ns = &self.namespace;
+        let ns_ok = !ns.is_empty()
+            && ns.chars().count() <= 64
+            && !ns.chars().any(|c| {
+                c.is_whitespace()
+                    || c.is_control()
+                    || matches!(c, ':' | '*' | '?' | '[' | ']' | '\\')
+            });
+        if !ns_ok {
+            return Err(ConfigError::InvalidNamespace(self.namespace));
+        }
+        if self.default_ttl == Some(Duration::ZERO) {
+            return Err(ConfigError::ZeroDuration("default_ttl"));
+        }
+        #[cfg(feature = "memory")]
+        let backend = self
+            .backend
+            .unwrap_or_else(|| Arc::new(MemoryBackend::new()));
+        #[cfg(not(feature = "memory"))]
+        let backend = self.backend.ok_or(ConfigError::MissingBackend)?;
+        #[cfg(feature = "memory")]
+        let local = backend.local().cloned();
+        let local_only = backend.is_local_only();
+        let prefix = format!("{}:", self.namespace);
+        Ok(Cache {
+            inner: Arc::new(Inner {
+                backend,
+                #[cfg(feature = "memory")]
+                local,
+                local_only,
+                namespace: self.namespace,
+                prefix,
+                default_ttl: self.default_ttl,
+                codec: self.codec,
+                schema_version: self.schema_version,
+                stats: StatsInner::default(),
+                flights: Flights::default(),
+            }),
+        })
+    }
+}
+
+pub(crate) fn ok_part<T, E>(r: &std::result::Result<T, E>) -> Option<&T> {
+    r.as_ref().ok()
+}
+
+pub(crate) fn some_part<T>(r: &Option<T>) -> Option<&T> {
+    r.as_ref()
+}
+
+pub(crate) fn whole<T>(r: &T) -> Option<&T> {
+    Some(r)
+}
+
+fn full_key(cache: &Cache, key: &str) -> Result<KeyBuf> {
+    validate_key(key)?;
+    Ok(KeyBuf::from_parts(&cache.inner.prefix, key))
+}
+
+impl Cache {
+    /// Starts a builder.
+    pub fn builder() -> CacheBuilder {
+        CacheBuilder {
+            backend: None,
+            namespace: DEFAULT_NAMESPACE.to_owned(),
+            default_ttl: None,
+            codec: Codec::default(),
+            schema_version: 0,
+        }
+    }
+
+    /// An in-memory cache (64 MiB, namespace `covet`, no default expiry).
+    #[cfg(feature = "memory")]
+    pub fn memory() -> Cache {
+        Cache::builder()
+            .build()
+            .expect("the default configuration is valid")
+    }
+
+    /// The namespace.
+    pub fn namespace(&self) -> &str {
+        &self.inner.namespace
+    }
+
+    /// The key prefix, `namespace:`.
+    pub(crate) fn prefix(&self) -> &str {
+        &self.inner.prefix
+    }
+
+    /// The TTL applied when none is given.
+    pub fn default_ttl(&self) -> Option<Duration> {
+        self.inner.default_ttl
+    }
+
+    /// The codec new values are written with.
+    pub fn codec(&self) -> Codec {
+        self.inner.codec
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &Arc<dyn CacheBackend> {
+        &self.inner.backend
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        self.inner.stats.snapshot(self.inner.backend.evictions())
+    }
+
+    /// Reads a value. Absent, expired, undecodable values and values stored
+    /// for another type are `Ok(None)` (the last two counted in
+    /// [`Stats::decode_errors`]); a backend failure is an error.
+    pub async fn get<T: CacheValue>(&self, key: &str) -> Result<Option<T>> {
+        let key = full_key(self, key)?;
+        self.lookup(&key).await
+    }
+
+    /// Reads several values at once (one round trip on remote backends).
+    pub async fn get_many<T: CacheValue>(&self, keys: &[&str]) -> Result<Vec<Option<T>>> {
+        let full = keys
+            .iter()
+            .map(|k| full_key(self, k))
+            .collect::<Result<Vec<_>>>()?;
+        if self.inner.local_only {
+            let mut out = Vec::with_capacity(full.len());
+            for k in &full {
+                out.push(self.lookup(k).await?);
+            }
+            return Ok(out);
+        }
+        let strs: Vec<&str> = full.iter().map(KeyBuf::as_str).collect();
+        let raw = self.inner.backend.get_many(&strs).await.inspect_err(|_| {
+            self.inner.stats.errors.incr();
+        })?;
+        Ok(full
+            .iter()
+            .zip(raw)
+            .map(|(k, bytes)| self.decode_counted(k, bytes.as_deref()))
+            .collect())
+    }
+
+    /// Stores a value; `ttl = None` applies the default TTL, a zero TTL
+    /// deletes the key.
+    pub async fn set<T: Serialize + 'static>(
+        &self,
+        key: &str,
+        value: &T,
+        ttl: Option<Duration>,
+    ) -> Result<()> {
+        let key = full_key(self, key)?;
+        self.store(&key, value, None, ttl, &[]).await
+    }
+
+    /// Stores a value and attaches it to `tags`, for
+    /// [`invalidate_tag`](Cache::invalidate_tag).
+    pub async fn set_tagged<T: Serialize + 'static>(
+        &self,
+        key: &str,
+        value: &T,
+        ttl: Option<Duration>,
+        tags: &[&str],
+    ) -> Result<()> {
+        let key = full_key(self, key)?;
+        let tags = tags
+            .iter()
+            .map(|t| validate_key(t).map(|()| (*t).to_owned()))
+            .collect::<Result<Vec<_>>>()?;
+        self.store(&key, value, None, ttl, &tags).await
+    }
+
+    /// Stores several values with one TTL (one round trip on remote backends).
+    pub async fn set_many<T: Serialize + 'static>(
+        &self,
+        entries: &[(&str, T)],
+        ttl: Option<Duration>,
+    ) -> Result<()> {
+        let ttl = ttl.or(self.inner.default_ttl);
+        let mut encoded: Vec<(KeyBuf, Bytes)> = Vec::with_capacity(entries.len());
+        for (k, v) in entries {
+            let key = full_key(self, k)?;
+            let bytes = self.encode(&key, v)?;
+            encoded.push((key, bytes));
+        }
+        if ttl == Some(Duration::ZERO) {
+            let keys: Vec<&str> = encoded.iter().map(|(k, _)| k.as_str()).collect();
+            self.counted(self.inner.backend.delete_many(&keys).await)?;
+            return Ok(());
+        }
+        let pairs: Vec<(&str, Bytes)> = encoded
+            .iter()
+            .map(|(k, b)| (k.as_str(), b.clone()))
+            .collect();
+        self.counted(self.inner.backend.set_many(&pairs, ttl).await)?;
+        for _ in 0..pairs.len() {
+            self.inner.stats.sets.incr();
+        }
+        Ok(())
+    }
+
+    /// Deletes a key; `true` if it held a value.
+    pub async fn delete(&self, key: &str) -> Result<bool> {
+        let key = full_key(self, key)?;
+        self.counted(self.inner.backend.delete(key.as_str()).await)
+    }
+
+    /// Deletes every key of this namespace matching the glob `pattern`
+    /// (`*`, `?`, `[abc]`, `[a-z]`, `[!a]`, `\` escapes); returns how many.
+    pub async fn delete_pattern(&self, pattern: &str) -> Result<u64> {
+        Glob::new(pattern)?;
+        let full = format!("{}{}", escape_glob(&self.inner.prefix), pattern);
+        self.counted(self.inner.backend.delete_pattern(&full).await)
+    }
+
+    /// Deletes every key of this namespace, and nothing else.
+    pub async fn clear(&self) -> Result<u64> {
+        self.counted(self.inner.backend.clear(&self.inner.prefix).await)
+    }
+
+    /// Whether the key holds a live value.
+    pub async fn exists(&self, key: &str) -> Result<bool> {
+        let key = full_key(self, key)?;
+        self.counted(self.inner.backend.exists(key.as_str()).await)
+    }
+
+    /// The key's remaining lifetime.
+    pub async fn ttl(&self, key: &str) -> Result<KeyTtl> {
+        let key = full_key(self, key)?;
+        self.counted(self.inner.backend.ttl(key.as_str()).await)
+    }
+
+    /// Atomically adds `delta` to the counter at `key` (created at 0 with
+    /// `ttl`, or the default TTL) and returns the new value. Counters are
+    /// stored as decimal text, not in the value envelope: read them with
+    /// `incr(key, 0, None)`.
+    pub async fn incr(&self, key: &str, delta: i64, ttl: Option<Duration>) -> Result<i64> {
+        let full = full_key(self, key)?;
+        let ttl = ttl.or(self.inner.default_ttl);
+        self.counted(self.inner.backend.incr(full.as_str(), delta, ttl).await)
+            .map_err(|e| match e {
+                Error::NotAnInteger { .. } => Error::NotAnInteger {
+                    key: key.to_owned(),
+                },
+                other => other,
+            })
+    }
+
+    /// Deletes every key stored with `tag` in this namespace; returns how many.
+    pub async fn invalidate_tag(&self, tag: &str) -> Result<u64> {
+        validate_key(tag)?;
+        let full = format!("{}{}", self.inner.prefix, tag);
+        self.counted(self.inner.backend.invalidate_tag(&full).await)
+    }
+
+    /// Returns the cached value, or runs `init`, stores its result and
+    /// returns it. Concurrent callers missing the same key run `init` once:
+    /// the others wait for its value. If that computation is cancelled or
+    /// panics, a waiting caller takes over, so nobody waits forever.
+    /// A backend failure is counted and logged, and `init` runs (fail open);
+    /// the only error is an invalid key.
+    pub async fn get_or_insert_with<T, F, Fut>(
+        &self,
+        key: &str,
+        ttl: Option<Duration>,
+        init: F,
+    ) -> Result<T>
+    where
+        T: CacheValue,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = T>,
+    {
+        let key = full_key(self, key)?;
+        if let Some(v) = self.lookup_fail_open(&key).await {
+            return Ok(v);
+        }
+        Ok(self
+            .fill(key, ttl, Vec::new(), init, whole, std::convert::identity)
+            .await)
+    }
+
+    /// Like [`get_or_insert_with`](Cache::get_or_insert_with) for a fallible
+    /// `init`: only `Ok` values are stored. When the computation fails,
+    /// waiting callers run their own `init` one after another, each getting
+    /// its own result.
+    pub async fn try_get_or_insert_with<T, E, F, Fut>(
+        &self,
+        key: &str,
+        ttl: Option<Duration>,
+        init: F,
+    ) -> std::result::Result<T, E>
+    where
+        T: CacheValue,
+        E: From<Error>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = std::result::Result<T, E>>,
+    {
+        let key = full_key(self, key)?;
+        if let Some(v) = self.lookup_fail_open(&key).await {
+            return Ok(v);
+        }
+        self.fill(key, ttl, Vec::new(), init, ok_part, Ok).await
+    }
+
+    // ---- internals shared with `__private` ----
+
+    fn counted<R>(&self, r: Result<R>) -> Result<R> {
+        if r.is_err() {
+            self.inner.stats.errors.incr();
+        }
+        r
+    }
+
+    fn encode<T: Serialize + 'static>(&self, key: &KeyBuf, value: &T) -> Result<Bytes> {
+        self.inner
+            .codec
+            .encode(value, self.fingerprint::<T>())
+            .map_err(|source| {
+                self.inner.stats.errors.incr();
+                Error::Encode {
+                    key: key.user_key().to_owned(),
+                    source,
+                }
+            })
+    }
+
+    fn fingerprint<T: 'static>(&self) -> u64 {
+        fingerprint::<T>(self.inner.schema_version)
+    }
+
+    /// Decodes, counting the hit or the miss.
+    fn decode_counted<T: CacheValue>(&self, key: &KeyBuf, bytes: Option<&[u8]>) -> Option<T> {
+        let stats = &self.inner.stats;
+        let Some(bytes) = bytes else {
+            stats.misses.incr();
+            return None;
+        };
+        match Codec::decode::<T>(bytes, self.fingerprint::<T>()) {
+            Ok(v) => {
+                stats.hits.incr();
+                Some(v)
+            }
+            Err(err) => {
+                self.decode_failed(key, &err);
+                None
+            }
+        }
+    }
+
+    fn decode_failed(&self, key: &KeyBuf, err: &CodecError) {
+        let stats = &self.inner.stats;
+        stats.decode_errors.incr();
+        stats.misses.incr();
+        match err {
+            CodecError::SchemaMismatch => {
+                tracing::debug!(key = %key, "cached value was written for another type; treated as a miss")
+            }
+            err => {
+                tracing::warn!(key = %key, error = %err, "cached value does not decode; treated as a miss")
+            }
+        }
+    }
+
+    /// The lookup every read goes through. Local hits take the first branch:
+    /// one moka lookup by `&str`, a type check and a clone.
+    #[inline]
+    pub(crate) async fn lookup<T: CacheValue>(&self, key: &KeyBuf) -> Result<Option<T>> {
+        let inner = &*self.inner;
+        #[cfg(feature = "memory")]
+        if let Some(local) = &inner.local {
+            if let Some(entry) = local.get_entry(key.as_str()).await {
+                if let Some(v) = entry.decoded.get().and_then(|d| d.downcast_ref::<T>()) {
+                    inner.stats.hits.incr();
+                    return Ok(Some(v.clone()));
+                }
+                return Ok(
+                    match Codec::decode::<T>(&entry.bytes, self.fingerprint::<T>()) {
+                        Ok(v) => {
+                            // Keep the decoded value: the next hit will not decode.
+                            let _ = entry.decoded.set(Arc::new(v.clone()));
+                            inner.stats.hits.incr();
+                            Some(v)
+                        }
+                        Err(err) => {
+                            self.decode_failed(key, &err);
+                            None
+                        }
+                    },
+                );
+            }
+            if inner.local_only {
+                inner.stats.misses.incr();
+                return Ok(None);
+            }
+        }
+        match inner.backend.get(key.as_str()).await {
+            Ok(bytes) => Ok(self.decode_counted(key, bytes.as_deref())),
+            Err(err) => {
+                inner.stats.errors.incr();
+                inner.stats.misses.incr();
+                Err(err)
+            }
+        }
+    }
+
+    pub(crate) async fn lookup_fail_open<T: CacheValue>(&self, key: &KeyBuf) -> Option<T> {
+        match self.lookup(key).await {
+            Ok(v) => v,
+            Err(err) => {
+                tracing::warn!(key = %key, error = %err, "cache read failed; computing the value");
+                None
+            }
+        }
+    }
+
+    pub(crate) async fn store<T: Serialize + 'static>(
+        &self,
+        key: &KeyBuf,
+        value: &T,
+        decoded: Option<Decoded>,
+        ttl: Option<Duration>,
+        tags: &[String],
+    ) -> Result<()> {
+        let ttl = ttl.or(self.inner.default_ttl);
+        if ttl == Some(Duration::ZERO) {
+            return self
+                .counted(self.inner.backend.delete(key.as_str()).await)
+                .map(drop);
+        }
+        let bytes = self.encode(key, value)?;
+        let full_tags: Vec<String>;
+        let tags: &[String] = if tags.is_empty() {
+            &[]
+        } else {
+            full_tags = tags
+                .iter()
+                .map(|t| format!("{}{}", self.inner.prefix, t))
+                .collect();
+            &full_tags
+        };
+        let mut entry = Entry::new(bytes, ttl).tags(tags);
+        entry.decoded = decoded;
+        self.counted(self.inner.backend.set_entry(key.as_str(), entry).await)?;
+        self.inner.stats.sets.incr();
+        Ok(())
+    }
+
+    /// Stores the cacheable part of a freshly computed result; failures are
+    /// counted and logged, never returned.
+    pub(crate) async fn store_computed<T: CacheValue>(
+        &self,
+        key: &KeyBuf,
+        value: &T,
+        ttl: Option<Duration>,
+        tags: &[String],
+    ) -> Option<Decoded> {
+        let decoded: Decoded = Arc::new(value.clone());
+        if let Err(err) = key.validate() {
+            self.inner.stats.errors.incr();
+            tracing::warn!(key = %key, error = %err, "key cannot be cached; value not stored");
+            return Some(decoded);
+        }
+        if let Err(err) = self
+            .store(key, value, Some(decoded.clone()), ttl, tags)
+            .await
+        {
+            tracing::warn!(key = %key, error = %err, "cache write failed; value not stored");
+        }
+        Some(decoded)
+    }
+
+    /// Miss path with single-flight. `part` picks the cacheable part of the
+    /// result (`Ok`, `Some`, or all of it), `wrap` rebuilds a result from a
+    /// value computed by another caller.
+    pub(crate) async fn fill<T, R, F, Fut>(
+        &self,
+        key: KeyBuf,
+        ttl: Option<Duration>,
+        tags: Vec<String>,
+        init: F,
+        part: fn(&R) -> Option<&T>,
+        wrap: fn(T) -> R,
+    ) -> R
+    where
+        T: CacheValue,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = R>,
+    {
+        let inner = &*self.inner;
+        loop {
+            match inner.flights.join_or_lead(key.as_str()) {
+                Role::Leader(guard) => {
+                    let result = init().await;
+                    if let Some(value) = part(&result) {
+                        if let Some(decoded) = self.store_computed(&key, value, ttl, &tags).await {
+                            guard.publish(decoded);
+                        }
+                    }
+                    return result;
+                }
+                Role::Follower(mut rx) => {
+                    // Wakes on publish, or when the leader's guard drops
+                    // (finished, failed, cancelled or panicked).
+                    let _ = rx.changed().await;
+                    let published = rx
+                        .borrow()
+                        .as_ref()
+                        .and_then(|d| d.downcast_ref::<T>().cloned());
+                    if let Some(v) = published {
+                        inner.stats.coalesced.incr();
+                        return wrap(v);
+                    }
+                    // The leader produced nothing cacheable: take a turn.
+                }
+            }
+        }
+    }
+
+    /// `<fn>_refresh`: compute, store, return; no lookup, no waiting.
+    pub(crate) async fn refresh<T, R, Fut>(
+        &self,
+        key: KeyBuf,
+        ttl: Option<Duration>,
+        tags: Vec<String>,
+        fut: Fut,
+        part: fn(&R) -> Option<&T>,
+    ) -> R
+    where
+        T: CacheValue,
+        Fut: Future<Output = R>,
+    {
+        let result = fut.await;
+        if let Some(value) = part(&result) {
+            self.store_computed(&key, value, ttl, &tags).await;
+        }
+        result
+    }
+
+    #[cfg(test)]
+    pub(crate) fn flights_in_progress(&self) -> usize {
+        self.inner.flights.len()
+    }
+}

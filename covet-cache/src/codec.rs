@@ -1,0 +1,261 @@
+//! Value codecs and the versioned envelope every stored value is wrapped in.
+//!
+//! Layout of a stored value (all backends):
+//!
+//! | bytes | meaning |
+//! |---|---|
+//! | 1 | envelope format, currently `1` |
+//! | 1 | codec id: `1` postcard, `2` bincode 2, `3` JSON |
+//! | 8 | schema fingerprint of the value type, little endian |
+//! | rest | the payload in the codec's format |
+//!
+//! The fingerprint is a 64-bit FNV-1a hash of the value type's name, its
+//! size and alignment, and the cache's schema version
+//! ([`CacheBuilder::schema_version`](crate::CacheBuilder::schema_version)).
+//! A reader whose type does not match, or bytes that do not decode, are a
+//! cache miss (counted in [`Stats::decode_errors`](crate::Stats)), never a
+//! wrong value. Bump the schema version to retire entries of a type whose
+//! serialized shape changed without its name or size changing.
+
+use bytes::Bytes;
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::error::CodecError;
+
+const FORMAT_V1: u8 = 1;
+const HEADER_LEN: usize = 10;
+
+/// The serialization format of cached values.
+///
+/// postcard is the default: compact, fast and with a stable, documented wire
+/// format. `bincode` (2.0.x) and `json` are opt-in cargo features. Readers
+/// decode with the codec recorded in each value's envelope, so changing the
+/// codec of a running system turns old entries into misses only where this
+/// build lacks their codec.
+///
+/// ```
+/// use covet_cache::{Cache, Codec};
+/// let cache = Cache::builder().codec(Codec::Postcard).build().unwrap();
+/// assert_eq!(cache.codec(), Codec::Postcard);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Codec {
+    /// postcard 1.x (default).
+    #[default]
+    Postcard,
+    /// bincode 2.0.x with its standard configuration (feature `bincode`).
+    #[cfg(feature = "bincode")]
+    Bincode,
+    /// JSON through serde_json (feature `json`).
+    #[cfg(feature = "json")]
+    Json,
+}
+
+impl Codec {
+    /// The id written into the envelope.
+    pub const fn id(self) -> u8 {
+        match self {
+            Codec::Postcard => 1,
+            #[cfg(feature = "bincode")]
+            Codec::Bincode => 2,
+            #[cfg(feature = "json")]
+            Codec::Json => 3,
+        }
+    }
+
+    fn from_id(id: u8) -> Result<Codec, CodecError> {
+        match id {
+            1 => Ok(Codec::Postcard),
+            #[cfg(feature = "bincode")]
+            2 => Ok(Codec::Bincode),
+            #[cfg(feature = "json")]
+            3 => Ok(Codec::Json),
+            other => Err(CodecError::UnknownCodec(other)),
+        }
+    }
+
+    /// Encodes `value` into an envelope with the given fingerprint.
+    pub(crate) fn encode<T: Serialize + ?Sized>(
+        self,
+        value: &T,
+        fingerprint: u64,
+    ) -> Result<Bytes, CodecError> {
+        let mut out = Vec::with_capacity(64);
+        out.push(FORMAT_V1);
+        out.push(self.id());
+        out.extend_from_slice(&fingerprint.to_le_bytes());
+        match self {
+            Codec::Postcard => {
+                out = postcard::to_extend(value, out)?;
+            }
+            #[cfg(feature = "bincode")]
+            Codec::Bincode => {
+                bincode::serde::encode_into_std_write(
+                    value,
+                    &mut out,
+                    bincode::config::standard(),
+                )?;
+            }
+            #[cfg(feature = "json")]
+            Codec::Json => {
+                serde_json::to_writer(&mut out, value)?;
+            }
+        }
+        Ok(Bytes::from(out))
+    }
+
+    /// Decodes an envelope, checking its format and fingerprint.
+    pub(crate) fn decode<T: DeserializeOwned>(
+        bytes: &[u8],
+        fingerprint: u64,
+    ) -> Result<T, CodecError> {
+        if bytes.len() < HEADER_LEN {
+            return Err(CodecError::Envelope("shorter than the header"));
+        }
+        if bytes[0] != FORMAT_V1 {
+            return Err(CodecError::Envelope("unknown envelope format"));
+        }
+        let codec = Codec::from_id(bytes[1])?;
+        let mut fp = [0u8; 8];
+        fp.copy_from_slice(&bytes[2..HEADER_LEN]);
+        if u64::from_le_bytes(fp) != fingerprint {
+            return Err(CodecError::SchemaMismatch);
+        }
+        let payload = &bytes[HEADER_LEN..];
+        match codec {
+            Codec::Postcard => {
+                let (value, rest) = postcard::take_from_bytes::<T>(payload)?;
+                if rest.is_empty() {
+                    Ok(value)
+                } else {
+                    Err(CodecError::TrailingBytes)
+                }
+            }
+            #[cfg(feature = "bincode")]
+            Codec::Bincode => {
+                let (value, used) = bincode::serde::decode_from_slice::<T, _>(
+                    payload,
+                    bincode::config::standard(),
+                )?;
+                if used == payload.len() {
+                    Ok(value)
+                } else {
+                    Err(CodecError::TrailingBytes)
+                }
+            }
+            #[cfg(feature = "json")]
+            Codec::Json => Ok(serde_json::from_slice(payload)?),
+        }
+    }
+}
+
+/// The schema fingerprint of `T` under a schema version.
+///
+/// Computed from `type_name::<T>()`, `size_of::<T>()`, `align_of::<T>()` and
+/// `version`. Stable for one build of a program; a compiler upgrade may
+/// change type names, which turns old remote entries into misses.
+pub(crate) fn fingerprint<T: 'static>(version: u32) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0100_0000_01b3;
+    let mut h = OFFSET;
+    let mut feed = |bytes: &[u8]| {
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(PRIME);
+        }
+    };
+    feed(std::any::type_name::<T>().as_bytes());
+    feed(&(std::mem::size_of::<T>() as u64).to_le_bytes());
+    feed(&(std::mem::align_of::<T>() as u64).to_le_bytes());
+    feed(&version.to_le_bytes());
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct User {
+        id: u64,
+        name: String,
+    }
+
+    #[test]
+    fn round_trip_postcard() {
+        let u = User {
+            id: 7,
+            name: "Alice".into(),
+        };
+        let fp = fingerprint::<User>(0);
+        let bytes = Codec::Postcard.encode(&u, fp).unwrap();
+        assert_eq!(bytes[0], 1);
+        assert_eq!(bytes[1], 1);
+        assert_eq!(Codec::decode::<User>(&bytes, fp).unwrap(), u);
+    }
+
+    #[test]
+    fn mismatch_and_corruption_are_errors() {
+        let fp = fingerprint::<User>(0);
+        let bytes = Codec::Postcard
+            .encode(
+                &User {
+                    id: 1,
+                    name: "x".into(),
+                },
+                fp,
+            )
+            .unwrap();
+        assert!(matches!(
+            Codec::decode::<User>(&bytes, fingerprint::<String>(0)),
+            Err(CodecError::SchemaMismatch)
+        ));
+        assert!(matches!(
+            Codec::decode::<User>(&bytes, fingerprint::<User>(1)),
+            Err(CodecError::SchemaMismatch)
+        ));
+        assert!(Codec::decode::<User>(&bytes[..4], fp).is_err());
+        let mut truncated = bytes.to_vec();
+        truncated.truncate(bytes.len() - 1);
+        assert!(Codec::decode::<User>(&truncated, fp).is_err());
+        let mut extra = bytes.to_vec();
+        extra.push(0);
+        assert!(matches!(
+            Codec::decode::<User>(&extra, fp),
+            Err(CodecError::TrailingBytes)
+        ));
+        let mut bad_codec = bytes.to_vec();
+        bad_codec[1] = 200;
+        assert!(matches!(
+            Codec::decode::<User>(&bad_codec, fp),
+            Err(CodecError::UnknownCodec(200))
+        ));
+        assert!(Codec::decode::<User>(b"garbage-garbage-garbage", fp).is_err());
+    }
+
+    #[cfg(feature = "json")]
+    #[test]
+    fn round_trip_json() {
+        let u = User {
+            id: 9,
+            name: "J".into(),
+        };
+        let fp = fingerprint::<User>(0);
+        let bytes = Codec::Json.encode(&u, fp).unwrap();
+        assert_eq!(&bytes[10..], br#"{"id":9,"name":"J"}"#);
+        assert_eq!(Codec::decode::<User>(&bytes, fp).unwrap(), u);
+    }
+
+    #[cfg(feature = "bincode")]
+    #[test]
+    fn round_trip_bincode() {
+        let u = User {
+            id: 3,
+            name: "B".into(),
+        };
+        let fp = fingerprint::<User>(0);
+        let bytes = Codec::Bincode.encode(&u, fp).unwrap();
+        assert_eq!(Codec::decode::<User>(&bytes, fp).unwrap(), u);
+    }
+}

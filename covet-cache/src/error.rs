@@ -1,0 +1,140 @@
+//! Error types of the cache runtime.
+
+use std::error::Error as StdError;
+
+/// A boxed error from a backend's client library, kept as the `source`.
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// Errors returned by cache operations.
+///
+/// Variants keep the underlying error as their [`source`](std::error::Error::source),
+/// so `tracing` and error reporters show the whole chain.
+///
+/// ```
+/// use covet_cache::{Cache, Error};
+/// # tokio_test_block(async {
+/// let cache = Cache::memory();
+/// let err = cache.set("", &1u32, None).await.unwrap_err();
+/// assert!(matches!(err, Error::InvalidKey { .. }));
+/// # });
+/// # fn tokio_test_block<F: std::future::Future>(f: F) -> F::Output {
+/// #     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+/// # }
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The backend failed (connection refused, timeout, protocol error...).
+    #[error("cache backend `{backend}` failed: {message}")]
+    Backend {
+        /// Name of the backend (`memory`, `redis`, ...).
+        backend: &'static str,
+        /// What the backend was doing.
+        message: String,
+        /// The client library's error.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// A value could not be encoded.
+    #[error("could not encode a value for key `{key}`")]
+    Encode {
+        /// The user key.
+        key: String,
+        /// The codec's error.
+        #[source]
+        source: CodecError,
+    },
+    /// A key was empty, too long or held control characters.
+    #[error("invalid cache key {key:?}: {reason}")]
+    InvalidKey {
+        /// The offending key (truncated to 64 characters).
+        key: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+    /// A glob pattern was malformed (for example an unclosed `[`).
+    #[error("invalid key pattern {pattern:?}: {reason}")]
+    InvalidPattern {
+        /// The pattern.
+        pattern: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+    /// `incr` was called on a value that is not a decimal integer, or it overflowed.
+    #[error("value at `{key}` is not an integer counter or the increment overflowed")]
+    NotAnInteger {
+        /// The user key.
+        key: String,
+    },
+}
+
+impl Error {
+    /// Builds [`Error::Backend`] from a client error.
+    pub fn backend(
+        backend: &'static str,
+        message: impl Into<String>,
+        source: impl Into<BoxError>,
+    ) -> Self {
+        Error::Backend {
+            backend,
+            message: message.into(),
+            source: Some(source.into()),
+        }
+    }
+}
+
+/// Encoding or decoding failed in a [`Codec`](crate::Codec).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CodecError {
+    /// postcard failed.
+    #[error("postcard: {0}")]
+    Postcard(#[from] postcard::Error),
+    /// serde_json failed.
+    #[cfg(feature = "json")]
+    #[error("json: {0}")]
+    Json(#[from] serde_json::Error),
+    /// bincode failed to encode.
+    #[cfg(feature = "bincode")]
+    #[error("bincode: {0}")]
+    BincodeEncode(#[from] bincode::error::EncodeError),
+    /// bincode failed to decode.
+    #[cfg(feature = "bincode")]
+    #[error("bincode: {0}")]
+    BincodeDecode(#[from] bincode::error::DecodeError),
+    /// The stored bytes are not a covet envelope, or are truncated.
+    #[error("stored value is not a valid envelope: {0}")]
+    Envelope(&'static str),
+    /// The stored value was written for another type (schema fingerprint mismatch).
+    #[error("stored value was written for another type")]
+    SchemaMismatch,
+    /// The stored value was written with a codec this build does not have.
+    #[error("stored value uses codec id {0}, which this build does not support")]
+    UnknownCodec(u8),
+    /// Bytes left over after decoding the payload.
+    #[error("trailing bytes after the payload")]
+    TrailingBytes,
+}
+
+/// A mistake in a builder's configuration, returned by `build()`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The namespace is empty, too long or holds characters that keys may not hold.
+    #[error(
+        "invalid namespace {0:?}: namespaces are 1 to 64 characters without whitespace, control characters or glob metacharacters"
+    )]
+    InvalidNamespace(String),
+    /// A TTL of zero was given.
+    #[error("`{0}` must be greater than zero")]
+    ZeroDuration(&'static str),
+    /// No backend was given and the `memory` feature is off.
+    #[error("no backend configured (enable the `memory` feature or call `.backend(...)`)")]
+    MissingBackend,
+    /// A capacity of zero was given.
+    #[error("`{0}` must be greater than zero")]
+    ZeroCapacity(&'static str),
+}
+
+/// Shorthand for `Result<T, covet_cache::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

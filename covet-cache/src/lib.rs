@@ -1,0 +1,40 @@
+//! The cache runtime of [covet](https://docs.rs/covet): one async
+//! bytes-level [`CacheBackend`] trait, the in-memory [`MemoryBackend`] on
+//! moka, and the typed [`Cache`] facade with namespaces, TTLs, a versioned
+//! value envelope, pattern deletes, tags, single-flight and statistics.
+//!
+//! Most users reach this crate through `covet::cache` and `#[covet::cached]`.
+//!
+//! ```
+//! use covet_cache::Cache;
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let cache = Cache::memory();
+//! cache.set("greeting", &"hello".to_string(), None).await.unwrap();
+//! assert_eq!(cache.get::<String>("greeting").await.unwrap().as_deref(), Some("hello"));
+//! # });
+//! ```
+
+pub mod backend;
+mod cache;
+mod codec;
+mod default;
+pub mod error;
+mod flight;
+mod key;
+mod stats;
+
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::private::*;
+}
+mod private;
+
+#[cfg(feature = "memory")]
+pub use backend::memory::{MemoryBackend, MemoryBackendBuilder};
+pub use backend::{CacheBackend, Decoded, Entry, KeyTtl};
+pub use cache::{Cache, CacheBuilder, CacheValue, DEFAULT_NAMESPACE};
+pub use codec::Codec;
+pub use default::{default_cache, set_default};
+pub use error::{CodecError, ConfigError, Error, Result};
+pub use key::{Glob, KeyBuf, MAX_KEY_LEN};
+pub use stats::Stats;

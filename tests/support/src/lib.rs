@@ -1,0 +1,207 @@
+//! Test support for covet: where the real servers are, unique namespaces
+//! per test, and throwaway server processes on free loopback ports.
+//!
+//! Servers are found through run-time settings (`COVET_REDIS_URL`,
+//! `COVET_POSTGRES_URL`, `COVET_MYSQL_URL`, `COVET_MEMCACHED_URL`) with this
+//! machine's loopback defaults. [`require`] decides what a test does when a
+//! server is missing: under `CI=true` it panics (never a silent skip);
+//! elsewhere it returns `None` so a developer without that server can still
+//! run the rest.
+
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// A server the tests can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Server {
+    /// Redis.
+    Redis,
+    /// PostgreSQL.
+    Postgres,
+    /// MariaDB / MySQL.
+    Mysql,
+    /// Memcached.
+    Memcached,
+}
+
+impl Server {
+    /// The environment variable naming the server's URL.
+    pub fn env_var(self) -> &'static str {
+        match self {
+            Server::Redis => "COVET_REDIS_URL",
+            Server::Postgres => "COVET_POSTGRES_URL",
+            Server::Mysql => "COVET_MYSQL_URL",
+            Server::Memcached => "COVET_MEMCACHED_URL",
+        }
+    }
+
+    /// This machine's default URL.
+    pub fn default_url(self) -> &'static str {
+        match self {
+            Server::Redis => "redis://127.0.0.1:6379",
+            Server::Postgres => "postgres://postgres@127.0.0.1:5432/test",
+            Server::Mysql => "mysql://root@127.0.0.1:3306/test",
+            Server::Memcached => "memcache://127.0.0.1:11211",
+        }
+    }
+
+    /// The URL, from the environment or the default.
+    pub fn url(self) -> String {
+        std::env::var(self.env_var()).unwrap_or_else(|_| self.default_url().to_owned())
+    }
+}
+
+/// Whether we run under CI (`CI=true`).
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+fn host_port(url: &str) -> Option<(String, u16)> {
+    let rest = url.split("://").nth(1)?;
+    let authority = rest.split('/').next()?;
+    let hostport = authority.rsplit('@').next()?;
+    let (host, port) = hostport.rsplit_once(':')?;
+    Some((host.to_owned(), port.parse().ok()?))
+}
+
+/// Whether something accepts TCP connections at the URL's host and port.
+pub fn reachable(url: &str) -> bool {
+    let Some((host, port)) = host_port(url) else {
+        return false;
+    };
+    let Ok(addrs) = (host.as_str(), port).to_socket_addrs() else {
+        return false;
+    };
+    addrs
+        .into_iter()
+        .any(|a| TcpStream::connect_timeout(&a, Duration::from_millis(500)).is_ok())
+}
+
+/// The server's URL if it is reachable. When it is not: panics under CI,
+/// otherwise prints why the test is skipped and returns `None`.
+pub fn require(server: Server) -> Option<String> {
+    let url = server.url();
+    if reachable(&url) {
+        return Some(url);
+    }
+    if in_ci() {
+        panic!(
+            "{server:?} is required under CI=true but {url} is unreachable ({} )",
+            server.env_var()
+        );
+    }
+    eprintln!(
+        "skipping: {server:?} at {url} is unreachable (set {})",
+        server.env_var()
+    );
+    None
+}
+
+/// A namespace no other test (or earlier run) uses: `prefix` plus the
+/// process id, a time stamp and a counter.
+pub fn unique_namespace(prefix: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0);
+    format!(
+        "{prefix}-{}-{:x}-{}",
+        std::process::id(),
+        t & 0xffff_ffff,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("binding an ephemeral loopback port")
+}
+
+/// A `redis-server` owned by one test, on a free loopback port, killed on drop.
+#[derive(Debug)]
+pub struct RedisProcess {
+    child: Option<Child>,
+    port: u16,
+}
+
+impl RedisProcess {
+    /// Starts one and waits until it accepts connections.
+    pub fn start() -> std::io::Result<RedisProcess> {
+        Self::start_on(free_port())
+    }
+
+    /// Starts one on `port` (used to restart a killed server on its old port).
+    pub fn start_on(port: u16) -> std::io::Result<RedisProcess> {
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_err() {
+            if Instant::now() > deadline {
+                return Err(std::io::Error::other("redis-server did not start"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(RedisProcess {
+            child: Some(child),
+            port,
+        })
+    }
+
+    /// Its port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills it now.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for RedisProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_urls() {
+        assert_eq!(
+            host_port("postgres://postgres@127.0.0.1:5432/test"),
+            Some(("127.0.0.1".into(), 5432))
+        );
+        assert_eq!(
+            host_port("redis://127.0.0.1:6379"),
+            Some(("127.0.0.1".into(), 6379))
+        );
+        assert_eq!(host_port("nonsense"), None);
+    }
+
+    #[test]
+    fn namespaces_are_unique() {
+        assert_ne!(unique_namespace("t"), unique_namespace("t"));
+    }
+}
