@@ -1,0 +1,424 @@
+//! Hit path of `#[covet::cached]` against raw moka, hand-written moka and
+//! the `cached` crate, plus a stampede of concurrent misses of one key.
+//!
+//! Run with `cargo bench --bench cached_hit`; results and how to read them
+//! are in `BENCHMARKS.md` at the workspace root.
+//!
+//! # Method
+//!
+//! Every contender returns the same value type ([`User`], a `u64` and a
+//! 10-byte `String`) for the same id (42), from a cache warmed before timing.
+//! Each contender is an `async` closure run by the same two drivers:
+//!
+//! * `hit_1_thread`: `iter_custom` runs the whole loop of `iters` awaits
+//!   inside one `block_on` of a current-thread tokio runtime built once, so
+//!   no runtime entry is paid per call. The figure is the time of one call.
+//! * `hit_2_threads`: `iter_custom` starts 2 threads, each with its own
+//!   current-thread runtime; they meet at a barrier, then each does `iters`
+//!   calls on the shared cache. The figure is the slower thread's wall time
+//!   divided by `iters`: the time of one call while another thread calls the
+//!   same key at the same time (per-thread latency). Equal to the 1-thread
+//!   figure means perfect scaling; total throughput is `2 / figure`.
+//!
+//! `stampede` times 100 concurrent calls (100 tokio tasks on a 2-worker
+//! runtime, joined with `join_all`) of a fn whose body sleeps 1 ms, with a
+//! fresh key per iteration so every iteration is a miss, and counts how many
+//! times the body ran.
+
+use std::future::Future;
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Barrier, LazyLock};
+use std::time::{Duration, Instant};
+
+use covet::cache::{Cache, MemoryBackend};
+use criterion::{BenchmarkGroup, Criterion, measurement::WallTime};
+use serde::{Deserialize, Serialize};
+use tokio::runtime::{Builder, Runtime};
+
+/// The id every hit benchmark asks for.
+const ID: u64 = 42;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct User {
+    id: u64,
+    name: String,
+}
+
+fn make_user(id: u64) -> User {
+    // 10 characters: "user-00042".
+    User {
+        id,
+        name: format!("user-{id:05}"),
+    }
+}
+
+// ---- contenders -------------------------------------------------------------
+
+// (a) the floor: moka keyed by the id itself.
+static RAW_MOKA: LazyLock<moka::future::Cache<u64, User>> =
+    LazyLock::new(|| moka::future::Cache::new(10_000));
+
+// (b) what users write today: moka keyed by a formatted `String`.
+static STRING_MOKA: LazyLock<moka::future::Cache<String, User>> =
+    LazyLock::new(|| moka::future::Cache::new(10_000));
+
+async fn string_moka_get_user(id: u64) -> User {
+    let key = format!("user:{id}");
+    if let Some(user) = STRING_MOKA.get(&key).await {
+        return user;
+    }
+    let user = make_user(id);
+    STRING_MOKA.insert(key, user.clone()).await;
+    user
+}
+
+// Body executions of each memoized fn (each must run once: the rest are hits).
+static RUNS_CACHED: AtomicU64 = AtomicU64::new(0);
+static RUNS_CONCURRENT_CACHED: AtomicU64 = AtomicU64::new(0);
+static RUNS_COVET_DEFAULT: AtomicU64 = AtomicU64::new(0);
+static RUNS_COVET_STATIC: AtomicU64 = AtomicU64::new(0);
+
+// (c) the `cached` crate's `#[cached]` (default store: `UnboundCache` behind
+// an `async_lock::RwLock`, keyed by the argument).
+#[cached::proc_macro::cached]
+async fn cached_get_user(id: u64) -> User {
+    RUNS_CACHED.fetch_add(1, Ordering::Relaxed);
+    make_user(id)
+}
+
+// (c') the `cached` crate's sharded `#[concurrent_cached]`, for reference.
+#[cached::proc_macro::concurrent_cached]
+async fn concurrent_cached_get_user(id: u64) -> User {
+    RUNS_CONCURRENT_CACHED.fetch_add(1, Ordering::Relaxed);
+    make_user(id)
+}
+
+// (d) ours, on the process-wide default cache (set in `main`).
+#[covet::cached(key = "user:{id}")]
+async fn covet_default_get_user(id: u64) -> User {
+    RUNS_COVET_DEFAULT.fetch_add(1, Ordering::Relaxed);
+    make_user(id)
+}
+
+// (e) ours, on a cache in a static.
+static CACHE: LazyLock<Cache> = LazyLock::new(|| {
+    Cache::builder()
+        .backend(MemoryBackend::new())
+        .namespace("bench")
+        .build()
+        .expect("valid cache configuration")
+});
+
+#[covet::cached(key = "user:{id}", cache = CACHE)]
+async fn covet_static_get_user(id: u64) -> User {
+    RUNS_COVET_STATIC.fetch_add(1, Ordering::Relaxed);
+    make_user(id)
+}
+
+// (f) ours, typed API on the default cache's handle.
+static TYPED: LazyLock<Cache> = LazyLock::new(|| covet::cache::default_cache().clone());
+
+/// Fills every cache with user 42 and checks that each contender returns it.
+fn warm(rt: &Runtime) {
+    rt.block_on(async {
+        let want = make_user(ID);
+        RAW_MOKA.insert(ID, want.clone()).await;
+        TYPED.set("user:42", &want, None).await.expect("typed set");
+        for _ in 0..2 {
+            assert_eq!(RAW_MOKA.get(&ID).await.as_ref(), Some(&want));
+            assert_eq!(string_moka_get_user(ID).await, want);
+            assert_eq!(cached_get_user(ID).await, want);
+            assert_eq!(concurrent_cached_get_user(ID).await, want);
+            assert_eq!(covet_default_get_user(ID).await, want);
+            assert_eq!(covet_static_get_user(ID).await, want);
+            assert_eq!(
+                TYPED.get::<User>("user:42").await.ok().flatten(),
+                Some(want.clone())
+            );
+        }
+    });
+}
+
+// ---- drivers ----------------------------------------------------------------
+
+fn current_thread_runtime() -> Runtime {
+    Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// `iters` sequential calls inside one `block_on`; the time of the loop only.
+fn run_loop<F, T>(rt: &Runtime, iters: u64, op: &F) -> Duration
+where
+    F: AsyncFn() -> T,
+{
+    rt.block_on(async {
+        let start = Instant::now();
+        for _ in 0..iters {
+            black_box(op().await);
+        }
+        start.elapsed()
+    })
+}
+
+/// 2 threads, each doing `iters` calls on its own current-thread runtime,
+/// released together; the slower thread's loop time.
+fn run_two_threads<F, T>(iters: u64, op: &F) -> Duration
+where
+    F: AsyncFn() -> T + Sync,
+{
+    let barrier = Barrier::new(2);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(|| {
+                    let rt = current_thread_runtime();
+                    barrier.wait();
+                    run_loop(&rt, iters, op)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("bench thread panicked"))
+            .max()
+            .unwrap_or_default()
+    })
+}
+
+#[derive(Clone, Copy)]
+enum Threads {
+    One,
+    Two,
+}
+
+fn bench_hit<F, T>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    rt: &Runtime,
+    threads: Threads,
+    name: &str,
+    op: F,
+) where
+    F: AsyncFn() -> T + Sync,
+{
+    group.bench_function(name, |b| {
+        b.iter_custom(|iters| match threads {
+            Threads::One => run_loop(rt, iters, &op),
+            Threads::Two => run_two_threads(iters, &op),
+        })
+    });
+}
+
+fn hits(c: &mut Criterion, rt: &Runtime, threads: Threads) {
+    let mut group = c.benchmark_group(match threads {
+        Threads::One => "hit_1_thread",
+        Threads::Two => "hit_2_threads",
+    });
+    let g = &mut group;
+    bench_hit(g, rt, threads, "a_moka_u64_key", async || {
+        RAW_MOKA.get(&black_box(ID)).await
+    });
+    bench_hit(g, rt, threads, "b_moka_format_string_key", async || {
+        string_moka_get_user(black_box(ID)).await
+    });
+    bench_hit(g, rt, threads, "c_cached_crate", async || {
+        cached_get_user(black_box(ID)).await
+    });
+    bench_hit(g, rt, threads, "c2_cached_crate_concurrent", async || {
+        concurrent_cached_get_user(black_box(ID)).await
+    });
+    bench_hit(g, rt, threads, "d_covet_default_cache", async || {
+        covet_default_get_user(black_box(ID)).await
+    });
+    bench_hit(g, rt, threads, "e_covet_static_cache", async || {
+        covet_static_get_user(black_box(ID)).await
+    });
+    bench_hit(g, rt, threads, "f_covet_typed_get", async || {
+        TYPED.get::<User>(black_box("user:42")).await
+    });
+    group.finish();
+}
+
+// ---- stampede ---------------------------------------------------------------
+
+/// Concurrent callers per iteration.
+const CALLERS: usize = 100;
+
+/// Fresh key per iteration, shared by all contenders.
+static NEXT_KEY: AtomicU64 = AtomicU64::new(1_000_000);
+
+static SLOW_RUNS_COVET: AtomicU64 = AtomicU64::new(0);
+static SLOW_RUNS_CACHED: AtomicU64 = AtomicU64::new(0);
+static SLOW_RUNS_CACHED_BY_KEY: AtomicU64 = AtomicU64::new(0);
+
+async fn slow_body(n: u64, runs: &AtomicU64) -> u64 {
+    runs.fetch_add(1, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    n
+}
+
+#[covet::cached(key = "slow:{n}")]
+async fn slow_covet(n: u64) -> u64 {
+    slow_body(n, &SLOW_RUNS_COVET).await
+}
+
+// Default `#[cached]`: no synchronization of concurrent misses.
+#[cached::proc_macro::cached]
+async fn slow_cached(n: u64) -> u64 {
+    slow_body(n, &SLOW_RUNS_CACHED).await
+}
+
+// `#[cached]` with its per-key write lock, which does coalesce.
+#[cached::proc_macro::cached(sync_writes = "by_key")]
+async fn slow_cached_by_key(n: u64) -> u64 {
+    slow_body(n, &SLOW_RUNS_CACHED_BY_KEY).await
+}
+
+/// Body executions per stampede, per contender, for the report.
+struct Tally {
+    stampedes: AtomicU64,
+    runs: AtomicU64,
+}
+
+static TALLIES: [(&str, Tally); 3] = [
+    ("covet", Tally::new()),
+    ("cached", Tally::new()),
+    ("cached_by_key", Tally::new()),
+];
+
+impl Tally {
+    const fn new() -> Tally {
+        Tally {
+            stampedes: AtomicU64::new(0),
+            runs: AtomicU64::new(0),
+        }
+    }
+}
+
+fn bench_stampede<Fut>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    rt: &Runtime,
+    name: &str,
+    tally: &Tally,
+    runs: &AtomicU64,
+    exactly_once: bool,
+    call: fn(u64) -> Fut,
+) where
+    Fut: Future<Output = u64> + Send + 'static,
+{
+    group.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            let before = runs.load(Ordering::Relaxed);
+            let elapsed = rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
+                    let tasks = (0..CALLERS).map(|_| tokio::spawn(call(black_box(key))));
+                    for r in futures_util::future::join_all(tasks).await {
+                        assert_eq!(r.expect("task panicked"), key);
+                    }
+                }
+                start.elapsed()
+            });
+            let ran = runs.load(Ordering::Relaxed) - before;
+            if exactly_once {
+                assert_eq!(ran, iters, "{name}: the body must run once per stampede");
+            }
+            tally.stampedes.fetch_add(iters, Ordering::Relaxed);
+            tally.runs.fetch_add(ran, Ordering::Relaxed);
+            elapsed
+        })
+    });
+}
+
+fn stampede(c: &mut Criterion) {
+    let rt = Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let mut group = c.benchmark_group("stampede");
+    bench_stampede(
+        &mut group,
+        &rt,
+        "covet",
+        &TALLIES[0].1,
+        &SLOW_RUNS_COVET,
+        true,
+        slow_covet,
+    );
+    bench_stampede(
+        &mut group,
+        &rt,
+        "cached_crate",
+        &TALLIES[1].1,
+        &SLOW_RUNS_CACHED,
+        false,
+        slow_cached,
+    );
+    bench_stampede(
+        &mut group,
+        &rt,
+        "cached_crate_sync_writes_by_key",
+        &TALLIES[2].1,
+        &SLOW_RUNS_CACHED_BY_KEY,
+        false,
+        slow_cached_by_key,
+    );
+    group.finish();
+}
+
+// ---- main -------------------------------------------------------------------
+
+fn report() {
+    let once = [
+        ("c_cached_crate", &RUNS_CACHED),
+        ("c2_cached_crate_concurrent", &RUNS_CONCURRENT_CACHED),
+        ("d_covet_default_cache", &RUNS_COVET_DEFAULT),
+        ("e_covet_static_cache", &RUNS_COVET_STATIC),
+    ];
+    for (name, runs) in once {
+        let runs = runs.load(Ordering::Relaxed);
+        assert_eq!(
+            runs, 1,
+            "{name}: the body ran {runs} times; every timed call must hit"
+        );
+    }
+    println!("hit benchmarks: every memoized body ran exactly once (all timed calls were hits)");
+    for (name, tally) in &TALLIES {
+        let stampedes = tally.stampedes.load(Ordering::Relaxed);
+        let runs = tally.runs.load(Ordering::Relaxed);
+        if stampedes > 0 {
+            println!(
+                "stampede/{name}: body ran {:.2} times per {CALLERS} concurrent misses \
+                 ({runs} runs in {stampedes} stampedes)",
+                runs as f64 / stampedes as f64
+            );
+        }
+    }
+}
+
+fn main() {
+    covet::cache::set_default(
+        Cache::builder()
+            .backend(MemoryBackend::new())
+            .namespace("bench")
+            .build()
+            .expect("valid cache configuration"),
+    );
+    let rt = current_thread_runtime();
+    warm(&rt);
+
+    let mut c = Criterion::default()
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_secs(1))
+        .sample_size(30)
+        .configure_from_args();
+    hits(&mut c, &rt, Threads::One);
+    hits(&mut c, &rt, Threads::Two);
+    stampede(&mut c);
+    report();
+    c.final_summary();
+}

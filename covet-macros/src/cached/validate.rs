@@ -1,0 +1,422 @@
+// Checks on the annotated fn, and what expansion needs to know about it.
+
+use darling::Error;
+use darling::error::Accumulator;
+use syn::spanned::Spanned;
+use syn::visit_mut::VisitMut;
+use syn::{FnArg, Ident, Pat, PatIdent, ReturnType, Signature, Type, TypeImplTrait};
+
+use super::args::CachedArgs;
+
+// How the return value maps to what is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    // `Result<T, E>`: only `Ok` is stored.
+    Result,
+    // `Option<T>`: only `Some` is stored.
+    Option,
+    // Anything else: always stored.
+    Plain,
+}
+
+// A named, non-receiver parameter.
+#[derive(Debug, Clone)]
+pub(crate) struct Param {
+    // As declared, without `mut`.
+    pub(crate) ident: Ident,
+    // The argument as the generated wrapper and companions declare it: the
+    // user's tokens minus `mut`, which would be unused there.
+    pub(crate) arg: FnArg,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Checked {
+    // `&self` (or `self: &Self`) of a method.
+    pub(crate) receiver: Option<FnArg>,
+    pub(crate) params: Vec<Param>,
+    pub(crate) mode: Mode,
+}
+
+impl Checked {
+    // Names a template may refer to: `self` first for methods.
+    pub(crate) fn names(&self) -> Vec<Ident> {
+        let receiver = self.receiver.as_ref().map(|r| Ident::new("self", r.span()));
+        receiver
+            .into_iter()
+            .chain(self.params.iter().map(|p| p.ident.clone()))
+            .collect()
+    }
+}
+
+// Every problem is pushed to `errors`; the result is only used for
+// expansion when `errors` stays empty. `args` is `None` when the options
+// themselves failed to parse: checks that depend on them are skipped.
+pub(crate) fn check(
+    sig: &Signature,
+    args: Option<&CachedArgs>,
+    errors: &mut Accumulator,
+) -> Checked {
+    if sig.asyncness.is_none() {
+        errors.push(Error::custom("#[cached] requires an async fn").with_span(&sig.fn_token));
+    }
+    if let Some(unsafety) = &sig.unsafety {
+        errors
+            .push(Error::custom("#[cached] cannot be used on an `unsafe fn`").with_span(unsafety));
+    }
+
+    let has_key = args.is_none_or(|a| a.key.is_some());
+    let mut receiver = None;
+    let mut params = Vec::new();
+    for input in &sig.inputs {
+        match input {
+            FnArg::Receiver(r) => {
+                let by_ref_mut = match (&r.reference, &*r.ty) {
+                    (Some(_), _) => Some(r.mutability.is_some()),
+                    (None, Type::Reference(reference)) if r.colon_token.is_some() => {
+                        Some(reference.mutability.is_some())
+                    }
+                    _ => None,
+                };
+                match by_ref_mut {
+                    Some(false) => receiver = Some(input.clone()),
+                    Some(true) => errors.push(
+                        Error::custom(
+                            "#[cached] cannot be used on `&mut self` methods: the cached result \
+                             would skip the mutation",
+                        )
+                        .with_span(r),
+                    ),
+                    None => errors.push(
+                        Error::custom(
+                            "#[cached] cannot be used on methods taking `self` by value; take \
+                             `&self`",
+                        )
+                        .with_span(r),
+                    ),
+                }
+            }
+            FnArg::Typed(typed) => {
+                if !has_key && contains_impl_trait(&typed.ty) {
+                    errors.push(
+                        Error::custom(
+                            "arguments of type `impl Trait` cannot be encoded into the default \
+                             key; give an explicit `key = \"...\"`",
+                        )
+                        .with_span(typed),
+                    );
+                }
+                match &*typed.pat {
+                    Pat::Ident(PatIdent {
+                        by_ref: None,
+                        subpat: None,
+                        ident,
+                        ..
+                    }) if ident != "_" => {
+                        let mut arg = typed.clone();
+                        if let Pat::Ident(pat) = &mut *arg.pat {
+                            pat.mutability = None;
+                        }
+                        params.push(Param {
+                            ident: ident.clone(),
+                            arg: FnArg::Typed(arg),
+                        });
+                    }
+                    pat => errors.push(
+                        Error::custom(
+                            "#[cached] needs a plain name for every parameter; destructure it \
+                             inside the function body",
+                        )
+                        .with_span(pat),
+                    ),
+                }
+            }
+        }
+    }
+
+    if let ReturnType::Type(_, ty) = &sig.output
+        && contains_impl_trait(ty)
+    {
+        errors.push(
+            Error::custom("#[cached] cannot store an `impl Trait` return value; name the type")
+                .with_span(ty),
+        );
+    }
+
+    let mode = args.map_or(Mode::Plain, |args| mode(&sig.output, args));
+    Checked {
+        receiver,
+        params,
+        mode,
+    }
+}
+
+// Flags win; otherwise the last segment of the return type's path decides, so
+// `io::Result<T>` is a result but an alias such as `UserResult` needs `result`.
+fn mode(output: &ReturnType, args: &CachedArgs) -> Mode {
+    if args.result.is_present() {
+        return Mode::Result;
+    }
+    if args.option.is_present() {
+        return Mode::Option;
+    }
+    let ReturnType::Type(_, ty) = output else {
+        return Mode::Plain;
+    };
+    let mut ty = &**ty;
+    while let Type::Group(syn::TypeGroup { elem, .. }) | Type::Paren(syn::TypeParen { elem, .. }) =
+        ty
+    {
+        ty = elem;
+    }
+    match ty {
+        Type::Path(path) if path.qself.is_none() => match path.path.segments.last() {
+            Some(last) if last.ident == "Result" => Mode::Result,
+            Some(last) if last.ident == "Option" => Mode::Option,
+            _ => Mode::Plain,
+        },
+        _ => Mode::Plain,
+    }
+}
+
+fn contains_impl_trait(ty: &Type) -> bool {
+    struct Finder(bool);
+    impl VisitMut for Finder {
+        fn visit_type_impl_trait_mut(&mut self, _: &mut TypeImplTrait) {
+            self.0 = true;
+        }
+    }
+    let mut finder = Finder(false);
+    finder.visit_type_mut(&mut ty.clone());
+    finder.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quote::quote;
+    use syn::{ItemFn, parse_quote};
+
+    fn args(tokens: proc_macro2::TokenStream) -> CachedArgs {
+        CachedArgs::parse(tokens).unwrap()
+    }
+
+    fn run(func: ItemFn, args: &CachedArgs) -> (Checked, Vec<String>) {
+        let mut errors = Error::accumulator();
+        let checked = check(&func.sig, Some(args), &mut errors);
+        let errors = errors
+            .into_inner()
+            .into_iter()
+            .map(|e| e.to_string())
+            .collect();
+        (checked, errors)
+    }
+
+    #[test]
+    fn free_fn() {
+        let (checked, errors) = run(
+            parse_quote!(
+                async fn get_user(user_id: u64, mut name: &str) -> Result<u8, ()> {}
+            ),
+            &args(quote!()),
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        assert!(checked.receiver.is_none());
+        assert_eq!(checked.mode, Mode::Result);
+        let names: Vec<String> = checked.names().iter().map(ToString::to_string).collect();
+        assert_eq!(names, ["user_id", "name"]);
+        // `mut` is dropped from the copies.
+        let arg = &checked.params[1].arg;
+        assert_eq!(quote!(#arg).to_string(), quote!(name: &str).to_string());
+    }
+
+    #[test]
+    fn method_with_ref_self() {
+        for func in [
+            parse_quote!(
+                async fn get(&self, id: u64) -> u8 {}
+            ),
+            parse_quote!(
+                async fn get(&'a self, id: u64) -> u8 {}
+            ),
+            parse_quote!(
+                async fn get(self: &Self, id: u64) -> u8 {}
+            ),
+        ] {
+            let (checked, errors) = run(func, &args(quote!()));
+            assert!(errors.is_empty(), "{errors:?}");
+            assert!(checked.receiver.is_some());
+            let names: Vec<String> = checked.names().iter().map(ToString::to_string).collect();
+            assert_eq!(names, ["self", "id"]);
+            assert_eq!(checked.mode, Mode::Plain);
+        }
+    }
+
+    #[test]
+    fn requires_async() {
+        let (_, errors) = run(
+            parse_quote!(
+                fn get() -> u8 {
+                    1
+                }
+            ),
+            &args(quote!()),
+        );
+        assert_eq!(errors, ["#[cached] requires an async fn"]);
+    }
+
+    #[test]
+    fn rejects_unsafe() {
+        let (_, errors) = run(
+            parse_quote!(
+                async unsafe fn get() -> u8 {
+                    1
+                }
+            ),
+            &args(quote!()),
+        );
+        assert_eq!(errors, ["#[cached] cannot be used on an `unsafe fn`"]);
+    }
+
+    #[test]
+    fn rejects_mut_self() {
+        for func in [
+            parse_quote!(
+                async fn get(&mut self) -> u8 {
+                    1
+                }
+            ),
+            parse_quote!(
+                async fn get(self: &mut Self) -> u8 {
+                    1
+                }
+            ),
+        ] {
+            let (_, errors) = run(func, &args(quote!()));
+            assert_eq!(errors.len(), 1);
+            assert!(errors[0].contains("`&mut self`"));
+        }
+    }
+
+    #[test]
+    fn rejects_self_by_value() {
+        for func in [
+            parse_quote!(
+                async fn get(self) -> u8 {
+                    1
+                }
+            ),
+            parse_quote!(
+                async fn get(mut self) -> u8 {
+                    1
+                }
+            ),
+            parse_quote!(
+                async fn get(self: Box<Self>) -> u8 {
+                    1
+                }
+            ),
+        ] {
+            let (_, errors) = run(func, &args(quote!()));
+            assert_eq!(errors.len(), 1);
+            assert!(errors[0].contains("`self` by value"));
+        }
+    }
+
+    #[test]
+    fn impl_trait_needs_a_key() {
+        let func: ItemFn = parse_quote!(
+            async fn get(a: u8, name: &impl Display) -> u8 {
+                1
+            }
+        );
+        let (_, errors) = run(func.clone(), &args(quote!()));
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].starts_with("arguments of type `impl Trait`"));
+        let (_, errors) = run(func, &args(quote!(key = "{a}")));
+        assert!(errors.is_empty());
+    }
+
+    #[test]
+    fn impl_trait_return_is_rejected() {
+        let (_, errors) = run(
+            parse_quote!(
+                async fn get() -> Vec<impl Clone> {
+                    1
+                }
+            ),
+            &args(quote!()),
+        );
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].contains("`impl Trait` return"));
+    }
+
+    #[test]
+    fn rejects_non_ident_patterns() {
+        for func in [
+            parse_quote!(
+                async fn get((a, b): (u8, u8)) -> u8 {
+                    1
+                }
+            ),
+            parse_quote!(
+                async fn get(_: u8) -> u8 {
+                    1
+                }
+            ),
+            parse_quote!(
+                async fn get(ref a: u8) -> u8 {
+                    1
+                }
+            ),
+            parse_quote!(
+                async fn get(a @ 1..=2: u8) -> u8 {
+                    1
+                }
+            ),
+            parse_quote!(
+                async fn get(Wrapper(a): Wrapper) -> u8 {
+                    1
+                }
+            ),
+        ] {
+            let (_, errors) = run(func, &args(quote!()));
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            assert!(errors[0].contains("plain name"));
+        }
+    }
+
+    #[test]
+    fn all_errors_are_collected() {
+        let (_, errors) = run(
+            parse_quote!(
+                fn get(&mut self, (a, b): (u8, u8), c: impl Clone) {}
+            ),
+            &args(quote!()),
+        );
+        assert_eq!(errors.len(), 4, "{errors:?}");
+    }
+
+    #[test]
+    fn mode_detection() {
+        let none = args(quote!());
+        let cases: [(ReturnType, Mode); 7] = [
+            (parse_quote!(-> Result<u8, E>), Mode::Result),
+            (parse_quote!(-> std::io::Result<u8>), Mode::Result),
+            (parse_quote!(-> Option<u8>), Mode::Option),
+            (parse_quote!(-> ::core::option::Option<u8>), Mode::Option),
+            (parse_quote!(-> UserResult), Mode::Plain),
+            (parse_quote!(-> Vec<Option<u8>>), Mode::Plain),
+            (ReturnType::Default, Mode::Plain),
+        ];
+        for (output, expected) in cases {
+            assert_eq!(mode(&output, &none), expected, "{}", quote!(#output));
+        }
+    }
+
+    #[test]
+    fn flags_force_the_mode() {
+        let output: ReturnType = parse_quote!(-> UserResult);
+        assert_eq!(mode(&output, &args(quote!(result))), Mode::Result);
+        assert_eq!(mode(&output, &args(quote!(option))), Mode::Option);
+    }
+}

@@ -1,0 +1,11 @@
+// Without `key`, arguments must be serializable.
+struct UserId(u64);
+
+#[covet::cached]
+async fn get_user(user_id: UserId) -> u64 {
+    user_id.0
+}
+
+fn main() {
+    let _ = get_user(UserId(1));
+}

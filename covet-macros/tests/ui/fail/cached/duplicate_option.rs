@@ -1,0 +1,8 @@
+#[covet::cached(ttl = 60, ttl = 120)]
+async fn get_user(user_id: u64) -> u64 {
+    user_id
+}
+
+fn main() {
+    let _ = get_user(1);
+}

@@ -1,0 +1,8 @@
+#[covet::cached(key = "user:{user_id:?}")]
+async fn get_user(user_id: u64) -> u64 {
+    user_id
+}
+
+fn main() {
+    let _ = get_user(1);
+}

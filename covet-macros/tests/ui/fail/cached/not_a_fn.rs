@@ -1,0 +1,8 @@
+#[covet::cached]
+struct User {
+    id: u64,
+}
+
+fn main() {
+    let _ = User { id: 1 }.id;
+}
