@@ -644,10 +644,10 @@ impl Cache {
             match inner.flights.join_or_lead(key.as_str()) {
                 Role::Leader(guard) => {
                     let result = init().await;
-                    if let Some(value) = part(&result) {
-                        if let Some(decoded) = self.store_computed(&key, value, ttl, &tags).await {
-                            guard.publish(decoded);
-                        }
+                    if let Some(value) = part(&result)
+                        && let Some(decoded) = self.store_computed(&key, value, ttl, &tags).await
+                    {
+                        guard.publish(decoded);
                     }
                     return result;
                 }
@@ -692,5 +692,81 @@ impl Cache {
     #[cfg(test)]
     pub(crate) fn flights_in_progress(&self) -> usize {
         self.inner.flights.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn flights_are_removed_after_success_failure_and_cancellation() {
+        let cache = Cache::memory();
+        let ok = cache
+            .get_or_insert_with("a", None, || async { 1u8 })
+            .await
+            .unwrap();
+        assert_eq!(ok, 1);
+        let err: std::result::Result<u8, Error> = cache
+            .try_get_or_insert_with("b", None, || async {
+                Err(Error::NotAnInteger { key: "b".into() })
+            })
+            .await;
+        assert!(err.is_err());
+        let c2 = cache.clone();
+        let cancelled = tokio::spawn(async move {
+            c2.get_or_insert_with("c", None, || async {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                1u8
+            })
+            .await
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(cache.flights_in_progress(), 1);
+        cancelled.abort();
+        let _ = cancelled.await;
+        assert_eq!(cache.flights_in_progress(), 0);
+    }
+
+    #[tokio::test]
+    async fn local_hit_keeps_decoded_value_and_skips_decoding() {
+        let cache = Cache::memory();
+        cache.set("k", &vec![1u32, 2, 3], None).await.unwrap();
+        let local = cache.backend().local().unwrap().clone();
+        let entry = local.get_entry("covet:k").await.unwrap();
+        assert!(entry.decoded.get().is_none(), "set keeps bytes only");
+        assert_eq!(
+            cache.get::<Vec<u32>>("k").await.unwrap(),
+            Some(vec![1, 2, 3])
+        );
+        assert!(
+            entry.decoded.get().is_some(),
+            "the first read keeps the decoded value"
+        );
+        // garble nothing: a second read is served from the decoded copy
+        assert_eq!(
+            cache.get::<Vec<u32>>("k").await.unwrap(),
+            Some(vec![1, 2, 3])
+        );
+        assert_eq!(cache.stats().decode_errors, 0);
+    }
+
+    #[tokio::test]
+    async fn computed_values_are_stored_decoded() {
+        let cache = Cache::memory();
+        let calls = AtomicU32::new(0);
+        let v = cache
+            .get_or_insert_with("x", None, || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                String::from("v")
+            })
+            .await
+            .unwrap();
+        assert_eq!(v, "v");
+        let local = cache.backend().local().unwrap().clone();
+        let entry = local.get_entry("covet:x").await.unwrap();
+        assert!(entry.decoded.get().is_some());
+        assert_eq!(cache.stats().sets, 1);
     }
 }

@@ -48,10 +48,10 @@ pub fn set_default(cache: Cache) {
 #[inline]
 pub fn default_cache() -> &'static Cache {
     let generation = GENERATION.load(Ordering::Acquire);
-    if let Some((seen, cache)) = SEEN.with(Cell::get) {
-        if seen == generation {
-            return cache;
-        }
+    if let Some((seen, cache)) = SEEN.with(Cell::get)
+        && seen == generation
+    {
+        return cache;
     }
     refresh(generation)
 }
