@@ -25,13 +25,15 @@
 //! fresh key per iteration so every iteration is a miss, and counts how many
 //! times the body ran.
 
+use std::any::Any;
+use std::fmt::Write as _;
 use std::future::Future;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Barrier, LazyLock};
+use std::sync::{Arc, Barrier, LazyLock, OnceLock};
 use std::time::{Duration, Instant};
 
-use covet::cache::{Cache, MemoryBackend};
+use covet::cache::{Cache, KeyBuf, MemoryBackend};
 use criterion::{BenchmarkGroup, Criterion, measurement::WallTime};
 use serde::{Deserialize, Serialize};
 use tokio::runtime::{Builder, Runtime};
@@ -119,12 +121,88 @@ async fn covet_static_get_user(id: u64) -> User {
 // (f) ours, typed API on the default cache's handle.
 static TYPED: LazyLock<Cache> = LazyLock::new(|| covet::cache::default_cache().clone());
 
+// Pieces of the hit path (see `pieces`).
+type FoldHash = foldhash::fast::RandomState;
+
+static STR_MOKA: LazyLock<moka::future::Cache<Arc<str>, User, FoldHash>> = LazyLock::new(|| {
+    moka::future::Cache::builder()
+        .max_capacity(10_000)
+        .build_with_hasher(FoldHash::default())
+});
+
+/// Like `MemoryBackend`'s entry: the decoded value kept beside the bytes.
+struct PieceEntry {
+    decoded: OnceLock<Arc<dyn Any + Send + Sync>>,
+    ttl: Option<Duration>,
+    weight: u32,
+}
+
+struct PieceExpiry;
+
+impl moka::Expiry<Arc<str>, Arc<PieceEntry>> for PieceExpiry {
+    fn expire_after_create(
+        &self,
+        _: &Arc<str>,
+        v: &Arc<PieceEntry>,
+        _: Instant,
+    ) -> Option<Duration> {
+        v.ttl
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &Arc<str>,
+        v: &Arc<PieceEntry>,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        v.ttl
+    }
+}
+
+static ENTRY_MOKA: LazyLock<moka::future::Cache<Arc<str>, Arc<PieceEntry>, FoldHash>> =
+    LazyLock::new(|| {
+        moka::future::Cache::builder()
+            .max_capacity(10_000)
+            .build_with_hasher(FoldHash::default())
+    });
+
+static PIECE_EVICTIONS: AtomicU64 = AtomicU64::new(0);
+
+static BACKEND_MOKA: LazyLock<moka::future::Cache<Arc<str>, Arc<PieceEntry>, FoldHash>> =
+    LazyLock::new(|| {
+        moka::future::Cache::builder()
+            .max_capacity(64 << 20)
+            .weigher(|_: &Arc<str>, v: &Arc<PieceEntry>| v.weight)
+            .expire_after(PieceExpiry)
+            .eviction_listener(|_, _, cause| {
+                if cause == moka::notification::RemovalCause::Size {
+                    PIECE_EVICTIONS.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+            .build_with_hasher(FoldHash::default())
+    });
+
 /// Fills every cache with user 42 and checks that each contender returns it.
 fn warm(rt: &Runtime) {
     rt.block_on(async {
         let want = make_user(ID);
         RAW_MOKA.insert(ID, want.clone()).await;
-        TYPED.set("user:42", &want, None).await.expect("typed set");
+        STR_MOKA.insert("bench:user:42".into(), want.clone()).await;
+        let decoded = OnceLock::new();
+        let _ = decoded.set(Arc::new(want.clone()) as Arc<dyn Any + Send + Sync>);
+        let entry = PieceEntry {
+            decoded,
+            ttl: None,
+            weight: 200,
+        };
+        let entry = Arc::new(entry);
+        ENTRY_MOKA
+            .insert("bench:user:42".into(), entry.clone())
+            .await;
+        BACKEND_MOKA.insert("bench:user:42".into(), entry).await;
+        // (f) reads the entry (d) stores: the typed API and the macro share keys.
+        assert_eq!(covet_default_get_user(ID).await, want);
         for _ in 0..2 {
             assert_eq!(RAW_MOKA.get(&ID).await.as_ref(), Some(&want));
             assert_eq!(string_moka_get_user(ID).await, want);
@@ -136,6 +214,12 @@ fn warm(rt: &Runtime) {
                 TYPED.get::<User>("user:42").await.ok().flatten(),
                 Some(want.clone())
             );
+            assert_eq!(STR_MOKA.get("bench:user:42").await.as_ref(), Some(&want));
+            for moka in [&*ENTRY_MOKA, &*BACKEND_MOKA] {
+                let entry = moka.get("bench:user:42").await.expect("warmed");
+                let decoded = entry.decoded.get().expect("decoded");
+                assert_eq!(decoded.downcast_ref::<User>(), Some(&want));
+            }
         }
     });
 }
@@ -188,57 +272,154 @@ where
     })
 }
 
-#[derive(Clone, Copy)]
-enum Threads {
-    One,
-    Two,
+/// Something done with each contender: benchmark it, or profile it.
+trait Visit {
+    fn visit<F, T>(&mut self, name: &str, op: F)
+    where
+        F: AsyncFn() -> T + Sync;
 }
 
-fn bench_hit<F, T>(
-    group: &mut BenchmarkGroup<'_, WallTime>,
-    rt: &Runtime,
-    threads: Threads,
-    name: &str,
-    op: F,
-) where
-    F: AsyncFn() -> T + Sync,
-{
-    group.bench_function(name, |b| {
-        b.iter_custom(|iters| match threads {
-            Threads::One => run_loop(rt, iters, &op),
-            Threads::Two => run_two_threads(iters, &op),
-        })
-    });
-}
-
-fn hits(c: &mut Criterion, rt: &Runtime, threads: Threads) {
-    let mut group = c.benchmark_group(match threads {
-        Threads::One => "hit_1_thread",
-        Threads::Two => "hit_2_threads",
-    });
-    let g = &mut group;
-    bench_hit(g, rt, threads, "a_moka_u64_key", async || {
+/// The hit contenders, (a) to (f).
+fn contenders(v: &mut impl Visit) {
+    v.visit("a_moka_u64_key", async || {
         RAW_MOKA.get(&black_box(ID)).await
     });
-    bench_hit(g, rt, threads, "b_moka_format_string_key", async || {
+    v.visit("b_moka_format_string_key", async || {
         string_moka_get_user(black_box(ID)).await
     });
-    bench_hit(g, rt, threads, "c_cached_crate", async || {
+    v.visit("c_cached_crate", async || {
         cached_get_user(black_box(ID)).await
     });
-    bench_hit(g, rt, threads, "c2_cached_crate_concurrent", async || {
+    v.visit("c2_cached_crate_concurrent", async || {
         concurrent_cached_get_user(black_box(ID)).await
     });
-    bench_hit(g, rt, threads, "d_covet_default_cache", async || {
+    v.visit("d_covet_default_cache", async || {
         covet_default_get_user(black_box(ID)).await
     });
-    bench_hit(g, rt, threads, "e_covet_static_cache", async || {
+    v.visit("e_covet_static_cache", async || {
         covet_static_get_user(black_box(ID)).await
     });
-    bench_hit(g, rt, threads, "f_covet_typed_get", async || {
+    v.visit("f_covet_typed_get", async || {
         TYPED.get::<User>(black_box("user:42")).await
     });
-    group.finish();
+}
+
+/// The pieces of our hit path, rebuilt from public parts, to see what each
+/// costs on top of (a).
+fn pieces(v: &mut impl Visit) {
+    // (a) with our key type and hasher: `Arc<str>` keys, foldhash, `&str` lookup.
+    v.visit("p1_moka_str_key_foldhash", async || {
+        STR_MOKA.get(black_box("bench:user:42")).await
+    });
+    // p1 storing what `MemoryBackend` stores (an `Arc` of an entry keeping
+    // the decoded value as `Arc<dyn Any>`), then the downcast and clone of
+    // `Cache::lookup`; moka built with defaults.
+    v.visit("p2_arc_entry_downcast_clone", async || {
+        let entry = ENTRY_MOKA.get(black_box("bench:user:42")).await?;
+        let decoded = entry.decoded.get()?;
+        decoded.downcast_ref::<User>().cloned()
+    });
+    // p2 with `MemoryBackend`'s moka configuration (weigher, per-entry
+    // expiry, eviction listener): the hit path without key rendering,
+    // default-cache lookup and hit counter.
+    v.visit("p3_backend_config_downcast_clone", async || {
+        let entry = BACKEND_MOKA.get(black_box("bench:user:42")).await?;
+        let decoded = entry.decoded.get()?;
+        decoded.downcast_ref::<User>().cloned()
+    });
+    // The key of (d): `KeyBuf::new` copies the namespace prefix, then the
+    // template renders through `core::fmt`.
+    v.visit("p4_render_keybuf", async || {
+        let mut key = KeyBuf::new(covet::cache::default_cache());
+        let _ = write!(key, "user:{}", black_box(ID));
+        black_box(key.as_str().len())
+    });
+    // `default_cache()` alone.
+    v.visit("p5_default_cache", async || {
+        black_box(covet::cache::default_cache().namespace().len())
+    });
+}
+
+struct Bench<'a, 'c> {
+    group: BenchmarkGroup<'c, WallTime>,
+    rt: &'a Runtime,
+    two_threads: bool,
+}
+
+impl Visit for Bench<'_, '_> {
+    fn visit<F, T>(&mut self, name: &str, op: F)
+    where
+        F: AsyncFn() -> T + Sync,
+    {
+        let (rt, two_threads) = (self.rt, self.two_threads);
+        self.group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                if two_threads {
+                    run_two_threads(iters, &op)
+                } else {
+                    run_loop(rt, iters, &op)
+                }
+            })
+        });
+    }
+}
+
+fn hits(c: &mut Criterion, rt: &Runtime) {
+    for (group, two_threads) in [("hit_1_thread", false), ("hit_2_threads", true)] {
+        let mut bench = Bench {
+            group: c.benchmark_group(group),
+            rt,
+            two_threads,
+        };
+        contenders(&mut bench);
+        bench.group.finish();
+    }
+    let mut bench = Bench {
+        group: c.benchmark_group("hit_pieces"),
+        rt,
+        two_threads: false,
+    };
+    pieces(&mut bench);
+    bench.group.finish();
+}
+
+/// `COVET_BENCH_PROFILE=<name>:<calls>` runs one contender or piece that
+/// many times, outside criterion, for `perf` or `valgrind --tool=callgrind`.
+struct Profile<'a> {
+    rt: &'a Runtime,
+    name: String,
+    calls: u64,
+    found: bool,
+}
+
+impl Visit for Profile<'_> {
+    fn visit<F, T>(&mut self, name: &str, op: F)
+    where
+        F: AsyncFn() -> T + Sync,
+    {
+        if name == self.name {
+            self.found = true;
+            let elapsed = run_loop(self.rt, self.calls, &op);
+            println!(
+                "{name}: {} calls, {:.1} ns/call",
+                self.calls,
+                elapsed.as_nanos() as f64 / self.calls.max(1) as f64
+            );
+        }
+    }
+}
+
+fn profile(rt: &Runtime, spec: &str) {
+    let (name, calls) = spec.split_once(':').unwrap_or((spec, "1000000"));
+    let mut p = Profile {
+        rt,
+        name: name.to_owned(),
+        calls: calls.parse().expect("COVET_BENCH_PROFILE=<name>:<calls>"),
+        found: false,
+    };
+    contenders(&mut p);
+    pieces(&mut p);
+    assert!(p.found, "no contender or piece named {name:?}");
 }
 
 // ---- stampede ---------------------------------------------------------------
@@ -410,14 +591,17 @@ fn main() {
     );
     let rt = current_thread_runtime();
     warm(&rt);
+    if let Ok(spec) = std::env::var("COVET_BENCH_PROFILE") {
+        profile(&rt, &spec);
+        return;
+    }
 
     let mut c = Criterion::default()
         .measurement_time(Duration::from_secs(3))
         .warm_up_time(Duration::from_secs(1))
         .sample_size(30)
         .configure_from_args();
-    hits(&mut c, &rt, Threads::One);
-    hits(&mut c, &rt, Threads::Two);
+    hits(&mut c, &rt);
     stampede(&mut c);
     report();
     c.final_summary();

@@ -20,6 +20,11 @@ use crate::stats::{Stats, StatsInner};
 /// What a value must be to live in a [`Cache`]: serializable, cloneable
 /// (a hit hands out a clone of the stored value) and shareable across threads.
 /// Implemented for every type that qualifies.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be stored in a covet cache",
+    label = "this value type is not cacheable",
+    note = "cached values must be `Serialize + DeserializeOwned + Clone + Send + Sync + 'static`; derive `Clone`, `serde::Serialize` and `serde::Deserialize`"
+)]
 pub trait CacheValue: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {}
 
 impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> CacheValue for T {}

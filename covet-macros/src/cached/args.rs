@@ -1,6 +1,7 @@
 // Options of `#[cached(...)]`, parsed by darling.
 
 use darling::ast::NestedMeta;
+use darling::error::Accumulator;
 use darling::util::Flag;
 use darling::{Error, FromMeta};
 use proc_macro2::TokenStream;
@@ -8,6 +9,11 @@ use syn::{Expr, Lit, LitStr, Path};
 
 #[derive(Debug, FromMeta)]
 pub(crate) struct CachedArgs {
+    // Checked after darling, so that a bad TTL does not hide the errors of
+    // the key template: see `parse`.
+    #[darling(rename = "ttl")]
+    ttl_lit: Option<Lit>,
+    #[darling(skip)]
     pub(crate) ttl: Option<Ttl>,
     pub(crate) key: Option<LitStr>,
     pub(crate) cache: Option<Expr>,
@@ -20,18 +26,25 @@ pub(crate) struct CachedArgs {
 }
 
 impl CachedArgs {
-    // Parses the tokens inside `#[cached(...)]`, then runs the checks that
-    // involve more than one option.
-    pub(crate) fn parse(tokens: TokenStream) -> darling::Result<Self> {
-        let items = NestedMeta::parse_meta_list(tokens)?;
-        let args = Self::from_list(&items)?;
-        if args.result.is_present() && args.option.is_present() {
-            return Err(Error::custom(
-                "`result` and `option` cannot be used together: pick the one matching the return type",
-            )
-            .with_span(&args.option.span()));
+    // Parses the tokens inside `#[cached(...)]`. Errors go to `errors`; the
+    // options are returned whenever their shape is right, even if a value is
+    // wrong, so that the later phases still report their own errors.
+    pub(crate) fn parse(tokens: TokenStream, errors: &mut Accumulator) -> Option<Self> {
+        let items = errors.handle(NestedMeta::parse_meta_list(tokens).map_err(Error::from))?;
+        let mut args = errors.handle(Self::from_list(&items))?;
+        if let Some(lit) = &args.ttl_lit {
+            args.ttl = errors.handle(Ttl::from_lit(lit));
         }
-        Ok(args)
+        if args.result.is_present() && args.option.is_present() {
+            errors.push(
+                Error::custom(
+                    "`result` and `option` cannot be used together: pick the one matching the \
+                     return type",
+                )
+                .with_span(&args.option.span()),
+            );
+        }
+        Some(args)
     }
 
     // `::covet`, or the `crate = "..."` override.
@@ -49,16 +62,8 @@ pub(crate) struct Ttl {
     pub(crate) millis: u64,
 }
 
-impl FromMeta for Ttl {
-    fn from_expr(expr: &Expr) -> darling::Result<Self> {
-        match expr {
-            Expr::Lit(lit) => Self::from_value(&lit.lit),
-            Expr::Group(group) => Self::from_expr(&group.expr),
-            _ => Err(Error::custom(TTL_SHAPE).with_span(expr)),
-        }
-    }
-
-    fn from_value(lit: &Lit) -> darling::Result<Self> {
+impl Ttl {
+    fn from_lit(lit: &Lit) -> darling::Result<Self> {
         let millis = match lit {
             Lit::Int(int) => {
                 let secs: u64 = int.base10_parse().map_err(|_| {
@@ -142,13 +147,16 @@ fn parse_duration(text: &str) -> Result<u64, String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proc_macro2::Span;
     use quote::quote;
 
-    fn parse(tokens: TokenStream) -> darling::Result<CachedArgs> {
-        CachedArgs::parse(tokens)
+    pub(crate) fn parse(tokens: TokenStream) -> darling::Result<CachedArgs> {
+        let mut errors = Error::accumulator();
+        let args = CachedArgs::parse(tokens, &mut errors);
+        errors.finish()?;
+        Ok(args.expect("no errors"))
     }
 
     fn err(tokens: TokenStream) -> String {
@@ -243,9 +251,7 @@ mod tests {
         assert_eq!(quote!(#cache).to_string(), quote!(self.cache).to_string());
         let tags: Vec<String> = args.tags.iter().map(LitStr::value).collect();
         assert_eq!(tags, ["u:{user_id}", "all"]);
-        let root = CachedArgs::parse(quote!(crate = "my_covet::inner"))
-            .unwrap()
-            .root();
+        let root = parse(quote!(crate = "my_covet::inner")).unwrap().root();
         assert_eq!(root.to_string(), quote!(my_covet::inner).to_string());
     }
 
@@ -285,8 +291,29 @@ mod tests {
 
     #[test]
     fn several_errors_are_all_reported() {
-        let e = parse(quote!(ttl = 0, bogus = 1)).unwrap_err();
+        let e = parse(quote!(ttl = 0, result, option)).unwrap_err();
         assert_eq!(e.len(), 2);
+        // darling accumulates its own errors too.
+        let e = parse(quote!(bogus = 1, key = 5)).unwrap_err();
+        assert_eq!(e.len(), 2);
+    }
+
+    #[test]
+    fn a_bad_ttl_keeps_the_other_options() {
+        let mut errors = Error::accumulator();
+        let args = CachedArgs::parse(
+            quote!(ttl = "soon", key = "k:{x}", result, option),
+            &mut errors,
+        );
+        let args = args.expect("the shape is right");
+        assert!(args.ttl.is_none());
+        assert_eq!(args.key.unwrap().value(), "k:{x}");
+        assert_eq!(errors.into_inner().len(), 2);
+    }
+
+    #[test]
+    fn ttl_must_be_a_literal() {
+        assert!(parse(quote!(ttl = SOME_CONST)).is_err());
     }
 
     #[test]

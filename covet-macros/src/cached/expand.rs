@@ -3,7 +3,7 @@
 // goes through the cache, and the `_key`, `_invalidate` and `_refresh`
 // companions.
 
-use proc_macro2::{Literal, TokenStream};
+use proc_macro2::{Group, Literal, Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
@@ -127,36 +127,49 @@ impl Expander<'_> {
         // reported there.
         let ret_span = match &sig.output {
             ReturnType::Type(_, ty) => ty.span(),
-            ReturnType::Default => name.span(),
+            ReturnType::Default => Span::call_site(),
         };
-        let lookup = quote_spanned!(ret_span=> #private::lookup);
-        let fill = Ident::new(fill, ret_span);
-        let refresh = Ident::new(refresh, ret_span);
+        // The whole callee path carries the span: rustc reports an unmet
+        // bound of a call on its path, once per span and fn, so `lookup` and
+        // `fill_*` in the wrapper report a value type that cannot be cached
+        // once, on the return type.
+        let runtime_fn = |name: &str| {
+            let name = Ident::new(name, ret_span);
+            respan(quote!(#private::#name), ret_span)
+        };
+        let (lookup, fill, refresh) = (runtime_fn("lookup"), runtime_fn(fill), runtime_fn(refresh));
+        let lookup = quote_spanned! {ret_span=>
+            #lookup(__covet_cache, &__covet_key).await
+        };
+        let fill = quote_spanned! {ret_span=>
+            #fill(__covet_cache, __covet_key, &__COVET_SPEC, __covet_tags, #call).await
+        };
+        let refresh = quote_spanned! {ret_span=>
+            #refresh(__covet_cache, __covet_key, &__COVET_SPEC, __covet_tags, #call).await
+        };
 
         quote! {
             #(#inner_attrs)*
             #[doc(hidden)]
-            #[allow(non_snake_case, dead_code)]
+            #[allow(non_snake_case, dead_code, clippy::unused_async)]
             #inner_sig #block
 
             #(#outer_attrs)*
+            #[allow(clippy::used_underscore_binding)]
             #vis #outer_sig {
                 #cache
                 #key_bypass
                 #spec
-                if let ::core::option::Option::Some(__covet_hit) =
-                    #lookup(__covet_cache, &__covet_key).await
-                {
+                if let ::core::option::Option::Some(__covet_hit) = #lookup {
                     return #hit;
                 }
                 #tags
-                #private::#fill(__covet_cache, __covet_key, &__COVET_SPEC, __covet_tags, #call)
-                    .await
+                #fill
             }
 
             #(#shared_attrs)*
             #[doc = #key_doc]
-            #[allow(dead_code, unused_variables)]
+            #[allow(dead_code, unused_variables, clippy::used_underscore_binding)]
             #vis fn #key_name #generics (#(#inputs),*) -> ::std::string::String #where_clause {
                 let mut __covet_key = #private::KeyBuf::bare();
                 #key_bare
@@ -165,7 +178,7 @@ impl Expander<'_> {
 
             #(#shared_attrs)*
             #[doc = #invalidate_doc]
-            #[allow(dead_code, unused_variables)]
+            #[allow(dead_code, unused_variables, clippy::used_underscore_binding)]
             #vis async fn #invalidate_name #generics (#(#inputs),*)
                 -> ::core::result::Result<bool, #root::cache::Error> #where_clause
             {
@@ -176,14 +189,13 @@ impl Expander<'_> {
 
             #(#shared_attrs)*
             #[doc = #refresh_doc]
-            #[allow(dead_code)]
+            #[allow(dead_code, clippy::used_underscore_binding)]
             #vis #refresh_sig {
                 #cache
                 #key_bypass
                 #spec
                 #tags
-                #private::#refresh(__covet_cache, __covet_key, &__COVET_SPEC, __covet_tags, #call)
-                    .await
+                #refresh
             }
         }
     }
@@ -226,14 +238,17 @@ impl Expander<'_> {
             };
         }
 
-        // Default key: `<module>::<fn>[::<Self>][::<T,N>]:<hex of the args>`.
-        // Hex digits never contain `:` or `<`, so two fns cannot produce the
-        // same key.
+        // Default key: `<module>::<fn>[@<Self>][::<T,N>]:<hex of the args>`.
+        // Hex digits hold no `:`, so the last `:` ends the prefix. A fn path
+        // holds only identifiers and `::`; `@` (methods) and `::<` (generic
+        // arguments) never occur in one. So two fns never share a key: with
+        // `::` before `Self`, a method `b` of `c::a` in crate `c` and a fn `a`
+        // in module `c::b::c` would.
         let private = &self.private;
         let mut format = format!("::{}", func.sig.ident.unraw());
         let mut format_args = Vec::new();
         if checked.receiver.is_some() {
-            format.push_str("::{}");
+            format.push_str("@{}");
             format_args.push(quote!(::core::any::type_name::<Self>()));
         }
         let generic_args: Vec<TokenStream> = func
@@ -260,25 +275,31 @@ impl Expander<'_> {
         }
         format.push(':');
 
-        let tuple = arg_tuple(
-            checked
-                .params
-                .iter()
-                .map(|p| {
-                    let ident = &p.ident;
-                    quote_spanned!(ident.span()=> &#ident)
-                })
-                .collect(),
-        );
-        let encode = quote!(#private::write_args(&mut __covet_key, &#tuple));
-        let encode = match on_failure {
-            OnEncodeFailure::Ignore => quote!(let _ = #encode;),
-            OnEncodeFailure::Bypass => {
-                let call = &self.call;
-                quote!(if !#encode { return #call.await; })
-            }
-            OnEncodeFailure::NothingRemoved => {
-                quote!(if !#encode { return ::core::result::Result::Ok(false); })
+        // One `write_args` per argument: postcard encodes a tuple as its
+        // fields one after the other, so this is the encoding of the tuple of
+        // arguments, and a missing `Serialize` is reported on the argument.
+        let encodes: Vec<TokenStream> = checked
+            .params
+            .iter()
+            .map(|p| {
+                let ident = &p.ident;
+                let write_args = respan(quote!(#private::write_args), ident.span());
+                quote_spanned!(ident.span()=> #write_args(&mut __covet_key, &#ident))
+            })
+            .collect();
+        let encode = if encodes.is_empty() {
+            quote!()
+        } else {
+            let all = quote!(#(#encodes)&&*);
+            match on_failure {
+                OnEncodeFailure::Ignore => quote!(let _ = #all;),
+                OnEncodeFailure::Bypass => {
+                    let call = &self.call;
+                    quote!(if !(#all) { return #call.await; })
+                }
+                OnEncodeFailure::NothingRemoved => {
+                    quote!(if !(#all) { return ::core::result::Result::Ok(false); })
+                }
             }
         };
         quote! {
@@ -351,18 +372,21 @@ fn uncached_call(input: &Input<'_>) -> TokenStream {
     }
 }
 
-// `(&a, &b, ...)`; serde implements `Serialize` for tuples of up to 16
-// elements, so longer lists are nested.
-fn arg_tuple(items: Vec<TokenStream>) -> TokenStream {
-    const MAX: usize = 16;
-    if items.len() <= MAX {
-        return quote!((#(#items,)*));
-    }
-    let chunks = items
-        .chunks(MAX)
-        .map(|chunk| arg_tuple(chunk.to_vec()))
-        .collect();
-    arg_tuple(chunks)
+// `tokens` with every span set to `span`.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tree| {
+            if let TokenTree::Group(group) = &tree {
+                let mut respanned = Group::new(group.delimiter(), respan(group.stream(), span));
+                respanned.set_span(span);
+                tree = TokenTree::Group(respanned);
+            } else {
+                tree.set_span(span);
+            }
+            tree
+        })
+        .collect()
 }
 
 // Where each user attribute goes. Docs and other attributes stay on the

@@ -24,7 +24,7 @@ pub(crate) fn cached(attr: TokenStream, item: TokenStream) -> TokenStream {
     };
 
     let mut errors = darling::Error::accumulator();
-    let args = errors.handle(CachedArgs::parse(attr));
+    let args = CachedArgs::parse(attr, &mut errors);
     let checked = validate::check(&func.sig, args.as_ref(), &mut errors);
     let names = checked.names();
     let mut key = None;
@@ -53,40 +53,5 @@ pub(crate) fn cached(attr: TokenStream, item: TokenStream) -> TokenStream {
             quote!(#item #errors)
         }
         (Ok(()), None) => unreachable!("option errors are accumulated"),
-    }
-}
-
-#[cfg(test)]
-mod scratch {
-    #[test]
-    fn print() {
-        let out = super::cached(
-            quote::quote!(ttl = 300, key = "user:{user_id}", tags = ["u:{user_id}"]),
-            quote::quote!(
-                /// Docs.
-                pub async fn get_user(mut user_id: u64) -> Result<User, DbError> {
-                    body
-                }
-            ),
-        );
-        std::fs::write("/tmp/exp1.rs", out.to_string()).unwrap();
-        let out = super::cached(
-            quote::quote!(cache = self.cache),
-            quote::quote!(
-                #[expect(clippy::foo)]
-                pub async fn get<T: Serialize, const N: usize>(
-                    &self,
-                    user_id: u64,
-                    name: &str,
-                    t: T,
-                ) -> Option<User>
-                where
-                    T: Clone,
-                {
-                    body
-                }
-            ),
-        );
-        std::fs::write("/tmp/exp2.rs", out.to_string()).unwrap();
     }
 }

@@ -70,28 +70,30 @@ pub(crate) fn check(
     for input in &sig.inputs {
         match input {
             FnArg::Receiver(r) => {
-                let by_ref_mut = match (&r.reference, &*r.ty) {
-                    (Some(_), _) => Some(r.mutability.is_some()),
+                // `Some(mutability)` for `&self`, `&mut self`, `self: &Self`,
+                // `self: &mut Self`; `None` for receivers by value.
+                let reference = match (&r.reference, &*r.ty) {
+                    (Some(_), _) => Some(r.mutability),
                     (None, Type::Reference(reference)) if r.colon_token.is_some() => {
-                        Some(reference.mutability.is_some())
+                        Some(reference.mutability)
                     }
                     _ => None,
                 };
-                match by_ref_mut {
-                    Some(false) => receiver = Some(input.clone()),
-                    Some(true) => errors.push(
+                match reference {
+                    Some(None) => receiver = Some(input.clone()),
+                    Some(Some(mutability)) => errors.push(
                         Error::custom(
                             "#[cached] cannot be used on `&mut self` methods: the cached result \
                              would skip the mutation",
                         )
-                        .with_span(r),
+                        .with_span(&mutability),
                     ),
                     None => errors.push(
                         Error::custom(
                             "#[cached] cannot be used on methods taking `self` by value; take \
                              `&self`",
                         )
-                        .with_span(r),
+                        .with_span(&r.self_token),
                     ),
                 }
             }
@@ -197,7 +199,7 @@ mod tests {
     use syn::{ItemFn, parse_quote};
 
     fn args(tokens: proc_macro2::TokenStream) -> CachedArgs {
-        CachedArgs::parse(tokens).unwrap()
+        super::super::args::tests::parse(tokens).unwrap()
     }
 
     fn run(func: ItemFn, args: &CachedArgs) -> (Checked, Vec<String>) {

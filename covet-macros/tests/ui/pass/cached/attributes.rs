@@ -13,13 +13,13 @@ pub async fn documented(x: u8, unused: u8) -> u8 {
     x
 }
 
-#[cfg(any())]
+#[cfg(test)]
 #[covet::cached]
 async fn compiled_out(x: u8) -> u8 {
     does_not_exist(x)
 }
 
-#[cfg(all())]
+#[cfg(not(test))]
 #[covet::cached]
 async fn compiled_in(x: u8) -> u8 {
     x

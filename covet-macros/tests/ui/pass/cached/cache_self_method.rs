@@ -15,19 +15,31 @@ impl Repo {
     #[covet::cached(cache = self.cache, key = "{self.tenant}:user:{id}")]
     async fn user_name(&self, id: u64) -> Result<String, String> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        if id == 0 { Err("no user 0".to_owned()) } else { Ok(format!("user {id}")) }
+        if id == 0 {
+            Err("no user 0".to_owned())
+        } else {
+            Ok(format!("user {id}"))
+        }
     }
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let repo = Repo { cache: Cache::memory(), tenant: "acme", calls: AtomicUsize::new(0) };
+    let repo = Repo {
+        cache: Cache::memory(),
+        tenant: "acme",
+        calls: AtomicUsize::new(0),
+    };
     assert_eq!(repo.user_name_key(5), "acme:user:5");
     assert_eq!(repo.user_name(5).await.unwrap(), "user 5");
     assert_eq!(repo.user_name(5).await.unwrap(), "user 5");
     assert_eq!(repo.calls.load(Ordering::SeqCst), 1);
     assert_eq!(
-        repo.cache.get::<String>("acme:user:5").await.unwrap().as_deref(),
+        repo.cache
+            .get::<String>("acme:user:5")
+            .await
+            .unwrap()
+            .as_deref(),
         Some("user 5")
     );
 

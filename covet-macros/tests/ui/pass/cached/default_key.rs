@@ -1,12 +1,12 @@
 #![deny(warnings)]
 // No `key`: the fn's path plus its encoded arguments. Two fns never share a
 // key; an argument that fails to serialize bypasses the cache.
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 use serde::{Serialize, Serializer};
 
 static ADDS: AtomicUsize = AtomicUsize::new(0);
-static FLAKY: AtomicUsize = AtomicUsize::new(0);
+static FLAKY: AtomicU32 = AtomicU32::new(0);
 
 #[covet::cached]
 async fn add(a: u32, b: u32) -> u32 {

@@ -25,9 +25,12 @@ async fn repeat<const N: usize>(text: &str) -> String {
 
 // A type parameter that only appears in the return type.
 #[covet::cached(key = "default:{tag}")]
-async fn make_default<T: Default + serde::Serialize + serde::de::DeserializeOwned + Clone + Send + Sync + 'static>(
+async fn make_default<
+    T: Default + serde::Serialize + serde::de::DeserializeOwned + Clone + Send + Sync + 'static,
+>(
     tag: &str,
 ) -> T {
+    assert!(!tag.is_empty());
     T::default()
 }
 

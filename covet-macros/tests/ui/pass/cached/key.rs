@@ -19,7 +19,10 @@ struct DbError;
 #[covet::cached(ttl = 300, key = "user:{user_id}")]
 pub async fn get_user(user_id: u64) -> Result<User, DbError> {
     CALLS.fetch_add(1, Ordering::SeqCst);
-    Ok(User { id: user_id, name: format!("user {user_id}") })
+    Ok(User {
+        id: user_id,
+        name: format!("user {user_id}"),
+    })
 }
 
 fn assert_send<T: Send>(_: &T) {}

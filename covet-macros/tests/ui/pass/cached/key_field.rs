@@ -21,8 +21,13 @@ async fn team_size(team: &Team, pair: (u8, u16)) -> usize {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let team = Team { id: 4, owner: Owner { name: "ann".to_owned() } };
-    assert_eq!(team_size_key(&team, (1, 9)), "{team}:4:ann:9");
+    let team = Team {
+        id: 4,
+        owner: Owner {
+            name: "ann".to_owned(),
+        },
+    };
+    assert_eq!(team_size_key(&team, (1, 9)), concat!("{", "team}:4:ann:9"));
     assert_eq!(team_size(&team, (1, 9)).await, 4);
     // Same key: the cached value, even though `pair.0` differs.
     assert_eq!(team_size(&team, (2, 9)).await, 4);

@@ -31,7 +31,10 @@ async fn main() {
     assert_eq!(CALLS.load(Ordering::SeqCst), 1);
     assert_eq!(Other.double(4).await, 12);
     let key = counter.double_key(4);
-    assert!(key.contains("::double::") && key.contains("Counter:"), "{key}");
+    assert!(
+        key.contains("::double@") && key.ends_with("::Counter:04"),
+        "{key}"
+    );
     assert_ne!(key, Other.double_key(4));
     assert_eq!(counter.double_refresh(4).await, 8);
     assert!(counter.double_invalidate(4).await.unwrap());

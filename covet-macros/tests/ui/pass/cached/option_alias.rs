@@ -9,7 +9,7 @@ type Maybe<T> = Option<T>;
 #[covet::cached(option, key = "find:{id}")]
 async fn find(id: u32) -> Maybe<String> {
     CALLS.fetch_add(1, Ordering::SeqCst);
-    (id % 2 == 0).then(|| format!("even {id}"))
+    id.is_multiple_of(2).then(|| format!("even {id}"))
 }
 
 #[tokio::main(flavor = "current_thread")]

@@ -20,9 +20,13 @@ async fn greet(name: &str, user: &User) -> String {
 }
 
 #[covet::cached]
-async fn pick<'a, T: Serialize + Display>(items: &'a [T], mut index: usize) -> String {
+async fn pick<'a, T: Serialize + Display>(
+    items: &'a [T],
+    prefix: &'a str,
+    mut index: usize,
+) -> String {
     index %= items.len();
-    items[index].to_string()
+    format!("{prefix}{}", items[index])
 }
 
 #[covet::cached(key = "show:{value}")]
@@ -40,9 +44,9 @@ async fn main() {
     assert_eq!(greet_key("ann", &user), "greet:ann:9");
 
     let items = vec!["a".to_owned(), "b".to_owned()];
-    assert_eq!(pick(&items, 3).await, "b");
-    assert_eq!(pick(&items, 3).await, "b");
-    assert_ne!(pick_key(&items, 3), pick_key(&items, 2));
+    assert_eq!(pick(&items, ">", 3).await, ">b");
+    assert_eq!(pick(&items, ">", 3).await, ">b");
+    assert_ne!(pick_key(&items, ">", 3), pick_key(&items, ">", 2));
 
     assert_eq!(show(5).await, "5");
     assert_eq!(show_key("x"), "show:x");
