@@ -18,19 +18,30 @@
 //!   calls on the shared cache. The figure is the slower thread's wall time
 //!   divided by `iters`: the time of one call while another thread calls the
 //!   same key at the same time (per-thread latency). Equal to the 1-thread
-//!   figure means perfect scaling; total throughput is `2 / figure`.
+//!   figure means perfect scaling; total throughput is `2 / figure`. On a VM
+//!   the figure depends on where the host puts the two vCPUs, so the run
+//!   also reports, per benchmark, a core-to-core round trip measured before
+//!   each sample and how parallel the two threads really were.
+//!
+//! `hit_pieces` times parts of our hit path rebuilt from public parts (moka
+//! with our key type, with `MemoryBackend`'s configuration, key rendering,
+//! `default_cache()`), to see where the time goes.
 //!
 //! `stampede` times 100 concurrent calls (100 tokio tasks on a 2-worker
 //! runtime, joined with `join_all`) of a fn whose body sleeps 1 ms, with a
 //! fresh key per iteration so every iteration is a miss, and counts how many
 //! times the body ran.
+//!
+//! For profilers, `COVET_BENCH_PROFILE=<name>:<calls>[:2]` skips criterion
+//! and runs one contender or piece (`d_covet_default_cache`,
+//! `p4_render_keybuf`, ...) that many times, on 2 threads with `:2`.
 
 use std::any::Any;
 use std::fmt::Write as _;
 use std::future::Future;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Barrier, LazyLock, OnceLock};
+use std::sync::{Arc, Barrier, LazyLock, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use covet::cache::{Cache, KeyBuf, MemoryBackend};
@@ -60,6 +71,10 @@ fn make_user(id: u64) -> User {
 // (a) the floor: moka keyed by the id itself.
 static RAW_MOKA: LazyLock<moka::future::Cache<u64, User>> =
     LazyLock::new(|| moka::future::Cache::new(10_000));
+
+// Reference for (a): moka's synchronous cache.
+static SYNC_MOKA: LazyLock<moka::sync::Cache<u64, User>> =
+    LazyLock::new(|| moka::sync::Cache::new(10_000));
 
 // (b) what users write today: moka keyed by a formatted `String`.
 static STRING_MOKA: LazyLock<moka::future::Cache<String, User>> =
@@ -188,6 +203,7 @@ fn warm(rt: &Runtime) {
     rt.block_on(async {
         let want = make_user(ID);
         RAW_MOKA.insert(ID, want.clone()).await;
+        SYNC_MOKA.insert(ID, want.clone());
         STR_MOKA.insert("bench:user:42".into(), want.clone()).await;
         let decoded = OnceLock::new();
         let _ = decoded.set(Arc::new(want.clone()) as Arc<dyn Any + Send + Sync>);
@@ -205,6 +221,7 @@ fn warm(rt: &Runtime) {
         assert_eq!(covet_default_get_user(ID).await, want);
         for _ in 0..2 {
             assert_eq!(RAW_MOKA.get(&ID).await.as_ref(), Some(&want));
+            assert_eq!(SYNC_MOKA.get(&ID).as_ref(), Some(&want));
             assert_eq!(string_moka_get_user(ID).await, want);
             assert_eq!(cached_get_user(ID).await, want);
             assert_eq!(concurrent_cached_get_user(ID).await, want);
@@ -247,30 +264,102 @@ where
     })
 }
 
+/// CPU time (user + system) of the calling thread so far, from
+/// `/proc/thread-self/stat` (10 ms ticks); `None` where that file is missing.
+fn thread_cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis((utime + stime) * 10))
+}
+
+/// What a 2-thread run measured.
+#[derive(Clone, Copy, Default)]
+struct TwoThreads {
+    /// The slower thread's loop time.
+    wall: Duration,
+    /// CPU time of both threads, runtime set-up and ping-pong included.
+    cpu: Option<Duration>,
+    /// Time of one cache-line round trip between the 2 threads, measured
+    /// just before the loop.
+    round_trip: Duration,
+}
+
+/// Round trips in the ping-pong that measures how far apart the 2 threads'
+/// cores are (on a VM, the host may move vCPUs between runs).
+const PING_PONGS: u32 = 2_000;
+
+/// Thread `me` (0 or 1) passes `ball` back and forth with the other thread
+/// [`PING_PONGS`] times; returns the time of one round trip.
+fn ping_pong(ball: &AtomicU64, me: u64) -> Duration {
+    let start = Instant::now();
+    for round in 0..u64::from(PING_PONGS) {
+        let mine = round * 2 + me;
+        let mut spins = 0u32;
+        while ball.load(Ordering::Acquire) != mine {
+            spins += 1;
+            if spins.is_multiple_of(1024) {
+                // The other thread may be waiting for this core.
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+        ball.store(mine + 1, Ordering::Release);
+    }
+    start.elapsed() / PING_PONGS
+}
+
 /// 2 threads, each doing `iters` calls on its own current-thread runtime,
-/// released together; the slower thread's loop time.
-fn run_two_threads<F, T>(iters: u64, op: &F) -> Duration
+/// released together.
+fn run_two_threads<F, T>(iters: u64, op: &F) -> TwoThreads
 where
     F: AsyncFn() -> T + Sync,
 {
     let barrier = Barrier::new(2);
+    let ball = AtomicU64::new(0);
     std::thread::scope(|s| {
-        let workers: Vec<_> = (0..2)
-            .map(|_| {
-                s.spawn(|| {
+        // Both threads are started before either is joined.
+        let handles: Vec<_> = (0..2)
+            .map(|me| {
+                let (barrier, ball) = (&barrier, &ball);
+                s.spawn(move || {
+                    let cpu_before = thread_cpu_time();
                     let rt = current_thread_runtime();
+                    let round_trip = ping_pong(ball, me);
                     barrier.wait();
-                    run_loop(&rt, iters, op)
+                    let wall = run_loop(&rt, iters, op);
+                    let cpu = thread_cpu_time()
+                        .zip(cpu_before)
+                        .map(|(after, before)| after.saturating_sub(before));
+                    TwoThreads {
+                        wall,
+                        cpu,
+                        round_trip,
+                    }
                 })
             })
             .collect();
-        workers
+        let workers: Vec<TwoThreads> = handles
             .into_iter()
-            .map(|w| w.join().expect("bench thread panicked"))
-            .max()
-            .unwrap_or_default()
+            .map(|h| h.join().expect("bench thread panicked"))
+            .collect();
+        TwoThreads {
+            wall: workers.iter().map(|w| w.wall).max().unwrap_or_default(),
+            cpu: workers.iter().map(|w| w.cpu).sum(),
+            round_trip: workers[0].round_trip,
+        }
     })
 }
+
+/// For each 2-thread benchmark: CPU time of both threads over the summed
+/// wall time (near 2: the threads really ran in parallel; near 1: they took
+/// turns, because another process was busy or a lock parked them), and the
+/// median core-to-core round trip seen before its samples (about 50 ns or
+/// about 400 ns on the 2-vCPU VM of `BENCHMARKS.md`: figures are comparable
+/// only at the same placement).
+static PARALLELISM: Mutex<Vec<(String, f64, Duration)>> = Mutex::new(Vec::new());
 
 /// Something done with each contender: benchmark it, or profile it.
 trait Visit {
@@ -338,10 +427,16 @@ fn pieces(v: &mut impl Visit) {
     v.visit("p5_default_cache", async || {
         black_box(covet::cache::default_cache().namespace().len())
     });
+    // (a) on moka's synchronous cache, for reference: the same store without
+    // the async read path (interrupted-op retry, async housekeeping).
+    v.visit("p6_moka_sync_u64_key", async || {
+        SYNC_MOKA.get(&black_box(ID))
+    });
 }
 
 struct Bench<'a, 'c> {
     group: BenchmarkGroup<'c, WallTime>,
+    group_name: &'static str,
     rt: &'a Runtime,
     two_threads: bool,
 }
@@ -352,15 +447,32 @@ impl Visit for Bench<'_, '_> {
         F: AsyncFn() -> T + Sync,
     {
         let (rt, two_threads) = (self.rt, self.two_threads);
+        let (mut wall, mut cpu) = (Duration::ZERO, Some(Duration::ZERO));
+        let mut round_trips = Vec::new();
         self.group.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 if two_threads {
-                    run_two_threads(iters, &op)
+                    let run = run_two_threads(iters, &op);
+                    wall += run.wall;
+                    cpu = cpu.zip(run.cpu).map(|(sum, c)| sum + c);
+                    round_trips.push(run.round_trip);
+                    run.wall
                 } else {
                     run_loop(rt, iters, &op)
                 }
             })
         });
+        // Too short a run says nothing at 10 ms ticks (e.g. with `--test`).
+        if let Some(cpu) = cpu.filter(|_| two_threads && wall >= Duration::from_millis(500)) {
+            let name = format!("{}/{name}", self.group_name);
+            let ratio = cpu.as_secs_f64() / wall.as_secs_f64();
+            round_trips.sort();
+            let round_trip = round_trips[round_trips.len() / 2];
+            PARALLELISM
+                .lock()
+                .expect("not poisoned")
+                .push((name, ratio, round_trip));
+        }
     }
 }
 
@@ -368,6 +480,7 @@ fn hits(c: &mut Criterion, rt: &Runtime) {
     for (group, two_threads) in [("hit_1_thread", false), ("hit_2_threads", true)] {
         let mut bench = Bench {
             group: c.benchmark_group(group),
+            group_name: group,
             rt,
             two_threads,
         };
@@ -376,6 +489,7 @@ fn hits(c: &mut Criterion, rt: &Runtime) {
     }
     let mut bench = Bench {
         group: c.benchmark_group("hit_pieces"),
+        group_name: "hit_pieces",
         rt,
         two_threads: false,
     };
@@ -383,12 +497,14 @@ fn hits(c: &mut Criterion, rt: &Runtime) {
     bench.group.finish();
 }
 
-/// `COVET_BENCH_PROFILE=<name>:<calls>` runs one contender or piece that
-/// many times, outside criterion, for `perf` or `valgrind --tool=callgrind`.
+/// `COVET_BENCH_PROFILE=<name>:<calls>[:2]` runs one contender or piece that
+/// many times (on each of 2 threads with `:2`), outside criterion, for
+/// `perf` or `valgrind --tool=callgrind`.
 struct Profile<'a> {
     rt: &'a Runtime,
     name: String,
     calls: u64,
+    two_threads: bool,
     found: bool,
 }
 
@@ -399,7 +515,11 @@ impl Visit for Profile<'_> {
     {
         if name == self.name {
             self.found = true;
-            let elapsed = run_loop(self.rt, self.calls, &op);
+            let elapsed = if self.two_threads {
+                run_two_threads(self.calls, &op).wall
+            } else {
+                run_loop(self.rt, self.calls, &op)
+            };
             println!(
                 "{name}: {} calls, {:.1} ns/call",
                 self.calls,
@@ -410,11 +530,16 @@ impl Visit for Profile<'_> {
 }
 
 fn profile(rt: &Runtime, spec: &str) {
-    let (name, calls) = spec.split_once(':').unwrap_or((spec, "1000000"));
+    let mut parts = spec.split(':');
+    let name = parts.next().unwrap_or_default();
+    let calls = parts.next().unwrap_or("1000000");
     let mut p = Profile {
         rt,
         name: name.to_owned(),
-        calls: calls.parse().expect("COVET_BENCH_PROFILE=<name>:<calls>"),
+        calls: calls
+            .parse()
+            .expect("COVET_BENCH_PROFILE=<name>:<calls>[:2]"),
+        two_threads: parts.next() == Some("2"),
         found: false,
     };
     contenders(&mut p);
@@ -568,6 +693,12 @@ fn report() {
         );
     }
     println!("hit benchmarks: every memoized body ran exactly once (all timed calls were hits)");
+    for (name, ratio, round_trip) in PARALLELISM.lock().expect("not poisoned").iter() {
+        println!(
+            "{name}: CPU time / wall time of the 2 threads = {ratio:.2} (2.00 = fully parallel), \
+             core-to-core round trip {round_trip:.0?} (median)"
+        );
+    }
     for (name, tally) in &TALLIES {
         let stampedes = tally.stampedes.load(Ordering::Relaxed);
         let runs = tally.runs.load(Ordering::Relaxed);

@@ -47,7 +47,7 @@ static OPTION_CALLS: AtomicU32 = AtomicU32::new(0);
 #[covet::cached(key = "opt:{id}", cache = CACHE)]
 async fn maybe(id: u32) -> Option<u32> {
     OPTION_CALLS.fetch_add(1, Ordering::SeqCst);
-    (id % 2 == 0).then_some(id * 10)
+    id.is_multiple_of(2).then_some(id * 10)
 }
 
 #[tokio::test]
