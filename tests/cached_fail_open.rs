@@ -104,7 +104,7 @@ async fn typed_api_reports_the_backend_error_with_its_source() {
     assert!(cache.set("k", &1u32, None).await.is_err());
     // get_or_insert_with fails open
     assert_eq!(
-        CACHE
+        cache
             .get_or_insert_with("k", None, || async { 5u32 })
             .await
             .unwrap(),

@@ -8,7 +8,7 @@ pub use serde;
 
 pub use crate::cache::CacheValue;
 pub use crate::default::default_cache;
-pub use crate::key::KeyBuf;
+pub use crate::key::{KeyBuf, KeyPart, WriteKeyDisplay, WriteKeyFast};
 use crate::{Cache, Error};
 
 /// Lets `cache = <expr>` name a `Cache`, a reference, an `Arc` or a `LazyLock`.

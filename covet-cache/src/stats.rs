@@ -14,7 +14,7 @@ thread_local! {
     static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
 }
 
-#[inline]
+#[inline(always)]
 fn stripe() -> usize {
     STRIPE.with(|s| {
         let v = s.get();

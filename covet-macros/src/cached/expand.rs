@@ -229,13 +229,7 @@ impl Expander<'_> {
             func, checked, key, ..
         } = self.input;
         if let Some(template) = key {
-            let args = template.format_args();
-            return quote! {
-                let _ = ::core::fmt::Write::write_fmt(
-                    &mut __covet_key,
-                    ::core::format_args!(#args),
-                );
-            };
+            return template.write_statements(&self.private);
         }
 
         // Default key: `<module>::<fn>[@<Self>][::<T,N>]:<hex of the args>`.

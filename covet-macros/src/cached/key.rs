@@ -6,7 +6,7 @@
 
 use darling::Error;
 use proc_macro2::{Span, TokenStream};
-use quote::{ToTokens, quote};
+use quote::{ToTokens, quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::{Ident, Index, LitStr, Member};
 
@@ -30,6 +30,9 @@ pub(crate) struct Template {
     lit: LitStr,
     // `format_args!` string: `{}` per placeholder, literal braces doubled.
     format: String,
+    // The literal text around the placeholders, braces unescaped: one more
+    // piece than there are placeholders.
+    pieces: Vec<String>,
     placeholders: Vec<Placeholder>,
 }
 
@@ -51,17 +54,21 @@ impl Template {
         let noun = kind.noun();
         let mut errors = Error::accumulator();
         let mut format = String::with_capacity(text.len());
+        let mut pieces = Vec::new();
+        let mut piece = String::new();
         let mut placeholders = Vec::new();
 
         let mut rest = text.as_str();
         while let Some(pos) = rest.find(['{', '}']) {
             format.push_str(&rest[..pos]);
+            piece.push_str(&rest[..pos]);
             let brace = &rest[pos..];
             if let Some(after) = brace
                 .strip_prefix("{{")
                 .or_else(|| brace.strip_prefix("}}"))
             {
                 format.push_str(&brace[..2]);
+                piece.push_str(&brace[..1]);
                 rest = after;
                 continue;
             }
@@ -96,16 +103,20 @@ impl Template {
             match parse_placeholder(content, noun, span, params) {
                 Ok(placeholder) => {
                     format.push_str("{}");
+                    pieces.push(std::mem::take(&mut piece));
                     placeholders.push(placeholder);
                 }
                 Err(msg) => errors.push(Error::custom(msg).with_span(&span)),
             }
         }
         format.push_str(rest);
+        piece.push_str(rest);
+        pieces.push(piece);
 
         errors.finish_with(Template {
             lit: lit.clone(),
             format,
+            pieces,
             placeholders,
         })
     }
@@ -115,6 +126,35 @@ impl Template {
         let format = LitStr::new(&self.format, self.lit.span());
         let args = &self.placeholders;
         quote!(#format #(, #args)*)
+    }
+
+    // Statements appending the rendered template to `__covet_key` without
+    // `core::fmt` where the placeholder's type allows: literal pieces are
+    // pushed as they are, and each placeholder goes through autoref
+    // specialization (`WriteKeyFast` for integers and strings, otherwise
+    // `WriteKeyDisplay`, spanned on the literal).
+    pub(crate) fn write_statements(&self, private: &TokenStream) -> TokenStream {
+        let span = self.lit.span();
+        let mut out = TokenStream::new();
+        for (i, piece) in self.pieces.iter().enumerate() {
+            if !piece.is_empty() {
+                let lit = LitStr::new(piece, span);
+                out.extend(quote!(#private::KeyBuf::push_str(&mut __covet_key, #lit);));
+            }
+            if let Some(p) = self.placeholders.get(i) {
+                // Bound first so the receiver is `&KeyPart<T>` without a
+                // borrow that clippy would call needless.
+                out.extend(quote_spanned!(span=>
+                    let __covet_part = &#private::KeyPart(&(#p));
+                    __covet_part.write_key(&mut __covet_key);
+                ));
+            }
+        }
+        quote! {{
+            #[allow(unused_imports)]
+            use #private::{WriteKeyDisplay as _, WriteKeyFast as _};
+            #out
+        }}
     }
 
     pub(crate) fn span(&self) -> Span {
