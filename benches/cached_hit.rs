@@ -416,9 +416,20 @@ fn pieces(v: &mut impl Visit) {
         let decoded = entry.decoded.get()?;
         decoded.downcast_ref::<User>().cloned()
     });
-    // The key of (d): `KeyBuf::new` copies the namespace prefix, then the
-    // template renders through `core::fmt`.
+    // The key of (d) as `#[cached]` renders it: `KeyBuf::new` copies the
+    // namespace prefix, the literal piece is pushed, the integer is written
+    // without `core::fmt`.
     v.visit("p4_render_keybuf", async || {
+        use covet::__private::{KeyPart, WriteKeyFast as _};
+        let mut key = KeyBuf::new(covet::cache::default_cache());
+        key.push_str("user:");
+        let id = black_box(ID);
+        let part = &KeyPart(&id);
+        part.write_key(&mut key);
+        black_box(key.as_str().len())
+    });
+    // The same key through `core::fmt` (`write!`), for comparison.
+    v.visit("p4b_render_keybuf_fmt", async || {
         let mut key = KeyBuf::new(covet::cache::default_cache());
         let _ = write!(key, "user:{}", black_box(ID));
         black_box(key.as_str().len())
