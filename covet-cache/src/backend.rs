@@ -13,6 +13,10 @@ use crate::key::escape_glob;
 
 #[cfg(feature = "memory")]
 pub mod memory;
+#[cfg(feature = "redis")]
+pub mod redis;
+#[cfg(feature = "memory")]
+pub mod tiered;
 
 /// A decoded value kept beside its bytes by an in-process tier, so a local
 /// hit needs no decoding.
@@ -167,6 +171,27 @@ pub trait CacheBackend: Send + Sync + fmt::Debug + 'static {
     /// Deletes every key stored with the (namespaced) `tag`; returns how many.
     async fn invalidate_tag(&self, tag: &str) -> Result<u64>;
 
+    /// Takes a lease on `key` for cross-process single-flight: `Ok(Some(token))`
+    /// when this caller holds it now, `Ok(None)` when someone else does.
+    /// Backends without shared state return `Ok(None)` from
+    /// [`supports_leases`](Self::supports_leases)` == false` callers never ask.
+    async fn lease_acquire(&self, key: &str, ttl: Duration) -> Result<Option<String>> {
+        let _ = (key, ttl);
+        Ok(None)
+    }
+
+    /// Releases a lease taken with [`lease_acquire`](Self::lease_acquire),
+    /// only if `token` still owns it; `true` if it was released.
+    async fn lease_release(&self, key: &str, token: &str) -> Result<bool> {
+        let _ = (key, token);
+        Ok(false)
+    }
+
+    /// Whether [`lease_acquire`](Self::lease_acquire) coordinates processes.
+    fn supports_leases(&self) -> bool {
+        false
+    }
+
     /// The in-process tier of this backend, used by [`Cache`](crate::Cache)
     /// for allocation-free, decode-free hits.
     #[cfg(feature = "memory")]
@@ -228,6 +253,15 @@ impl<B: CacheBackend + ?Sized> CacheBackend for Arc<B> {
     }
     async fn invalidate_tag(&self, tag: &str) -> Result<u64> {
         (**self).invalidate_tag(tag).await
+    }
+    async fn lease_acquire(&self, key: &str, ttl: Duration) -> Result<Option<String>> {
+        (**self).lease_acquire(key, ttl).await
+    }
+    async fn lease_release(&self, key: &str, token: &str) -> Result<bool> {
+        (**self).lease_release(key, token).await
+    }
+    fn supports_leases(&self) -> bool {
+        (**self).supports_leases()
     }
     #[cfg(feature = "memory")]
     fn local(&self) -> Option<&memory::MemoryBackend> {

@@ -1,0 +1,1 @@
+//! Two tiers as one backend.
