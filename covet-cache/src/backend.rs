@@ -173,8 +173,8 @@ pub trait CacheBackend: Send + Sync + fmt::Debug + 'static {
 
     /// Takes a lease on `key` for cross-process single-flight: `Ok(Some(token))`
     /// when this caller holds it now, `Ok(None)` when someone else does.
-    /// Backends without shared state return `Ok(None)` from
-    /// [`supports_leases`](Self::supports_leases)` == false` callers never ask.
+    /// [`Cache`](crate::Cache) asks only backends whose
+    /// [`supports_leases`](Self::supports_leases) is `true`.
     async fn lease_acquire(&self, key: &str, ttl: Duration) -> Result<Option<String>> {
         let _ = (key, ttl);
         Ok(None)

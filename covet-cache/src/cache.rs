@@ -80,6 +80,7 @@ struct Inner {
     schema_version: u32,
     stats: StatsInner,
     flights: Flights,
+    lease: LeaseConfig,
 }
 
 impl fmt::Debug for Cache {
@@ -102,6 +103,25 @@ pub struct CacheBuilder {
     default_ttl: Option<Duration>,
     codec: Codec,
     schema_version: u32,
+    lease: LeaseConfig,
+}
+
+/// Cross-process single-flight settings.
+#[derive(Debug, Clone, Copy)]
+struct LeaseConfig {
+    always: bool,
+    ttl: Duration,
+    wait: Duration,
+}
+
+impl Default for LeaseConfig {
+    fn default() -> Self {
+        LeaseConfig {
+            always: false,
+            ttl: Duration::from_secs(30),
+            wait: Duration::from_secs(10),
+        }
+    }
 }
 
 impl fmt::Debug for CacheBuilder {
@@ -112,6 +132,7 @@ impl fmt::Debug for CacheBuilder {
             .field("default_ttl", &self.default_ttl)
             .field("codec", &self.codec)
             .field("schema_version", &self.schema_version)
+            .field("lease", &self.lease)
             .finish()
     }
 }
@@ -156,6 +177,34 @@ impl CacheBuilder {
         self
     }
 
+    /// Cross-process single-flight for every computed value
+    /// (`get_or_insert_with`, and `#[cached]` without `lock`): concurrent
+    /// misses of one key in several processes compute once, through a
+    /// lease in the shared backend (`SET NX PX` with a token on Redis). The
+    /// others poll for the value for at most [`lease_wait`](Self::lease_wait),
+    /// then compute themselves. Without a backend that supports leases
+    /// (see [`CacheBackend::supports_leases`]) this changes nothing.
+    /// `#[cached(lock)]` asks for it per function.
+    pub fn distributed_single_flight(mut self, enabled: bool) -> Self {
+        self.lease.always = enabled;
+        self
+    }
+
+    /// How long a lease lives if its holder dies without releasing it
+    /// (default 30 s). A computation that takes longer may be repeated by
+    /// another process.
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease.ttl = ttl;
+        self
+    }
+
+    /// How long a process waits for another process's computation before
+    /// computing itself (default 10 s).
+    pub fn lease_wait(mut self, wait: Duration) -> Self {
+        self.lease.wait = wait;
+        self
+    }
+
     /// Checks the configuration and builds the cache.
     pub fn build(self) -> Result<Cache, ConfigError> {
         let ns = &self.namespace;
@@ -171,6 +220,9 @@ impl CacheBuilder {
         }
         if self.default_ttl == Some(Duration::ZERO) {
             return Err(ConfigError::ZeroDuration("default_ttl"));
+        }
+        if self.lease.ttl.is_zero() {
+            return Err(ConfigError::ZeroDuration("lease_ttl"));
         }
         #[cfg(feature = "memory")]
         let backend = self
@@ -195,6 +247,7 @@ impl CacheBuilder {
                 schema_version: self.schema_version,
                 stats: StatsInner::default(),
                 flights: Flights::default(),
+                lease: self.lease,
             }),
         })
     }
@@ -226,6 +279,7 @@ impl Cache {
             default_ttl: None,
             codec: Codec::default(),
             schema_version: 0,
+            lease: LeaseConfig::default(),
         }
     }
 
@@ -433,7 +487,15 @@ impl Cache {
             return Ok(v);
         }
         Ok(self
-            .fill(key, ttl, Vec::new(), init, whole, std::convert::identity)
+            .fill(
+                key,
+                ttl,
+                Vec::new(),
+                false,
+                init,
+                whole,
+                std::convert::identity,
+            )
             .await)
     }
 
@@ -457,7 +519,8 @@ impl Cache {
         if let Some(v) = self.lookup_fail_open(&key).await {
             return Ok(v);
         }
-        self.fill(key, ttl, Vec::new(), init, ok_part, Ok).await
+        self.fill(key, ttl, Vec::new(), false, init, ok_part, Ok)
+            .await
     }
 
     // ---- internals shared with `__private` ----
@@ -629,12 +692,16 @@ impl Cache {
 
     /// Miss path with single-flight. `part` picks the cacheable part of the
     /// result (`Ok`, `Some`, or all of it), `wrap` rebuilds a result from a
-    /// value computed by another caller.
+    /// value computed by another caller. With `lock` (or
+    /// `distributed_single_flight`) and a backend that supports leases, the
+    /// leader of this process also coordinates with other processes.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn fill<T, R, F, Fut>(
         &self,
         key: KeyBuf,
         ttl: Option<Duration>,
         tags: Vec<String>,
+        lock: bool,
         init: F,
         part: fn(&R) -> Option<&T>,
         wrap: fn(T) -> R,
@@ -648,11 +715,26 @@ impl Cache {
         loop {
             match inner.flights.join_or_lead(key.as_str()) {
                 Role::Leader(guard) => {
+                    let mut lease = None;
+                    if (lock || inner.lease.always) && inner.backend.supports_leases() {
+                        match self.lease_or_wait::<T>(&key).await {
+                            LeaseOutcome::Acquired(l) => lease = Some(l),
+                            LeaseOutcome::Computed(v) => {
+                                inner.stats.coalesced.incr();
+                                guard.publish(Arc::new(v.clone()));
+                                return wrap(v);
+                            }
+                            LeaseOutcome::ComputeAnyway => {}
+                        }
+                    }
                     let result = init().await;
                     if let Some(value) = part(&result)
                         && let Some(decoded) = self.store_computed(&key, value, ttl, &tags).await
                     {
                         guard.publish(decoded);
+                    }
+                    if let Some(lease) = lease {
+                        lease.release().await;
                     }
                     return result;
                 }
@@ -672,6 +754,58 @@ impl Cache {
                 }
             }
         }
+    }
+
+    /// Takes the cross-process lease for `key`, or waits (bounded) for the
+    /// process holding it to store the value.
+    async fn lease_or_wait<T: CacheValue>(&self, key: &KeyBuf) -> LeaseOutcome<T> {
+        let inner = &*self.inner;
+        let deadline = tokio::time::Instant::now() + inner.lease.wait;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            match inner
+                .backend
+                .lease_acquire(key.as_str(), inner.lease.ttl)
+                .await
+            {
+                Ok(Some(token)) => {
+                    let lease = Lease {
+                        backend: inner.backend.clone(),
+                        key: key.as_str().to_owned(),
+                        token: Some(token),
+                    };
+                    // The previous holder may have stored the value just
+                    // before releasing: check once more.
+                    if let Some(v) = self.peek::<T>(key).await {
+                        lease.release().await;
+                        return LeaseOutcome::Computed(v);
+                    }
+                    return LeaseOutcome::Acquired(lease);
+                }
+                Ok(None) => {}
+                Err(err) => {
+                    inner.stats.errors.incr();
+                    tracing::warn!(key = %key, error = %err, "lease unavailable; computing without it");
+                    return LeaseOutcome::ComputeAnyway;
+                }
+            }
+            if let Some(v) = self.peek::<T>(key).await {
+                return LeaseOutcome::Computed(v);
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                tracing::debug!(key = %key, "waited long enough for another process; computing");
+                return LeaseOutcome::ComputeAnyway;
+            }
+            tokio::time::sleep(pause.min(deadline - now)).await;
+            pause = (pause * 2).min(Duration::from_millis(100));
+        }
+    }
+
+    /// Reads the shared value without counting a hit or a miss.
+    async fn peek<T: CacheValue>(&self, key: &KeyBuf) -> Option<T> {
+        let bytes = self.inner.backend.get(key.as_str()).await.ok()??;
+        Codec::decode::<T>(&bytes, self.fingerprint::<T>()).ok()
     }
 
     /// `<fn>_refresh`: compute, store, return; no lookup, no waiting.
@@ -697,6 +831,44 @@ impl Cache {
     #[cfg(test)]
     pub(crate) fn flights_in_progress(&self) -> usize {
         self.inner.flights.len()
+    }
+}
+
+enum LeaseOutcome<T> {
+    Acquired(Lease),
+    Computed(T),
+    ComputeAnyway,
+}
+
+/// A held cross-process lease; released explicitly, or in the background
+/// if its holder is dropped (cancelled, panicked).
+struct Lease {
+    backend: Arc<dyn CacheBackend>,
+    key: String,
+    token: Option<String>,
+}
+
+impl Lease {
+    async fn release(mut self) {
+        if let Some(token) = self.token.take()
+            && let Err(err) = self.backend.lease_release(&self.key, &token).await
+        {
+            tracing::warn!(key = %self.key, error = %err, "lease release failed; it expires by itself");
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(token) = self.token.take()
+            && let Ok(handle) = tokio::runtime::Handle::try_current()
+        {
+            let backend = self.backend.clone();
+            let key = std::mem::take(&mut self.key);
+            handle.spawn(async move {
+                let _ = backend.lease_release(&key, &token).await;
+            });
+        }
     }
 }
 

@@ -49,6 +49,7 @@ impl<T: AsCache, F: FnOnce() -> T> AsCache for LazyLock<T, F> {
 #[derive(Debug, Clone, Copy)]
 pub struct Spec {
     ttl: Option<Duration>,
+    lock: bool,
 }
 
 impl Spec {
@@ -59,7 +60,14 @@ impl Spec {
                 Some(ms) => Some(Duration::from_millis(ms)),
                 None => None,
             },
+            lock: false,
         }
+    }
+
+    /// `#[cached(lock)]`: concurrent misses in several processes compute once.
+    pub const fn with_lock(mut self) -> Spec {
+        self.lock = true;
+        self
     }
 }
 
@@ -106,7 +114,7 @@ pub async fn fill_result<T: CacheValue, E, F: Future<Output = Result<T, E>>>(
     fut: F,
 ) -> Result<T, E> {
     cache
-        .fill(key, spec.ttl, tags, move || fut, ok_part, Ok)
+        .fill(key, spec.ttl, tags, spec.lock, move || fut, ok_part, Ok)
         .await
 }
 
@@ -119,7 +127,7 @@ pub async fn fill_option<T: CacheValue, F: Future<Output = Option<T>>>(
     fut: F,
 ) -> Option<T> {
     cache
-        .fill(key, spec.ttl, tags, move || fut, some_part, Some)
+        .fill(key, spec.ttl, tags, spec.lock, move || fut, some_part, Some)
         .await
 }
 
@@ -136,6 +144,7 @@ pub async fn fill_plain<T: CacheValue, F: Future<Output = T>>(
             key,
             spec.ttl,
             tags,
+            spec.lock,
             move || fut,
             all,
             std::convert::identity,

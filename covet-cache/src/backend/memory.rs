@@ -115,6 +115,8 @@ struct Shared {
     // tag -> (key -> id of the entry that carried the tag)
     tags: Mutex<TagMap>,
     evictions: AtomicU64,
+    // key -> (token, expiry) of the leases held on this backend
+    leases: Mutex<HashMap<String, (u64, Instant), Hasher>>,
 }
 
 impl Shared {
@@ -408,6 +410,38 @@ impl CacheBackend for MemoryBackend {
         Ok(n)
     }
 
+    /// Leases here coordinate every [`Cache`](crate::Cache) sharing this
+    /// backend in one process.
+    async fn lease_acquire(&self, key: &str, ttl: Duration) -> Result<Option<String>> {
+        let now = Instant::now();
+        let mut leases = self.shared.leases.lock();
+        leases.retain(|_, (_, until)| *until > now);
+        if leases.contains_key(key) {
+            return Ok(None);
+        }
+        let token = NEXT_ENTRY_ID.fetch_add(1, Ordering::Relaxed);
+        let until = now
+            .checked_add(ttl)
+            .unwrap_or(now + Duration::from_secs(86_400));
+        leases.insert(key.to_owned(), (token, until));
+        Ok(Some(token.to_string()))
+    }
+
+    async fn lease_release(&self, key: &str, token: &str) -> Result<bool> {
+        let mut leases = self.shared.leases.lock();
+        match leases.get(key) {
+            Some((held, _)) if held.to_string() == token => {
+                leases.remove(key);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    fn supports_leases(&self) -> bool {
+        true
+    }
+
     fn local(&self) -> Option<&MemoryBackend> {
         Some(self)
     }
@@ -529,6 +563,38 @@ mod tests {
             assert!(!m.exists("ns:1").await.unwrap());
             assert!(m.exists("ns:2").await.unwrap());
             assert_eq!(m.invalidate_tag("ns:t").await.unwrap(), 0);
+        });
+    }
+
+    #[test]
+    fn leases_are_exclusive_owned_and_expire() {
+        rt().block_on(async {
+            let m = MemoryBackend::new();
+            let t = m
+                .lease_acquire("k", Duration::from_secs(5))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                m.lease_acquire("k", Duration::from_secs(5)).await.unwrap(),
+                None
+            );
+            assert!(!m.lease_release("k", "forged").await.unwrap());
+            assert!(m.lease_release("k", &t).await.unwrap());
+            assert!(!m.lease_release("k", &t).await.unwrap(), "released once");
+            let short = m
+                .lease_acquire("s", Duration::from_millis(30))
+                .await
+                .unwrap();
+            assert!(short.is_some());
+            tokio::time::sleep(Duration::from_millis(60)).await;
+            assert!(
+                m.lease_acquire("s", Duration::from_secs(1))
+                    .await
+                    .unwrap()
+                    .is_some(),
+                "expired"
+            );
         });
     }
 

@@ -21,6 +21,8 @@ pub(crate) struct CachedArgs {
     pub(crate) tags: Vec<LitStr>,
     pub(crate) result: Flag,
     pub(crate) option: Flag,
+    // Cross-process single-flight through a lease in the shared backend.
+    pub(crate) lock: Flag,
     #[darling(rename = "crate")]
     pub(crate) krate: Option<Path>,
 }

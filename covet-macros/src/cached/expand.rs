@@ -317,7 +317,12 @@ impl Expander<'_> {
             }
             None => quote!(::core::option::Option::None),
         };
-        quote!(static __COVET_SPEC: #private::Spec = #private::Spec::new(#ttl);)
+        let lock = if self.input.args.lock.is_present() {
+            quote!(.with_lock())
+        } else {
+            TokenStream::new()
+        };
+        quote!(static __COVET_SPEC: #private::Spec = #private::Spec::new(#ttl)#lock;)
     }
 
     fn tags(&self) -> TokenStream {
