@@ -171,6 +171,27 @@ pub trait CacheBackend: Send + Sync + fmt::Debug + 'static {
     /// Deletes every key stored with the (namespaced) `tag`; returns how many.
     async fn invalidate_tag(&self, tag: &str) -> Result<u64>;
 
+    /// Reads one value with its remaining lifetime, for tiers that copy it
+    /// into a faster tier and must not keep the copy longer than the
+    /// original. [`KeyTtl::Missing`] beside a value means it expired while
+    /// being read. The default reads the value, then its TTL; remote backends
+    /// should answer in one round trip.
+    async fn get_with_ttl(&self, key: &str) -> Result<Option<(Bytes, KeyTtl)>> {
+        let Some(value) = self.get(key).await? else {
+            return Ok(None);
+        };
+        Ok(Some((value, self.ttl(key).await?)))
+    }
+
+    /// Like [`invalidate_tag`](Self::invalidate_tag), and also returns the
+    /// keys it deleted when the backend can list them, so a tier in front of
+    /// it (in this and other processes) drops exactly those keys. The
+    /// default returns `None` for the list: a `Tiered`
+    /// cache then drops the whole namespace of the tag from its fast tier.
+    async fn invalidate_tag_keys(&self, tag: &str) -> Result<(u64, Option<Vec<String>>)> {
+        Ok((self.invalidate_tag(tag).await?, None))
+    }
+
     /// Takes a lease on `key` for cross-process single-flight: `Ok(Some(token))`
     /// when this caller holds it now, `Ok(None)` when someone else does.
     /// [`Cache`](crate::Cache) asks only backends whose
@@ -253,6 +274,12 @@ impl<B: CacheBackend + ?Sized> CacheBackend for Arc<B> {
     }
     async fn invalidate_tag(&self, tag: &str) -> Result<u64> {
         (**self).invalidate_tag(tag).await
+    }
+    async fn get_with_ttl(&self, key: &str) -> Result<Option<(Bytes, KeyTtl)>> {
+        (**self).get_with_ttl(key).await
+    }
+    async fn invalidate_tag_keys(&self, tag: &str) -> Result<(u64, Option<Vec<String>>)> {
+        (**self).invalidate_tag_keys(tag).await
     }
     async fn lease_acquire(&self, key: &str, ttl: Duration) -> Result<Option<String>> {
         (**self).lease_acquire(key, ttl).await

@@ -31,6 +31,10 @@ mod private;
 
 #[cfg(feature = "memory")]
 pub use backend::memory::{MemoryBackend, MemoryBackendBuilder};
+#[cfg(feature = "memory")]
+pub use backend::tiered::{CoherenceStats, Tiered, TieredBuilder};
+#[cfg(feature = "redis")]
+pub use backend::tiered::RedisCoherence;
 pub use backend::{CacheBackend, Decoded, Entry, KeyTtl};
 pub use cache::{Cache, CacheBuilder, CacheValue, DEFAULT_NAMESPACE};
 pub use codec::Codec;
