@@ -31,6 +31,8 @@ mod private;
 
 #[cfg(feature = "memory")]
 pub use backend::memory::{MemoryBackend, MemoryBackendBuilder};
+#[cfg(feature = "redis")]
+pub use backend::redis::{CircuitOpen, RedisBackend, RedisBackendBuilder};
 #[cfg(feature = "memory")]
 pub use backend::tiered::{CoherenceStats, Tiered, TieredBuilder};
 #[cfg(feature = "redis")]

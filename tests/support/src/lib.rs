@@ -2,8 +2,8 @@
 //! per test, and throwaway server processes on free loopback ports.
 //!
 //! Servers are found through run-time settings (`COVET_REDIS_URL`,
-//! `COVET_POSTGRES_URL`, `COVET_MYSQL_URL`, `COVET_MEMCACHED_URL`) with this
-//! machine's loopback defaults. [`require`] decides what a test does when a
+//! `COVET_REDIS_CLUSTER_URLS`, `COVET_POSTGRES_URL`, `COVET_MYSQL_URL`,
+//! `COVET_MEMCACHED_URL`) with this machine's loopback defaults. [`require`] decides what a test does when a
 //! server is missing: under `CI=true` it panics (never a silent skip);
 //! elsewhere it returns `None` so a developer without that server can still
 //! run the rest.
@@ -13,11 +13,16 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+pub mod conformance;
+
 /// A server the tests can use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Server {
     /// Redis.
     Redis,
+    /// A Redis Cluster: a comma-separated list of node URLs (`scripts/test`
+    /// starts three masters on free loopback ports and sets it).
+    RedisCluster,
     /// PostgreSQL.
     Postgres,
     /// MariaDB / MySQL.
@@ -31,6 +36,7 @@ impl Server {
     pub fn env_var(self) -> &'static str {
         match self {
             Server::Redis => "COVET_REDIS_URL",
+            Server::RedisCluster => "COVET_REDIS_CLUSTER_URLS",
             Server::Postgres => "COVET_POSTGRES_URL",
             Server::Mysql => "COVET_MYSQL_URL",
             Server::Memcached => "COVET_MEMCACHED_URL",
@@ -41,6 +47,9 @@ impl Server {
     pub fn default_url(self) -> &'static str {
         match self {
             Server::Redis => "redis://127.0.0.1:6379",
+            Server::RedisCluster => {
+                "redis://127.0.0.1:7000,redis://127.0.0.1:7001,redis://127.0.0.1:7002"
+            }
             Server::Postgres => "postgres://postgres@127.0.0.1:5432/test",
             Server::Mysql => "mysql://root@127.0.0.1:3306/test",
             Server::Memcached => "memcache://127.0.0.1:11211",
@@ -79,11 +88,23 @@ pub fn reachable(url: &str) -> bool {
         .any(|a| TcpStream::connect_timeout(&a, Duration::from_millis(500)).is_ok())
 }
 
-/// The server's URL if it is reachable. When it is not: panics under CI,
-/// otherwise prints why the test is skipped and returns `None`.
+/// The URLs of a comma-separated list (as in `COVET_REDIS_CLUSTER_URLS`).
+pub fn split_urls(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The server's URL (for [`Server::RedisCluster`], the comma-separated list,
+/// see [`split_urls`]) if it is reachable (every node of a list). When it
+/// is not: panics under CI, otherwise prints why the test is skipped and
+/// returns `None`.
 pub fn require(server: Server) -> Option<String> {
     let url = server.url();
-    if reachable(&url) {
+    let urls = split_urls(&url);
+    if !urls.is_empty() && urls.iter().all(|u| reachable(u)) {
         return Some(url);
     }
     if in_ci() {
@@ -198,6 +219,15 @@ mod tests {
             Some(("127.0.0.1".into(), 6379))
         );
         assert_eq!(host_port("nonsense"), None);
+    }
+
+    #[test]
+    fn splits_url_lists() {
+        assert_eq!(
+            split_urls("redis://a:1, redis://b:2,"),
+            vec!["redis://a:1".to_owned(), "redis://b:2".to_owned()]
+        );
+        assert!(split_urls("").is_empty());
     }
 
     #[test]

@@ -1,0 +1,672 @@
+//! The conformance suite every [`CacheBackend`] passes, written once.
+//!
+//! Each case is an async fn taking the backend under test; every case works
+//! in namespaces of its own (from [`unique_namespace`]) and
+//! removes what it wrote, so cases run in parallel against one shared
+//! server. [`backend_conformance!`](crate::backend_conformance) turns the
+//! list into one `#[tokio::test]` per case:
+//!
+//! ```ignore
+//! covet_test::backend_conformance!(memory, async {
+//!     Some(std::sync::Arc::new(MemoryBackend::new()) as std::sync::Arc<dyn CacheBackend>)
+//! });
+//! ```
+//!
+//! The expression yields `Option<Arc<dyn CacheBackend>>`; `None` skips the
+//! cases (use [`require`](crate::require), which panics under CI instead).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use covet_cache::{Cache, CacheBackend, Entry, Error, KeyTtl};
+
+use crate::unique_namespace;
+
+/// The backend under test.
+pub type Backend = Arc<dyn CacheBackend>;
+
+/// A `Cache` over `backend` in a fresh namespace.
+pub fn cache_over(backend: &Backend, prefix: &str) -> Cache {
+    Cache::builder()
+        .shared_backend(backend.clone())
+        .namespace(unique_namespace(prefix))
+        .build()
+        .expect("a valid namespace")
+}
+
+fn ns() -> String {
+    format!("{}:", unique_namespace("conf"))
+}
+
+async fn sleep_ms(ms: u64) {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+}
+
+/// Every case, in the order the macro lists them.
+pub const CASES: &[&str] = &[
+    "get_set_and_overwrite",
+    "ttl_expiry",
+    "get_many_in_order",
+    "set_many_with_and_without_ttl",
+    "delete_and_delete_many",
+    "patterns_with_classes_and_escapes",
+    "patterns_stay_inside_the_namespace",
+    "clear_is_limited_to_the_namespace",
+    "exists_and_ttl",
+    "incr_counts_atomically",
+    "incr_rejects_non_integers_and_overflow",
+    "tags",
+    "large_values",
+    "many_keys_across_scan_pages",
+    "leases",
+    "zero_ttl_through_cache",
+];
+
+/// Set, get, overwrite, binary and empty values, missing keys.
+pub async fn get_set_and_overwrite(b: Backend) {
+    let p = ns();
+    let k = format!("{p}k");
+    assert_eq!(b.get(&k).await.unwrap(), None);
+    b.set(&k, Bytes::from_static(b"one"), None).await.unwrap();
+    assert_eq!(b.get(&k).await.unwrap().as_deref(), Some(&b"one"[..]));
+    b.set(&k, Bytes::from_static(b"two"), None).await.unwrap();
+    assert_eq!(b.get(&k).await.unwrap().as_deref(), Some(&b"two"[..]));
+    let binary: Vec<u8> = (0..=255u8).collect();
+    let kb = format!("{p}binary");
+    b.set(&kb, Bytes::from(binary.clone()), None).await.unwrap();
+    assert_eq!(b.get(&kb).await.unwrap().as_deref(), Some(&binary[..]));
+    let ke = format!("{p}empty");
+    b.set(&ke, Bytes::new(), None).await.unwrap();
+    assert_eq!(b.get(&ke).await.unwrap().as_deref(), Some(&b""[..]));
+    // unusual characters in keys
+    let odd = format!("{p}user:ü:*:?:[x]:{{tag}}:\\");
+    b.set(&odd, Bytes::from_static(b"odd"), None).await.unwrap();
+    assert_eq!(b.get(&odd).await.unwrap().as_deref(), Some(&b"odd"[..]));
+    assert_eq!(b.clear(&p).await.unwrap(), 4);
+}
+
+/// Values expire after their TTL; a rewrite without TTL makes them persistent.
+pub async fn ttl_expiry(b: Backend) {
+    let p = ns();
+    let short = format!("{p}short");
+    let long = format!("{p}long");
+    b.set(&short, "s".into(), Some(Duration::from_millis(150)))
+        .await
+        .unwrap();
+    b.set(&long, "l".into(), Some(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert!(b.exists(&short).await.unwrap());
+    match b.ttl(&short).await.unwrap() {
+        KeyTtl::Expires(d) => assert!(d <= Duration::from_millis(150), "{d:?}"),
+        other => panic!("expected a TTL, got {other:?}"),
+    }
+    sleep_ms(400).await;
+    assert_eq!(b.get(&short).await.unwrap(), None);
+    assert!(!b.exists(&short).await.unwrap());
+    assert_eq!(b.ttl(&short).await.unwrap(), KeyTtl::Missing);
+    assert_eq!(b.get(&long).await.unwrap().as_deref(), Some(&b"l"[..]));
+    // rewriting without a TTL removes it
+    b.set(&long, "l2".into(), None).await.unwrap();
+    assert_eq!(b.ttl(&long).await.unwrap(), KeyTtl::Persistent);
+    // and with one sets it again
+    b.set(&long, "l3".into(), Some(Duration::from_secs(5)))
+        .await
+        .unwrap();
+    assert!(
+        matches!(b.ttl(&long).await.unwrap(), KeyTtl::Expires(d) if d <= Duration::from_secs(5) && d > Duration::from_secs(3))
+    );
+    // a TTL below one millisecond still stores the value for a moment, never forever
+    let tiny = format!("{p}tiny");
+    b.set(&tiny, "t".into(), Some(Duration::from_micros(300)))
+        .await
+        .unwrap();
+    sleep_ms(50).await;
+    assert_eq!(b.get(&tiny).await.unwrap(), None);
+    b.clear(&p).await.unwrap();
+}
+
+/// `get_many` answers one slot per key, in order, with gaps for misses.
+pub async fn get_many_in_order(b: Backend) {
+    let p = ns();
+    let keys: Vec<String> = (0..100).map(|i| format!("{p}k{i}")).collect();
+    for (i, k) in keys.iter().enumerate() {
+        if i % 3 != 0 {
+            b.set(k, Bytes::from(i.to_string()), None).await.unwrap();
+        }
+    }
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let got = b.get_many(&refs).await.unwrap();
+    assert_eq!(got.len(), 100);
+    for (i, v) in got.iter().enumerate() {
+        if i % 3 == 0 {
+            assert_eq!(v, &None, "key {i}");
+        } else {
+            assert_eq!(v.as_deref(), Some(i.to_string().as_bytes()), "key {i}");
+        }
+    }
+    assert!(b.get_many(&[]).await.unwrap().is_empty());
+    // the same key twice
+    let twice = [refs[1], refs[1], refs[0]];
+    let got = b.get_many(&twice).await.unwrap();
+    assert_eq!(got[0].as_deref(), Some(&b"1"[..]));
+    assert_eq!(got[1].as_deref(), Some(&b"1"[..]));
+    assert_eq!(got[2], None);
+    b.clear(&p).await.unwrap();
+}
+
+/// `set_many` writes every entry with one TTL.
+pub async fn set_many_with_and_without_ttl(b: Backend) {
+    let p = ns();
+    let keys: Vec<String> = (0..50).map(|i| format!("{p}m{i}")).collect();
+    let entries: Vec<(&str, Bytes)> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (k.as_str(), Bytes::from(format!("v{i}"))))
+        .collect();
+    b.set_many(&entries, Some(Duration::from_secs(30)))
+        .await
+        .unwrap();
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let got = b.get_many(&refs).await.unwrap();
+    for (i, v) in got.iter().enumerate() {
+        assert_eq!(v.as_deref(), Some(format!("v{i}").as_bytes()));
+    }
+    for k in &refs {
+        assert!(
+            matches!(b.ttl(k).await.unwrap(), KeyTtl::Expires(d) if d <= Duration::from_secs(30))
+        );
+    }
+    b.set_many(&entries[..10], None).await.unwrap();
+    assert_eq!(b.ttl(refs[0]).await.unwrap(), KeyTtl::Persistent);
+    assert!(matches!(b.ttl(refs[10]).await.unwrap(), KeyTtl::Expires(_)));
+    b.set_many(&[], None).await.unwrap();
+    // a short TTL expires them all
+    b.set_many(&entries[..5], Some(Duration::from_millis(100)))
+        .await
+        .unwrap();
+    sleep_ms(300).await;
+    assert!(
+        b.get_many(&refs[..5])
+            .await
+            .unwrap()
+            .iter()
+            .all(Option::is_none)
+    );
+    assert_eq!(b.clear(&p).await.unwrap(), 45);
+}
+
+/// `delete` says whether the key existed; `delete_many` counts.
+pub async fn delete_and_delete_many(b: Backend) {
+    let p = ns();
+    let k: Vec<String> = (0..5).map(|i| format!("{p}d{i}")).collect();
+    for key in &k {
+        b.set(key, "x".into(), None).await.unwrap();
+    }
+    assert!(b.delete(&k[0]).await.unwrap());
+    assert!(!b.delete(&k[0]).await.unwrap());
+    assert_eq!(b.get(&k[0]).await.unwrap(), None);
+    let missing = format!("{p}missing");
+    let refs = [
+        k[1].as_str(),
+        k[2].as_str(),
+        missing.as_str(),
+        k[0].as_str(),
+    ];
+    assert_eq!(b.delete_many(&refs).await.unwrap(), 2);
+    assert_eq!(b.delete_many(&[]).await.unwrap(), 0);
+    assert!(b.exists(&k[3]).await.unwrap());
+    // an expired key does not count
+    let e = format!("{p}expiring");
+    b.set(&e, "x".into(), Some(Duration::from_millis(50)))
+        .await
+        .unwrap();
+    sleep_ms(200).await;
+    assert!(!b.delete(&e).await.unwrap());
+    assert_eq!(b.clear(&p).await.unwrap(), 2);
+}
+
+/// Glob patterns: `*`, `?`, classes, negated classes, ranges, escapes.
+pub async fn patterns_with_classes_and_escapes(b: Backend) {
+    let c = cache_over(&b, "pat");
+    for k in [
+        "user:1", "user:2", "user:10", "user:a", "team:1", "ax", "bx", "cx", "dx", "a*b", "aXb",
+        "q?", "qq", "é1", "éé",
+    ] {
+        c.set(k, &1u8, None).await.unwrap();
+    }
+    assert_eq!(c.delete_pattern("user:?").await.unwrap(), 3); // 1, 2, a
+    assert!(c.exists("user:10").await.unwrap());
+    assert_eq!(c.delete_pattern("user:[0-9]*").await.unwrap(), 1); // 10
+    assert_eq!(c.delete_pattern("[ab]x").await.unwrap(), 2);
+    assert_eq!(c.delete_pattern("[!c]x").await.unwrap(), 1); // dx
+    assert!(c.exists("cx").await.unwrap());
+    assert_eq!(c.delete_pattern("a\\*b").await.unwrap(), 1); // only the literal `*`
+    assert!(c.exists("aXb").await.unwrap());
+    assert_eq!(c.delete_pattern("q\\?").await.unwrap(), 1);
+    assert!(c.exists("qq").await.unwrap());
+    // `?` is one character, also when it takes several bytes
+    assert_eq!(c.delete_pattern("é?").await.unwrap(), 2);
+    assert_eq!(c.delete_pattern("nothing*").await.unwrap(), 0);
+    assert!(matches!(
+        c.delete_pattern("user:[").await,
+        Err(Error::InvalidPattern { .. })
+    ));
+    assert_eq!(c.clear().await.unwrap(), 4); // team:1, cx, aXb, qq
+}
+
+/// A user's `:`, `*` or `?` never reaches into another namespace, also when
+/// one namespace's name is a prefix of another's.
+pub async fn patterns_stay_inside_the_namespace(b: Backend) {
+    let base = unique_namespace("iso");
+    let mk = |ns: String| {
+        Cache::builder()
+            .shared_backend(b.clone())
+            .namespace(ns)
+            .build()
+            .unwrap()
+    };
+    let a = mk(base.clone());
+    let longer = mk(format!("{base}2"));
+    for k in ["user:1", "x*y", "*", ":", "a:b:c"] {
+        a.set(k, &1u8, None).await.unwrap();
+        longer.set(k, &2u8, None).await.unwrap();
+    }
+    assert_eq!(a.delete_pattern("x\\*y").await.unwrap(), 1);
+    assert_eq!(longer.get::<u8>("x*y").await.unwrap(), Some(2));
+    assert_eq!(a.delete_pattern("*").await.unwrap(), 4);
+    for k in ["user:1", "x*y", "*", ":", "a:b:c"] {
+        assert_eq!(longer.get::<u8>(k).await.unwrap(), Some(2), "{k}");
+    }
+    // a pattern that starts like a namespace is still inside this one
+    a.set("z", &1u8, None).await.unwrap();
+    assert_eq!(a.delete_pattern(&format!("{base}2:*")).await.unwrap(), 0);
+    assert_eq!(longer.clear().await.unwrap(), 5);
+    assert_eq!(a.clear().await.unwrap(), 1);
+}
+
+/// `clear` removes exactly the namespace's keys.
+pub async fn clear_is_limited_to_the_namespace(b: Backend) {
+    let base = unique_namespace("clr");
+    let a = Cache::builder()
+        .shared_backend(b.clone())
+        .namespace(base.clone())
+        .build()
+        .unwrap();
+    let other = Cache::builder()
+        .shared_backend(b.clone())
+        .namespace(format!("{base}x"))
+        .build()
+        .unwrap();
+    for i in 0..20 {
+        a.set(&format!("k{i}"), &i, None).await.unwrap();
+    }
+    a.set_tagged("tagged", &1u8, None, &["t"]).await.unwrap();
+    other.set("k0", &99u32, None).await.unwrap();
+    assert_eq!(a.clear().await.unwrap(), 21);
+    assert_eq!(a.clear().await.unwrap(), 0);
+    assert_eq!(a.get::<u32>("k0").await.unwrap(), None);
+    assert_eq!(other.get::<u32>("k0").await.unwrap(), Some(99));
+    // the tag no longer knows any key
+    a.set("tagged", &2u8, None).await.unwrap();
+    assert_eq!(a.invalidate_tag("t").await.unwrap(), 0);
+    assert_eq!(other.clear().await.unwrap(), 1);
+    a.clear().await.unwrap();
+}
+
+/// `exists` and `ttl` for missing, persistent and expiring keys.
+pub async fn exists_and_ttl(b: Backend) {
+    let p = ns();
+    let (m, per, exp) = (
+        format!("{p}missing"),
+        format!("{p}persistent"),
+        format!("{p}expiring"),
+    );
+    assert!(!b.exists(&m).await.unwrap());
+    assert_eq!(b.ttl(&m).await.unwrap(), KeyTtl::Missing);
+    b.set(&per, "p".into(), None).await.unwrap();
+    assert!(b.exists(&per).await.unwrap());
+    assert_eq!(b.ttl(&per).await.unwrap(), KeyTtl::Persistent);
+    b.set(&exp, "e".into(), Some(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    match b.ttl(&exp).await.unwrap() {
+        KeyTtl::Expires(d) => {
+            assert!(
+                d <= Duration::from_secs(10) && d > Duration::from_secs(8),
+                "{d:?}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(b.clear(&p).await.unwrap(), 2);
+}
+
+/// `incr`: starts at 0, TTL only on creation, atomic under concurrency.
+pub async fn incr_counts_atomically(b: Backend) {
+    let p = ns();
+    let k = format!("{p}counter");
+    assert_eq!(
+        b.incr(&k, 5, Some(Duration::from_secs(60))).await.unwrap(),
+        5
+    );
+    assert_eq!(b.incr(&k, -7, None).await.unwrap(), -2);
+    // the TTL given at creation stays; a later TTL argument is ignored
+    assert_eq!(
+        b.incr(&k, 2, Some(Duration::from_secs(1))).await.unwrap(),
+        0
+    );
+    assert!(matches!(b.ttl(&k).await.unwrap(), KeyTtl::Expires(d) if d > Duration::from_secs(50)));
+    // a counter created without TTL never expires
+    let per = format!("{p}persistent");
+    assert_eq!(b.incr(&per, 1, None).await.unwrap(), 1);
+    assert_eq!(b.ttl(&per).await.unwrap(), KeyTtl::Persistent);
+    // counters are decimal text, and decimal text counts
+    assert_eq!(b.get(&per).await.unwrap().as_deref(), Some(&b"1"[..]));
+    let text = format!("{p}text");
+    b.set(&text, "41".into(), None).await.unwrap();
+    assert_eq!(b.incr(&text, 1, None).await.unwrap(), 42);
+    // an expired counter starts again from zero, with the new TTL
+    let short = format!("{p}short");
+    b.incr(&short, 10, Some(Duration::from_millis(100)))
+        .await
+        .unwrap();
+    sleep_ms(300).await;
+    assert_eq!(
+        b.incr(&short, 1, Some(Duration::from_secs(30)))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(matches!(b.ttl(&short).await.unwrap(), KeyTtl::Expires(_)));
+    // atomic under concurrency
+    let shared = format!("{p}shared");
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let b = b.clone();
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                for _ in 0..25 {
+                    b.incr(&shared, 1, Some(Duration::from_secs(60)))
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(b.incr(&shared, 0, None).await.unwrap(), 500);
+    assert_eq!(b.clear(&p).await.unwrap(), 5);
+}
+
+/// `incr` on a non-integer or past `i64::MAX` fails and leaves the value alone.
+pub async fn incr_rejects_non_integers_and_overflow(b: Backend) {
+    let p = ns();
+    let s = format!("{p}s");
+    b.set(&s, "abc".into(), None).await.unwrap();
+    assert!(matches!(
+        b.incr(&s, 1, None).await,
+        Err(Error::NotAnInteger { .. })
+    ));
+    assert!(matches!(
+        b.incr(&s, 1, Some(Duration::from_secs(5))).await,
+        Err(Error::NotAnInteger { .. })
+    ));
+    assert_eq!(b.get(&s).await.unwrap().as_deref(), Some(&b"abc"[..]));
+    assert_eq!(b.ttl(&s).await.unwrap(), KeyTtl::Persistent);
+    let max = format!("{p}max");
+    b.set(&max, i64::MAX.to_string().into(), None)
+        .await
+        .unwrap();
+    assert!(matches!(
+        b.incr(&max, 1, None).await,
+        Err(Error::NotAnInteger { .. })
+    ));
+    assert_eq!(
+        b.get(&max).await.unwrap().as_deref(),
+        Some(i64::MAX.to_string().as_bytes())
+    );
+    let min = format!("{p}min");
+    assert_eq!(b.incr(&min, i64::MIN, None).await.unwrap(), i64::MIN);
+    assert!(b.incr(&min, -1, None).await.is_err());
+    assert_eq!(b.incr(&min, i64::MAX, None).await.unwrap(), -1);
+    // through the facade, the error names the user key
+    let c = cache_over(&b, "incr");
+    c.set("json", &"not a number".to_string(), None)
+        .await
+        .unwrap();
+    match c.incr("json", 1, None).await {
+        Err(Error::NotAnInteger { key }) => assert_eq!(key, "json"),
+        other => panic!("{other:?}"),
+    }
+    c.clear().await.unwrap();
+    b.clear(&p).await.unwrap();
+}
+
+/// Tags: invalidation deletes the members, only them, only in the namespace.
+pub async fn tags(b: Backend) {
+    let c = cache_over(&b, "tags");
+    let other = cache_over(&b, "tags");
+    c.set_tagged("u1", &1u8, None, &["user", "all"])
+        .await
+        .unwrap();
+    c.set_tagged("u2", &2u8, Some(Duration::from_secs(60)), &["user", "all"])
+        .await
+        .unwrap();
+    c.set_tagged("t1", &3u8, None, &["team", "all"])
+        .await
+        .unwrap();
+    c.set("plain", &4u8, None).await.unwrap();
+    other.set_tagged("u1", &9u8, None, &["user"]).await.unwrap();
+    assert_eq!(c.invalidate_tag("user").await.unwrap(), 2);
+    assert_eq!(c.get::<u8>("u1").await.unwrap(), None);
+    assert_eq!(c.get::<u8>("u2").await.unwrap(), None);
+    assert_eq!(c.get::<u8>("t1").await.unwrap(), Some(3));
+    assert_eq!(c.get::<u8>("plain").await.unwrap(), Some(4));
+    assert_eq!(other.get::<u8>("u1").await.unwrap(), Some(9));
+    assert_eq!(c.invalidate_tag("user").await.unwrap(), 0);
+    assert_eq!(c.invalidate_tag("all").await.unwrap(), 1); // t1; u1, u2 are gone
+    assert_eq!(c.invalidate_tag("never-used").await.unwrap(), 0);
+
+    // a short-lived member does not shorten the tag for a long-lived one,
+    // and an expired member is not counted
+    c.set_tagged("long", &1u8, None, &["mixed"]).await.unwrap();
+    c.set_tagged("short", &1u8, Some(Duration::from_millis(100)), &["mixed"])
+        .await
+        .unwrap();
+    sleep_ms(300).await;
+    assert_eq!(c.invalidate_tag("mixed").await.unwrap(), 1);
+    assert_eq!(c.get::<u8>("long").await.unwrap(), None);
+
+    // a tagged value rewritten with the tag is still a member
+    c.set_tagged("again", &1u8, None, &["re"]).await.unwrap();
+    c.set_tagged("again", &2u8, None, &["re"]).await.unwrap();
+    assert_eq!(c.invalidate_tag("re").await.unwrap(), 1);
+
+    // backend level: full tag names
+    let p = ns();
+    let tags = vec![format!("{p}t")];
+    let k = format!("{p}k");
+    b.set_entry(&k, Entry::new("v".into(), None).tags(&tags))
+        .await
+        .unwrap();
+    assert_eq!(b.invalidate_tag(&tags[0]).await.unwrap(), 1);
+    assert!(!b.exists(&k).await.unwrap());
+
+    assert_eq!(c.clear().await.unwrap(), 1); // plain
+    other.clear().await.unwrap();
+}
+
+/// A 1 MiB value round-trips unchanged, raw and through the facade.
+pub async fn large_values(b: Backend) {
+    let p = ns();
+    let big: Vec<u8> = (0..(1 << 20)).map(|i: u32| (i * 31 % 251) as u8).collect();
+    let k = format!("{p}big");
+    b.set(&k, Bytes::from(big.clone()), Some(Duration::from_secs(30)))
+        .await
+        .unwrap();
+    assert_eq!(b.get(&k).await.unwrap().as_deref(), Some(&big[..]));
+    let got = b.get_many(&[k.as_str()]).await.unwrap();
+    assert_eq!(got[0].as_deref().map(<[u8]>::len), Some(1 << 20));
+    let c = cache_over(&b, "big");
+    let s = "x".repeat(1 << 20);
+    c.set("s", &s, None).await.unwrap();
+    assert_eq!(c.get::<String>("s").await.unwrap().as_deref(), Some(&s[..]));
+    c.clear().await.unwrap();
+    b.clear(&p).await.unwrap();
+}
+
+/// Pattern deletes and `clear` see every key, over many `SCAN` pages.
+pub async fn many_keys_across_scan_pages(b: Backend) {
+    let c = cache_over(&b, "many");
+    let keys: Vec<String> = (0..2500).map(|i| format!("k:{i}")).collect();
+    let entries: Vec<(&str, u32)> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (k.as_str(), i as u32))
+        .collect();
+    c.set_many(&entries, Some(Duration::from_secs(120)))
+        .await
+        .unwrap();
+    c.set_many(&[("other:1", 1u32), ("other:2", 2)], None)
+        .await
+        .unwrap();
+    let probe: Vec<&str> = keys.iter().step_by(250).map(String::as_str).collect();
+    let got: Vec<Option<u32>> = c.get_many(&probe).await.unwrap();
+    assert!(got.iter().all(Option::is_some));
+    assert_eq!(c.delete_pattern("k:*").await.unwrap(), 2500);
+    assert_eq!(c.get::<u32>("k:2499").await.unwrap(), None);
+    assert_eq!(c.get::<u32>("other:1").await.unwrap(), Some(1));
+    // clear over many pages as well
+    c.set_many(&entries, None).await.unwrap();
+    assert_eq!(c.clear().await.unwrap(), 2502);
+}
+
+/// Leases: one holder at a time, released only by its token, expiring.
+pub async fn leases(b: Backend) {
+    let p = ns();
+    let k = format!("{p}job");
+    if !b.supports_leases() {
+        assert_eq!(
+            b.lease_acquire(&k, Duration::from_secs(1)).await.unwrap(),
+            None
+        );
+        return;
+    }
+    let token = b
+        .lease_acquire(&k, Duration::from_secs(10))
+        .await
+        .unwrap()
+        .expect("a free lease is granted");
+    assert_eq!(
+        b.lease_acquire(&k, Duration::from_secs(10)).await.unwrap(),
+        None
+    );
+    assert!(!b.lease_release(&k, "not-the-token").await.unwrap());
+    assert_eq!(
+        b.lease_acquire(&k, Duration::from_secs(10)).await.unwrap(),
+        None
+    );
+    // leases are not values: invisible to reads, patterns and clear
+    assert_eq!(b.get(&k).await.unwrap(), None);
+    assert_eq!(b.clear(&p).await.unwrap(), 0);
+    assert!(b.lease_release(&k, &token).await.unwrap());
+    assert!(!b.lease_release(&k, &token).await.unwrap());
+    let t2 = b
+        .lease_acquire(&k, Duration::from_millis(100))
+        .await
+        .unwrap()
+        .expect("released, so free again");
+    assert_ne!(t2, token);
+    sleep_ms(300).await;
+    let t3 = b
+        .lease_acquire(&k, Duration::from_secs(5))
+        .await
+        .unwrap()
+        .expect("expired, so free again");
+    // the expired holder cannot release the new holder's lease
+    assert!(!b.lease_release(&k, &t2).await.unwrap());
+    assert!(b.lease_release(&k, &t3).await.unwrap());
+    // exactly one of many concurrent callers gets it
+    let winners: Vec<_> = (0..16)
+        .map(|_| {
+            let b = b.clone();
+            let k = k.clone();
+            tokio::spawn(async move { b.lease_acquire(&k, Duration::from_secs(5)).await.unwrap() })
+        })
+        .collect();
+    let mut granted = Vec::new();
+    for w in winners {
+        if let Some(t) = w.await.unwrap() {
+            granted.push(t);
+        }
+    }
+    assert_eq!(granted.len(), 1);
+    assert!(b.lease_release(&k, &granted[0]).await.unwrap());
+}
+
+/// Through the facade, a zero TTL deletes.
+pub async fn zero_ttl_through_cache(b: Backend) {
+    let c = cache_over(&b, "zero");
+    c.set("k", &1u8, None).await.unwrap();
+    c.set("k", &2u8, Some(Duration::ZERO)).await.unwrap();
+    assert_eq!(c.get::<u8>("k").await.unwrap(), None);
+    assert!(!c.exists("k").await.unwrap());
+    c.set_many(&[("a", 1u8), ("b", 2u8)], None).await.unwrap();
+    c.set_many(&[("a", 1u8)], Some(Duration::ZERO))
+        .await
+        .unwrap();
+    assert_eq!(c.get::<u8>("a").await.unwrap(), None);
+    assert_eq!(c.clear().await.unwrap(), 1);
+}
+
+/// One `#[tokio::test]` per conformance case, in a module named `$name`.
+///
+/// `$make` is an expression (evaluated once per case) that yields a future
+/// of `Option<Arc<dyn CacheBackend>>`; `None` skips the case. Items of the
+/// calling module are visible to it.
+#[macro_export]
+macro_rules! backend_conformance {
+    ($name:ident, $make:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn __covet_backend() -> ::std::option::Option<$crate::conformance::Backend> {
+                $make.await
+            }
+
+            $crate::backend_conformance!(@cases
+                get_set_and_overwrite,
+                ttl_expiry,
+                get_many_in_order,
+                set_many_with_and_without_ttl,
+                delete_and_delete_many,
+                patterns_with_classes_and_escapes,
+                patterns_stay_inside_the_namespace,
+                clear_is_limited_to_the_namespace,
+                exists_and_ttl,
+                incr_counts_atomically,
+                incr_rejects_non_integers_and_overflow,
+                tags,
+                large_values,
+                many_keys_across_scan_pages,
+                leases,
+                zero_ttl_through_cache
+            );
+        }
+    };
+    (@cases $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                if let ::std::option::Option::Some(backend) = __covet_backend().await {
+                    $crate::conformance::$case(backend).await;
+                }
+            }
+        )*
+    };
+}
