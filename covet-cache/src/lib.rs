@@ -33,10 +33,10 @@ mod private;
 pub use backend::memory::{MemoryBackend, MemoryBackendBuilder};
 #[cfg(feature = "redis")]
 pub use backend::redis::{CircuitOpen, RedisBackend, RedisBackendBuilder};
-#[cfg(feature = "memory")]
-pub use backend::tiered::{CoherenceStats, Tiered, TieredBuilder};
 #[cfg(feature = "redis")]
 pub use backend::tiered::RedisCoherence;
+#[cfg(feature = "memory")]
+pub use backend::tiered::{CoherenceStats, Tiered, TieredBuilder};
 pub use backend::{CacheBackend, Decoded, Entry, KeyTtl};
 pub use cache::{Cache, CacheBuilder, CacheValue, DEFAULT_NAMESPACE};
 pub use codec::Codec;
