@@ -108,7 +108,8 @@ return 1
 ";
 
 // Deletes a tag's members and the set, atomically (single server only: the
-// members are not declared in KEYS). Returns how many members existed.
+// members are not declared in KEYS). Returns how many members existed and
+// the members.
 static INVALIDATE_TAG: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -118,7 +119,7 @@ for i = 1, #members, 500 do
   n = n + redis.call('UNLINK', unpack(members, i, math.min(i + 499, #members)))
 end
 redis.call('UNLINK', KEYS[1])
-return n
+return {n, members}
 ",
     )
 });
@@ -201,6 +202,8 @@ struct Inner {
     command_timeout: Duration,
     /// The URL(s), passwords masked, for `Debug`.
     endpoint: String,
+    /// The URL(s) as given.
+    urls: Vec<String>,
 }
 
 /// The Redis / Redis Cluster backend (feature `redis`).
@@ -366,7 +369,7 @@ impl RedisBackendBuilder {
                 ));
             }
         };
-        Ok(self.finish(Conn::Single(manager), endpoint))
+        Ok(self.finish(Conn::Single(manager), endpoint, vec![url.to_owned()]))
     }
 
     /// Connects to a Redis Cluster through some of its nodes (the others
@@ -412,16 +415,18 @@ impl RedisBackendBuilder {
                     ));
                 }
             };
-        Ok(self.finish(Conn::Cluster(conn), endpoint))
+        let urls = urls.iter().map(|u| u.as_ref().to_owned()).collect();
+        Ok(self.finish(Conn::Cluster(conn), endpoint, urls))
     }
 
-    fn finish(self, conn: Conn, endpoint: String) -> RedisBackend {
+    fn finish(self, conn: Conn, endpoint: String, urls: Vec<String>) -> RedisBackend {
         RedisBackend {
             inner: Arc::new(Inner {
                 conn,
                 breaker: Breaker::new(self.breaker_threshold, self.breaker_cool_down),
                 command_timeout: self.command_timeout,
                 endpoint,
+                urls,
             }),
         }
     }
@@ -521,6 +526,15 @@ fn scan_pattern(pattern: &str) -> String {
     out
 }
 
+/// A `PTTL` reply: -2 missing, -1 no expiry, else milliseconds left.
+fn pttl(ms: i64) -> KeyTtl {
+    match ms {
+        -1 => KeyTtl::Persistent,
+        ms if ms > 0 => KeyTtl::Expires(Duration::from_millis(ms.unsigned_abs())),
+        _ => KeyTtl::Missing,
+    }
+}
+
 fn tag_key(tag: &str) -> String {
     let mut k = String::with_capacity(TAG_PREFIX.len() + tag.len());
     k.push_str(TAG_PREFIX);
@@ -615,6 +629,13 @@ impl RedisBackend {
     /// Whether this backend talks to a Redis Cluster.
     pub fn is_cluster(&self) -> bool {
         matches!(self.inner.conn, Conn::Cluster(_))
+    }
+
+    /// The URL this backend connected to (for a cluster, the node URLs it
+    /// was given), credentials included: for opening further connections
+    /// to the same Redis, such as a pub/sub subscription.
+    pub fn urls(&self) -> &[String] {
+        &self.inner.urls
     }
 
     /// Whether the circuit breaker currently refuses calls (open, or
@@ -1071,11 +1092,7 @@ impl CacheBackend for RedisBackend {
         let mut cmd = redis::cmd("PTTL");
         cmd.arg(key);
         let ms: i64 = self.query("PTTL", true, &cmd).await?;
-        Ok(match ms {
-            -1 => KeyTtl::Persistent,
-            ms if ms > 0 => KeyTtl::Expires(Duration::from_millis(ms.unsigned_abs())),
-            _ => KeyTtl::Missing,
-        })
+        Ok(pttl(ms))
     }
 
     async fn incr(&self, key: &str, delta: i64, ttl: Option<Duration>) -> Result<i64> {
@@ -1108,27 +1125,43 @@ impl CacheBackend for RedisBackend {
         }
     }
 
+    async fn get_with_ttl(&self, key: &str) -> Result<Option<(Bytes, KeyTtl)>> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("GET").arg(key).cmd("PTTL").arg(key);
+        let (value, ms): (Option<Vec<u8>>, i64) =
+            self.query_pipe("GET + PTTL", true, &pipe).await?;
+        Ok(value.map(|v| (Bytes::from(v), pttl(ms))))
+    }
+
     async fn invalidate_tag(&self, tag: &str) -> Result<u64> {
+        self.invalidate_tag_keys(tag).await.map(|(n, _)| n)
+    }
+
+    async fn invalidate_tag_keys(&self, tag: &str) -> Result<(u64, Option<Vec<String>>)> {
         let set = tag_key(tag);
         match &self.inner.conn {
             Conn::Single(_) => {
                 let set = &set;
-                self.call("invalidate tag", true, move |mut c| async move {
-                    INVALIDATE_TAG.key(set).invoke_async(&mut c).await
-                })
-                .await
+                let (n, members): (u64, Vec<String>) = self
+                    .call("invalidate tag", true, move |mut c| async move {
+                        INVALIDATE_TAG.key(set).invoke_async(&mut c).await
+                    })
+                    .await?;
+                Ok((n, Some(members)))
             }
             Conn::Cluster(_) => {
                 let mut removed = 0;
+                let mut keys = Vec::new();
                 loop {
                     let mut pop = redis::cmd("SPOP");
                     pop.arg(&set).arg(SCAN_COUNT);
                     // Not retried: a batch popped but not received would be lost.
                     let members: Vec<String> = self.query("SPOP", false, &pop).await?;
                     if members.is_empty() {
-                        return Ok(removed);
+                        return Ok((removed, Some(keys)));
                     }
                     removed += self.unlink(&members).await?;
+                    keys.extend(members);
                 }
             }
         }

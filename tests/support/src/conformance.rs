@@ -61,6 +61,8 @@ pub const CASES: &[&str] = &[
     "many_keys_across_scan_pages",
     "leases",
     "zero_ttl_through_cache",
+    "get_with_ttl",
+    "invalidate_tag_lists_keys",
 ];
 
 /// Set, get, overwrite, binary and empty values, missing keys.
@@ -623,6 +625,50 @@ pub async fn zero_ttl_through_cache(b: Backend) {
     assert_eq!(c.clear().await.unwrap(), 1);
 }
 
+/// `get_with_ttl` reads the value and its remaining lifetime together.
+pub async fn get_with_ttl(b: Backend) {
+    let p = ns();
+    let (per, exp, missing) = (format!("{p}p"), format!("{p}e"), format!("{p}m"));
+    assert_eq!(b.get_with_ttl(&missing).await.unwrap(), None);
+    b.set(&per, "p".into(), None).await.unwrap();
+    b.set(&exp, "e".into(), Some(Duration::from_secs(20)))
+        .await
+        .unwrap();
+    let (v, ttl) = b.get_with_ttl(&per).await.unwrap().unwrap();
+    assert_eq!((&v[..], ttl), (&b"p"[..], KeyTtl::Persistent));
+    let (v, ttl) = b.get_with_ttl(&exp).await.unwrap().unwrap();
+    assert_eq!(&v[..], b"e");
+    assert!(
+        matches!(ttl, KeyTtl::Expires(d) if d <= Duration::from_secs(20) && d > Duration::from_secs(15)),
+        "{ttl:?}"
+    );
+    assert_eq!(b.clear(&p).await.unwrap(), 2);
+}
+
+/// `invalidate_tag_keys` counts like `invalidate_tag` and, when it lists
+/// keys, lists every member it deleted.
+pub async fn invalidate_tag_lists_keys(b: Backend) {
+    let p = ns();
+    let tags = vec![format!("{p}t")];
+    let keys: Vec<String> = (0..3).map(|i| format!("{p}k{i}")).collect();
+    for k in &keys {
+        b.set_entry(k, Entry::new("v".into(), None).tags(&tags))
+            .await
+            .unwrap();
+    }
+    let (n, listed) = b.invalidate_tag_keys(&tags[0]).await.unwrap();
+    assert_eq!(n, 3);
+    if let Some(mut listed) = listed {
+        listed.sort();
+        assert_eq!(listed, keys);
+    }
+    for k in &keys {
+        assert!(!b.exists(k).await.unwrap());
+    }
+    let (n, _) = b.invalidate_tag_keys(&tags[0]).await.unwrap();
+    assert_eq!(n, 0);
+}
+
 /// One `#[tokio::test]` per conformance case, in a module named `$name`.
 ///
 /// `$make` is an expression (evaluated once per case) that yields a future
@@ -655,7 +701,9 @@ macro_rules! backend_conformance {
                 large_values,
                 many_keys_across_scan_pages,
                 leases,
-                zero_ttl_through_cache
+                zero_ttl_through_cache,
+                get_with_ttl,
+                invalidate_tag_lists_keys
             );
         }
     };
