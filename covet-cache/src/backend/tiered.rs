@@ -46,7 +46,9 @@
 //!
 //! An L1 copy never outlives the L2 entry it was copied from: its TTL is
 //! the remaining L2 TTL (read in the same call as the value, minus the time
-//! the read took), capped at `l1_max_ttl`.
+//! the read took and 1 ms for clock rounding), capped at `l1_max_ttl`. A
+//! value written through the tiers gets its TTL minus the time the L2 write
+//! took, minus 1 ms.
 //!
 //! A read that races with an invalidation never leaves a stale copy behind:
 //! every copy written to L1 is checked against a per-key invalidation
@@ -77,6 +79,11 @@ use crate::key::Glob;
 mod coherence;
 #[cfg(feature = "redis")]
 pub use coherence::{DEFAULT_CHANNEL_PREFIX, RedisCoherence};
+
+/// How much sooner than its original an L1 copy expires: it absorbs the
+/// millisecond resolution of remote clocks (a Redis `PTTL` is rounded) and
+/// the time L1 takes to insert the copy.
+const COPY_MARGIN: Duration = Duration::from_millis(1);
 
 /// Longest life of an L1 copy when the builder sets none: 60 s.
 pub const DEFAULT_L1_MAX_TTL: Duration = Duration::from_secs(60);
@@ -235,9 +242,9 @@ impl<L1: CacheBackend, L2: CacheBackend> TieredBuilder<L1, L2> {
     /// [`timeout`](RedisCoherence::timeout).
     #[cfg(feature = "redis")]
     pub async fn connect(self) -> crate::Result<Tiered<L1, L2>> {
-        let tiered = self.build().map_err(|e| {
-            crate::Error::backend("tiered", "invalid tiered configuration", e)
-        })?;
+        let tiered = self
+            .build()
+            .map_err(|e| crate::Error::backend("tiered", "invalid tiered configuration", e))?;
         tiered.wait_connected().await?;
         Ok(tiered)
     }
@@ -290,6 +297,35 @@ impl<L1: CacheBackend, L2: CacheBackend> Tiered<L1, L2> {
             #[cfg(feature = "redis")]
             coherence: CoherenceChoice::Auto,
         }
+    }
+
+    /// L1 in front of L2, coherent across processes through the channel L2
+    /// offers (a `RedisBackend`: pub/sub on its own server); waits until
+    /// subscribed. Fails if L2 offers none, or if its Redis cannot be
+    /// reached.
+    ///
+    /// ```no_run
+    /// use covet_cache::{Cache, MemoryBackend, RedisBackend, Tiered};
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let redis = RedisBackend::connect("redis://127.0.0.1:6379").await?;
+    /// let tiered = Tiered::coherent(MemoryBackend::new(), redis).await?;
+    /// let cache = Cache::builder().backend(tiered).namespace("myapp").build()?;
+    /// # let _ = cache; Ok(()) }
+    /// ```
+    #[cfg(feature = "redis")]
+    pub async fn coherent(l1: L1, l2: L2) -> crate::Result<Tiered<L1, L2>> {
+        let Some(coherence) = l2.coherence() else {
+            return Err(crate::Error::Backend {
+                backend: "tiered",
+                message: format!(
+                    "the `{}` backend offers no coherence channel; give one with \
+                     `Tiered::builder(l1, l2).coherence(RedisCoherence::new(url)?)`",
+                    l2.name()
+                ),
+                source: None,
+            });
+        };
+        Tiered::builder(l1, l2).coherence(coherence).connect().await
     }
 
     /// The fast tier.
@@ -388,10 +424,12 @@ impl<L1: CacheBackend, L2: CacheBackend> Tiered<L1, L2> {
         let remaining = match ttl {
             KeyTtl::Missing => None,
             KeyTtl::Persistent => Some(None),
-            KeyTtl::Expires(d) => Some(Some(d.saturating_sub(started.elapsed()))),
+            KeyTtl::Expires(d) => Some(Some(d.saturating_sub(started.elapsed() + COPY_MARGIN))),
         };
         if let Some(remaining) = remaining {
-            front.copy_in(key, value.clone(), None, remaining, &[], epoch).await;
+            front
+                .copy_in(key, value.clone(), None, remaining, &[], epoch)
+                .await;
         }
         Ok(Some((value, ttl)))
     }
@@ -420,14 +458,9 @@ impl<L1: CacheBackend, L2: CacheBackend> CacheBackend for Tiered<L1, L2> {
         Ok(self.read_through(key).await?.map(|(v, _)| v))
     }
 
+    /// The lifetime is L2's, so this always asks L2 (and refreshes the L1
+    /// copy).
     async fn get_with_ttl(&self, key: &str) -> Result<Option<(Bytes, KeyTtl)>> {
-        if let Some(v) = self.l1_get(key).await {
-            // An L1 copy never outlives its L2 original: its TTL is a safe answer.
-            match self.inner.front.l1.ttl(key).await {
-                Ok(KeyTtl::Missing) | Err(_) => {}
-                Ok(ttl) => return Ok(Some((v, ttl))),
-            }
-        }
         self.read_through(key).await
     }
 
@@ -472,9 +505,11 @@ impl<L1: CacheBackend, L2: CacheBackend> CacheBackend for Tiered<L1, L2> {
             return Err(err);
         }
         let expected = front.epochs.bump_key(key);
-        let ttl = ttl.map(|t| t.saturating_sub(started.elapsed()));
+        let ttl = ttl.map(|t| t.saturating_sub(started.elapsed() + COPY_MARGIN));
         if expected == epoch.wrapping_add(1) {
-            front.copy_in(key, value, decoded, ttl, tags, expected).await;
+            front
+                .copy_in(key, value, decoded, ttl, tags, expected)
+                .await;
         } else {
             // Another write or invalidation of this key raced with ours: the
             // next read asks L2.
@@ -495,7 +530,7 @@ impl<L1: CacheBackend, L2: CacheBackend> CacheBackend for Tiered<L1, L2> {
             front.drop_keys(&keys).await;
             return Err(err);
         }
-        let ttl = ttl.map(|t| t.saturating_sub(started.elapsed()));
+        let ttl = ttl.map(|t| t.saturating_sub(started.elapsed() + COPY_MARGIN));
         for ((key, value), epoch) in entries.iter().zip(epochs) {
             let expected = front.epochs.bump_key(key);
             if expected == epoch.wrapping_add(1) {
@@ -998,7 +1033,10 @@ mod tests {
             .build()
             .unwrap();
         unbounded.set("ns:k", "v".into(), None).await.unwrap();
-        assert_eq!(unbounded.l1().ttl("ns:k").await.unwrap(), KeyTtl::Persistent);
+        assert_eq!(
+            unbounded.l1().ttl("ns:k").await.unwrap(),
+            KeyTtl::Persistent
+        );
     }
 
     #[tokio::test]
@@ -1056,7 +1094,10 @@ mod tests {
 
     /// An L2 that lists the keys a tag invalidation deleted.
     #[derive(Debug, Clone, Default)]
-    struct Listing(MemoryBackend, Arc<parking_lot::Mutex<Vec<(String, String)>>>);
+    struct Listing(
+        MemoryBackend,
+        Arc<parking_lot::Mutex<Vec<(String, String)>>>,
+    );
 
     #[async_trait]
     impl CacheBackend for Listing {
@@ -1293,9 +1334,7 @@ mod tests {
         for k in ["a:1", "a:2", "a:x:1", "b:1"] {
             t.set(k, "v".into(), None).await.unwrap();
         }
-        front
-            .apply(&Invalidate::Keys(vec!["a:1".into()]))
-            .await;
+        front.apply(&Invalidate::Keys(vec!["a:1".into()])).await;
         assert!(!t.l1().exists("a:1").await.unwrap());
         front.apply(&Invalidate::Pattern("a:x:*".into())).await;
         assert!(!t.l1().exists("a:x:1").await.unwrap());
@@ -1309,10 +1348,7 @@ mod tests {
             })
             .await;
         assert!(!t.l1().exists("b:1").await.unwrap());
-        assert_eq!(
-            Invalidate::Keys(vec!["ns:k".into()]).namespace(),
-            "ns"
-        );
+        assert_eq!(Invalidate::Keys(vec!["ns:k".into()]).namespace(), "ns");
         assert_eq!(Invalidate::Pattern("*".into()).namespace(), "");
     }
 }

@@ -200,11 +200,10 @@ impl RedisCoherence {
     }
 }
 
-/// Coherence for a `RedisBackend` L2 given to `Tiered::new`, when the
-/// backend tells where it is connected.
+/// Coherence for an L2 given to `Tiered::new` without a choice: the one
+/// L2 offers (a `RedisBackend`: its own server).
 pub(super) fn auto<L2: CacheBackend>(l2: &L2) -> Option<RedisCoherence> {
-    let _ = l2;
-    None
+    l2.coherence()
 }
 
 // ---- the running side -------------------------------------------------------
@@ -541,11 +540,7 @@ async fn receive<L1: CacheBackend>(
         Some(m) if m.origin == origin => {}
         Some(m) => {
             front.apply(&m.op).await;
-            front
-                .link()
-                .stats
-                .received
-                .fetch_add(1, Ordering::Relaxed);
+            front.link().stats.received.fetch_add(1, Ordering::Relaxed);
         }
         None => {
             let channel = msg.get_channel_name();
@@ -599,7 +594,9 @@ mod tests {
         .unwrap();
         let m = decode(&bytes).unwrap();
         assert_eq!(m.origin, 7);
-        assert!(matches!(m.op, Invalidate::Tag { ref tag, keys: Some(ref k) } if tag == "ns:t" && k.len() == 2));
+        assert!(
+            matches!(m.op, Invalidate::Tag { ref tag, keys: Some(ref k) } if tag == "ns:t" && k.len() == 2)
+        );
         assert!(decode(b"").is_none());
         assert!(decode(b"\x02abc").is_none());
         assert!(decode(&bytes[..bytes.len() - 1]).is_none());
