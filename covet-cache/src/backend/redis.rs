@@ -216,7 +216,7 @@ struct Inner {
 ///   each on a single server.
 /// * `delete_pattern` and `clear` walk every `SCAN` page (`COUNT 500`) and
 ///   `UNLINK` what matches, batch by batch; never `KEYS`, never `FLUSHDB`.
-///   Patterns are checked on our side with [`Glob`](crate::Glob) as well,
+///   Patterns are checked on our side with [`Glob`] as well,
 ///   so they mean exactly what they mean for [`MemoryBackend`](crate::MemoryBackend),
 ///   multi-byte characters included.
 /// * `incr` is atomic (`SET key 0 NX PX ttl` + `INCRBY` in one `MULTI`): the
