@@ -19,9 +19,7 @@ covet_test::backend_conformance!(tiered_redis, async {
     let redis = covet::cache::RedisBackend::connect(&url)
         .await
         .expect("connecting to Redis");
-    let tiered = Tiered::builder(MemoryBackend::new(), redis)
-        .coherence(covet::cache::RedisCoherence::new(&url).unwrap())
-        .connect()
+    let tiered = Tiered::coherent(MemoryBackend::new(), redis)
         .await
         .expect("subscribing");
     Some(Arc::new(tiered) as Arc<dyn CacheBackend>)
@@ -34,9 +32,7 @@ covet_test::backend_conformance!(tiered_redis_cluster, async {
         .await
         .expect("connecting to the Redis Cluster");
     // classic pub/sub spans the cluster: any node carries the channel
-    let tiered = Tiered::builder(MemoryBackend::new(), redis)
-        .coherence(covet::cache::RedisCoherence::with_urls(&urls).unwrap())
-        .connect()
+    let tiered = Tiered::coherent(MemoryBackend::new(), redis)
         .await
         .expect("subscribing");
     Some(Arc::new(tiered) as Arc<dyn CacheBackend>)

@@ -220,15 +220,6 @@ pub trait CacheBackend: Send + Sync + fmt::Debug + 'static {
         None
     }
 
-    /// Where tiers in front of this backend, in several processes, tell
-    /// each other what to drop: a Redis backend returns the pub/sub of its
-    /// own server(s). `Tiered::new` over such a backend is coherent by
-    /// default.
-    #[cfg(feature = "redis")]
-    fn coherence(&self) -> Option<tiered::RedisCoherence> {
-        None
-    }
-
     /// Whether every operation is answered by [`local`](Self::local) alone.
     fn is_local_only(&self) -> bool {
         false
@@ -302,10 +293,6 @@ impl<B: CacheBackend + ?Sized> CacheBackend for Arc<B> {
     #[cfg(feature = "memory")]
     fn local(&self) -> Option<&memory::MemoryBackend> {
         (**self).local()
-    }
-    #[cfg(feature = "redis")]
-    fn coherence(&self) -> Option<tiered::RedisCoherence> {
-        (**self).coherence()
     }
     fn is_local_only(&self) -> bool {
         (**self).is_local_only()

@@ -22,7 +22,7 @@
 //! Within one process, a write or delete is visible as soon as the call
 //! returns: it goes to L2 first, then to L1.
 //!
-//! With coherence (see [`RedisCoherence`]), every write, delete, pattern
+//! With coherence (see `RedisCoherence`, feature `redis`), every write, delete, pattern
 //! delete, tag invalidation and clear is published after L2 has applied it,
 //! before the call returns; every other process drops the matching L1
 //! entries when the message arrives. The bounds, in order of likelihood:
@@ -31,7 +31,7 @@
 //!   the pub/sub delivery delay after the writer's call returned (typically
 //!   well under 1 ms on one host, a network round trip across hosts).
 //! * **Subscription lost** (Redis restarted, connection closed, or a ping
-//!   unanswered for [`ping_interval`](RedisCoherence::ping_interval)): L1 is
+//!   unanswered for `RedisCoherence::ping_interval`): L1 is
 //!   flushed as soon as the loss is detected (at once when the connection
 //!   closes, within two ping intervals, 2 s by default, when it silently
 //!   hangs), and the subscription is re-established with backoff. While it
@@ -55,7 +55,7 @@
 //! counter afterwards and removed again if an invalidation arrived
 //! meanwhile.
 //!
-//! Without coherence (no Redis, or [`TieredBuilder::without_coherence`]),
+//! Without coherence (no Redis, or `TieredBuilder::without_coherence`),
 //! another process's writes reach this process's L1 only when the copy
 //! expires: `l1_max_ttl` is then the staleness bound.
 
@@ -227,7 +227,7 @@ impl<L1: CacheBackend, L2: CacheBackend> TieredBuilder<L1, L2> {
     /// subscriber task starts now when called inside a tokio runtime,
     /// otherwise at the first operation; until it is subscribed, L1 copies
     /// live at most `disconnected_l1_ttl`. Use
-    /// [`connect`](Self::connect) to wait for the subscription.
+    /// `connect` (feature `redis`) to wait for the subscription.
     pub fn build(self) -> Result<Tiered<L1, L2>, ConfigError> {
         if self.l1_max_ttl.is_zero() {
             return Err(ConfigError::ZeroDuration("l1_max_ttl"));
@@ -279,10 +279,51 @@ impl<L1: CacheBackend, L2: CacheBackend> TieredBuilder<L1, L2> {
     }
 }
 
+#[cfg(feature = "redis")]
+impl<L1: CacheBackend> Tiered<L1, super::redis::RedisBackend> {
+    /// L1 in front of Redis, coherent across processes through pub/sub on
+    /// the same Redis (or Redis Cluster); waits until subscribed, and fails
+    /// if that Redis cannot be reached within the coherence timeout (2 s).
+    /// [`Tiered::new`] gives the same without waiting.
+    ///
+    /// ```no_run
+    /// use covet_cache::{Cache, MemoryBackend, RedisBackend, Tiered};
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let redis = RedisBackend::connect("redis://127.0.0.1:6379").await?;
+    /// let tiered = Tiered::coherent(MemoryBackend::new(), redis).await?;
+    /// let cache = Cache::builder().backend(tiered).namespace("myapp").build()?;
+    /// # let _ = cache; Ok(()) }
+    /// ```
+    pub async fn coherent(l1: L1, l2: super::redis::RedisBackend) -> crate::Result<Self> {
+        let coherence = RedisCoherence::from_backend(&l2)?;
+        Tiered::builder(l1, l2).coherence(coherence).connect().await
+    }
+}
+
 impl<L1: CacheBackend, L2: CacheBackend> Tiered<L1, L2> {
-    /// L1 in front of L2, with the defaults: `l1_max_ttl` 60 s, and (with
-    /// the `redis` feature) coherence across processes when L2 is a
-    /// `RedisBackend`, on the Redis it is connected to.
+    /// L1 in front of L2, with the defaults: `l1_max_ttl` 60 s and, with
+    /// the `redis` feature, coherence across processes when L2 is a
+    /// `RedisBackend` (or an `Arc` of one), through pub/sub on the Redis it
+    /// is connected to (`RedisCoherence::from_backend`).
+    ///
+    /// The subscriber starts at once inside a tokio runtime (otherwise at
+    /// the first operation) and does not make `new` wait: until it is
+    /// subscribed, L1 copies live at most
+    /// [`disconnected_l1_ttl`](TieredBuilder::disconnected_l1_ttl) (1 s).
+    /// `Tiered::coherent` waits for the subscription;
+    /// `TieredBuilder::without_coherence` turns it off.
+    ///
+    /// ```no_run
+    /// # #[cfg(feature = "redis")]
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use covet_cache::{Cache, MemoryBackend, RedisBackend, Tiered};
+    /// let redis = RedisBackend::connect("redis://127.0.0.1:6379").await?;
+    /// let cache = Cache::builder()
+    ///     .backend(Tiered::new(MemoryBackend::builder().max_capacity_bytes(32 << 20).build(), redis))
+    ///     .namespace("myapp")
+    ///     .build()?;
+    /// # let _ = cache; Ok(()) }
+    /// ```
     pub fn new(l1: L1, l2: L2) -> Tiered<L1, L2> {
         Tiered::builder(l1, l2).assemble()
     }
@@ -297,35 +338,6 @@ impl<L1: CacheBackend, L2: CacheBackend> Tiered<L1, L2> {
             #[cfg(feature = "redis")]
             coherence: CoherenceChoice::Auto,
         }
-    }
-
-    /// L1 in front of L2, coherent across processes through the channel L2
-    /// offers (a `RedisBackend`: pub/sub on its own server); waits until
-    /// subscribed. Fails if L2 offers none, or if its Redis cannot be
-    /// reached.
-    ///
-    /// ```no_run
-    /// use covet_cache::{Cache, MemoryBackend, RedisBackend, Tiered};
-    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    /// let redis = RedisBackend::connect("redis://127.0.0.1:6379").await?;
-    /// let tiered = Tiered::coherent(MemoryBackend::new(), redis).await?;
-    /// let cache = Cache::builder().backend(tiered).namespace("myapp").build()?;
-    /// # let _ = cache; Ok(()) }
-    /// ```
-    #[cfg(feature = "redis")]
-    pub async fn coherent(l1: L1, l2: L2) -> crate::Result<Tiered<L1, L2>> {
-        let Some(coherence) = l2.coherence() else {
-            return Err(crate::Error::Backend {
-                backend: "tiered",
-                message: format!(
-                    "the `{}` backend offers no coherence channel; give one with \
-                     `Tiered::builder(l1, l2).coherence(RedisCoherence::new(url)?)`",
-                    l2.name()
-                ),
-                source: None,
-            });
-        };
-        Tiered::builder(l1, l2).coherence(coherence).connect().await
     }
 
     /// The fast tier.

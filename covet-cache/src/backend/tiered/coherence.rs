@@ -19,6 +19,7 @@
 //! when L2 could list them. A payload that does not decode drops the
 //! channel's namespace from L1.
 
+use std::any::Any;
 use std::error::Error as StdError;
 use std::fmt;
 use std::hash::{BuildHasher, Hash, Hasher};
@@ -34,6 +35,7 @@ use tokio::time::Instant;
 
 use super::{Front, Invalidate, Link, LinkState};
 use crate::backend::CacheBackend;
+use crate::backend::redis::RedisBackend;
 use crate::error::{BoxError, Error, Result};
 use crate::key::escape_glob;
 
@@ -109,6 +111,23 @@ impl RedisCoherence {
     /// ```
     pub fn new(url: &str) -> Result<RedisCoherence> {
         RedisCoherence::with_urls([url])
+    }
+
+    /// Coherence through the Redis (or the Redis Cluster nodes) `backend`
+    /// is connected to.
+    ///
+    /// ```no_run
+    /// use covet_cache::{MemoryBackend, RedisBackend, RedisCoherence, Tiered};
+    /// # async fn run() -> covet_cache::Result<()> {
+    /// let redis = RedisBackend::connect("redis://127.0.0.1:6379").await?;
+    /// let tiered = Tiered::builder(MemoryBackend::new(), redis.clone())
+    ///     .coherence(RedisCoherence::from_backend(&redis)?.channel_prefix("myapp:invalidate:"))
+    ///     .connect()
+    ///     .await?;
+    /// # let _ = tiered; Ok(()) }
+    /// ```
+    pub fn from_backend(backend: &RedisBackend) -> Result<RedisCoherence> {
+        RedisCoherence::with_urls(backend.urls())
     }
 
     /// Coherence through the first of `urls` that answers; after a loss the
@@ -200,10 +219,20 @@ impl RedisCoherence {
     }
 }
 
-/// Coherence for an L2 given to `Tiered::new` without a choice: the one
-/// L2 offers (a `RedisBackend`: its own server).
+/// Coherence for an L2 given to `Tiered::new` without a choice: a
+/// `RedisBackend` (or an `Arc` of one) brings its own server.
 pub(super) fn auto<L2: CacheBackend>(l2: &L2) -> Option<RedisCoherence> {
-    l2.coherence()
+    let any: &dyn Any = l2;
+    let redis = any
+        .downcast_ref::<RedisBackend>()
+        .or_else(|| any.downcast_ref::<Arc<RedisBackend>>().map(|r| &**r))?;
+    match RedisCoherence::from_backend(redis) {
+        Ok(c) => Some(c),
+        Err(err) => {
+            tracing::warn!(error = %err, "no coherence for this RedisBackend");
+            None
+        }
+    }
 }
 
 // ---- the running side -------------------------------------------------------
