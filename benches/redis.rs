@@ -207,7 +207,8 @@ fn main() {
     let check = |cmd: &str, before: u64, ops: u64, per_op: u64| {
         let seen = server_calls(&rt, &raw, cmd) - before;
         println!("    server counted {seen} {cmd} for {ops} operations");
-        assert_eq!(seen, ops * per_op, "every operation reached the server");
+        // `>=`: other clients of a shared server may send the same command.
+        assert!(seen >= ops * per_op, "every operation reached the server");
     };
 
     let calls = server_calls(&rt, &raw, "set");
