@@ -130,3 +130,55 @@ async fn a_cancelled_lease_holder_releases_its_lease() {
         "released on drop"
     );
 }
+
+// The same over Redis: two caches, each with its own Redis connection and
+// its own single-flight map, like two processes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_leases_make_two_caches_compute_once() {
+    let Some(url) = covet_test::require(covet_test::Server::Redis) else {
+        return;
+    };
+    let ns = covet_test::unique_namespace("redis-lock");
+    let mut caches = Vec::new();
+    for _ in 0..2 {
+        let backend = covet::cache::RedisBackend::connect(&url).await.unwrap();
+        caches.push(
+            Cache::builder()
+                .backend(backend)
+                .namespace(ns.clone())
+                .distributed_single_flight(true)
+                .build()
+                .unwrap(),
+        );
+    }
+    let runs = Arc::new(AtomicU32::new(0));
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let cache = caches[i % 2].clone();
+        let runs = runs.clone();
+        tasks.push(tokio::spawn(async move {
+            cache
+                .get_or_insert_with("total", None, || async move {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    4242u64
+                })
+                .await
+                .unwrap()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 4242);
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    // released: a new lease can be taken at once
+    let probe = covet::cache::RedisBackend::connect(&url).await.unwrap();
+    let key = format!("{ns}:total");
+    let token = probe
+        .lease_acquire(&key, Duration::from_secs(5))
+        .await
+        .unwrap()
+        .expect("free");
+    assert!(probe.lease_release(&key, &token).await.unwrap());
+    caches[0].clear().await.unwrap();
+}
