@@ -232,3 +232,20 @@ async fn cluster_spreads_keys_over_every_master() {
     let shown = format!("{redis:?}");
     assert!(shown.contains("cluster"), "{shown}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lazy_cluster_backend_connects_on_first_use() {
+    let Some(urls) = require(Server::RedisCluster) else {
+        return;
+    };
+    let redis = RedisBackend::builder()
+        .lazy(true)
+        .build_cluster(&split_urls(&urls))
+        .await
+        .unwrap();
+    let key = format!("{}:k", unique_namespace("lazy"));
+    redis.set(&key, "v".into(), None).await.unwrap();
+    assert_eq!(redis.get(&key).await.unwrap().as_deref(), Some(&b"v"[..]));
+    assert!(redis.delete(&key).await.unwrap());
+    assert_eq!(redis.urls(), split_urls(&urls).as_slice());
+}

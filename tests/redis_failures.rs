@@ -212,6 +212,39 @@ async fn connecting_to_nothing_fails_with_a_typed_error() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lazy_backend_starts_while_redis_is_down() {
+    if covet_test::require(Server::Redis).is_none() {
+        return;
+    }
+    let port = covet_test::free_port();
+    let redis = RedisBackend::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .command_timeout(COMMAND_TIMEOUT)
+        .circuit_breaker(THRESHOLD, COOL_DOWN)
+        .lazy(true)
+        .build(&format!("redis://127.0.0.1:{port}"))
+        .await
+        .expect("a lazy backend does not connect in build");
+    let cache = Cache::builder()
+        .backend(redis.clone())
+        .namespace(covet_test::unique_namespace("lazy"))
+        .build()
+        .unwrap();
+    assert_redis_error(&cache.set("k", &1u8, None).await.unwrap_err());
+    assert_eq!(
+        cache
+            .get_or_insert_with("k", None, || async { 2u8 })
+            .await
+            .unwrap(),
+        2,
+        "fails open"
+    );
+    let _server = RedisProcess::start_on(port).expect("starting redis-server");
+    until_ok(Duration::from_secs(5), || cache.set("k", &3u8, None)).await;
+    assert_eq!(cache.get::<u8>("k").await.unwrap(), Some(3));
+}
+
 /// A service whose method is cached in a Redis-backed cache.
 struct Service {
     cache: Cache,

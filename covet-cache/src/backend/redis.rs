@@ -52,7 +52,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::future::try_join_all;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::cluster::ClusterClientBuilder;
+use redis::cluster::{ClusterClientBuilder, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo, Slot};
 use redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, Script, Value};
@@ -300,6 +300,7 @@ pub struct RedisBackendBuilder {
     command_timeout: Duration,
     breaker_threshold: u32,
     breaker_cool_down: Duration,
+    lazy: bool,
 }
 
 impl Default for RedisBackendBuilder {
@@ -309,6 +310,7 @@ impl Default for RedisBackendBuilder {
             command_timeout: DEFAULT_COMMAND_TIMEOUT,
             breaker_threshold: DEFAULT_BREAKER_THRESHOLD,
             breaker_cool_down: DEFAULT_BREAKER_COOL_DOWN,
+            lazy: false,
         }
     }
 }
@@ -342,9 +344,19 @@ impl RedisBackendBuilder {
         self
     }
 
+    /// With `true`, `build` and `build_cluster` return without waiting for
+    /// a first connection (default `false`): an application starts while
+    /// Redis is down, its operations fail (fast, once the breaker is open)
+    /// until Redis can be reached, then work without a restart.
+    pub fn lazy(mut self, lazy: bool) -> Self {
+        self.lazy = lazy;
+        self
+    }
+
     /// Connects to one server (`redis://[user:password@]host:port[/db]`, or
     /// `rediss://` with the `redis-tls` feature). Fails if the URL is
-    /// invalid or the server cannot be reached within the connect timeout.
+    /// invalid or, unless [`lazy`](Self::lazy), if the server cannot be
+    /// reached within the connect timeout.
     pub async fn build(self, url: &str) -> Result<RedisBackend> {
         let endpoint = redact(url);
         let client = redis::Client::open(url)
@@ -355,6 +367,11 @@ impl RedisBackendBuilder {
             .set_number_of_retries(RECONNECT_RETRIES)
             .set_min_delay(Duration::from_millis(25))
             .set_max_delay(Duration::from_millis(250));
+        if self.lazy {
+            let manager = ConnectionManager::new_lazy_with_config(client, config)
+                .map_err(|e| Error::backend(NAME, format!("configuring {endpoint}"), e))?;
+            return Ok(self.finish(Conn::Single(manager), endpoint, vec![url.to_owned()]));
+        }
         let connecting = ConnectionManager::new_with_config(client, config);
         let manager = match tokio::time::timeout(self.connect_timeout * 2, connecting).await {
             Ok(Ok(m)) => m,
@@ -395,6 +412,14 @@ impl RedisBackendBuilder {
             .max_retry_wait(250)
             .build()
             .map_err(|e| Error::backend(NAME, format!("invalid cluster URLs {endpoint}"), e))?;
+        let owned: Vec<String> = urls.iter().map(|u| u.as_ref().to_owned()).collect();
+        if self.lazy {
+            let config = ClusterConfig::new()
+                .set_connection_timeout(self.connect_timeout)
+                .set_response_timeout(self.command_timeout);
+            let conn = client.get_pending_async_connection_with_config(config);
+            return Ok(self.finish(Conn::Cluster(conn), endpoint, owned));
+        }
         let conn =
             match tokio::time::timeout(self.connect_timeout * 2, client.get_async_connection())
                 .await
@@ -415,8 +440,7 @@ impl RedisBackendBuilder {
                     ));
                 }
             };
-        let urls = urls.iter().map(|u| u.as_ref().to_owned()).collect();
-        Ok(self.finish(Conn::Cluster(conn), endpoint, urls))
+        Ok(self.finish(Conn::Cluster(conn), endpoint, owned))
     }
 
     fn finish(self, conn: Conn, endpoint: String, urls: Vec<String>) -> RedisBackend {
