@@ -446,8 +446,14 @@ impl<L1: CacheBackend, L2: CacheBackend> Tiered<L1, L2> {
         Ok(Some((value, ttl)))
     }
 
+    #[inline]
     async fn l1_get(&self, key: &str) -> Option<Bytes> {
-        match self.inner.front.l1.get(key).await {
+        let l1 = &self.inner.front.l1;
+        if let Some(memory) = l1.local() {
+            // No boxed future of the trait method: a plain moka lookup.
+            return memory.get_entry(key).await.map(|e| e.bytes.clone());
+        }
+        match l1.get(key).await {
             Ok(v) => v,
             Err(err) => {
                 tracing::debug!(key, error = %err, "L1 read failed; reading L2");
