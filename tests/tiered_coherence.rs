@@ -445,3 +445,63 @@ async fn coherence_over_a_redis_cluster_through_different_nodes() {
         .await
         .expect("B sees the clear");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_subscriber_stops_with_the_last_handle() {
+    let Some(url) = require(Server::Redis) else {
+        return;
+    };
+    let ns = unique_namespace("tiered-drop");
+    let prefix = format!("covet:invalidate-test:{ns}:");
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    // PUBLISH answers how many subscribers got the message
+    let mut listeners = async || -> i64 {
+        redis::cmd("PUBLISH")
+            .arg(format!("{prefix}{ns}"))
+            .arg("not a covet message")
+            .query_async(&mut conn)
+            .await
+            .unwrap()
+    };
+    let redis_backend = RedisBackend::connect(&url).await.unwrap();
+    let tiered = Tiered::builder(MemoryBackend::new(), redis_backend)
+        .coherence(RedisCoherence::new(&url).unwrap().channel_prefix(&prefix))
+        .connect()
+        .await
+        .unwrap();
+    let cache = Cache::builder()
+        .backend(tiered.clone())
+        .namespace(&ns)
+        .build()
+        .unwrap();
+    // an unreadable message on the namespace's channel drops the namespace
+    // from L1 (another covet version may have written it)
+    cache.set("k", &"v".to_string(), None).await.unwrap();
+    let full = format!("{ns}:k");
+    assert!(tiered.l1().exists(&full).await.unwrap());
+    assert_eq!(listeners().await, 1);
+    within_2s(async || !tiered.l1().exists(&full).await.unwrap())
+        .await
+        .expect("the namespace is dropped");
+    assert_eq!(
+        cache.get::<String>("k").await.unwrap().as_deref(),
+        Some("v")
+    );
+    let clone = tiered.clone();
+    drop(tiered);
+    drop(cache);
+    assert_eq!(listeners().await, 1, "a clone still holds it");
+    drop(clone);
+    let mut stopped = false;
+    for _ in 0..200 {
+        if listeners().await == 0 {
+            stopped = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(stopped, "the subscription is closed with the last handle");
+    let redis_backend = RedisBackend::connect(&url).await.unwrap();
+    redis_backend.clear(&format!("{ns}:")).await.unwrap();
+}

@@ -372,7 +372,9 @@ impl<L1: CacheBackend, L2: CacheBackend> Tiered<L1, L2> {
     pub async fn wait_subscribed(&self, timeout: Duration) -> bool {
         self.start_coherence();
         let link = &self.inner.front.link;
-        let deadline = tokio::time::Instant::now() + timeout;
+        // (a year stands for "forever" without overflowing the clock)
+        let deadline =
+            tokio::time::Instant::now() + timeout.min(Duration::from_secs(365 * 24 * 3600));
         loop {
             let changed = link.changed.notified();
             if link.state() != LinkState::Down {

@@ -44,6 +44,9 @@ pub const DEFAULT_CHANNEL_PREFIX: &str = "covet:invalidate:";
 
 const WIRE_VERSION: u8 = 1;
 
+/// Upper bound of every duration setting, so no deadline overflows.
+const HOUR: Duration = Duration::from_secs(3600);
+
 type SharedError = Arc<dyn StdError + Send + Sync>;
 
 /// Where and how a [`Tiered`](super::Tiered) cache publishes and receives
@@ -178,27 +181,27 @@ impl RedisCoherence {
         self
     }
 
-    /// How often the subscription is checked with a `PING` (default 1 s; at
-    /// least 10 ms). A subscription whose `PING` is not answered within one
+    /// How often the subscription is checked with a `PING` (default 1 s;
+    /// from 10 ms to 1 hour). A subscription whose `PING` is not answered within one
     /// interval counts as lost, so a silently dead connection is detected
     /// within two intervals.
     pub fn ping_interval(mut self, interval: Duration) -> Self {
-        self.ping_interval = interval.max(Duration::from_millis(10));
+        self.ping_interval = interval.clamp(Duration::from_millis(10), HOUR);
         self
     }
 
-    /// Limit of connecting, subscribing and publishing (default 2 s; at
-    /// least 1 ms).
+    /// Limit of connecting, subscribing and publishing (default 2 s; from
+    /// 1 ms to 1 hour).
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout.max(Duration::from_millis(1));
+        self.timeout = timeout.clamp(Duration::from_millis(1), HOUR);
         self
     }
 
     /// Delay between attempts to re-subscribe: from `min`, doubling up to
-    /// `max`, with jitter (default 50 ms to 2 s).
+    /// `max`, with jitter (default 50 ms to 2 s; both from 1 ms to 1 hour).
     pub fn reconnect_backoff(mut self, min: Duration, max: Duration) -> Self {
-        self.backoff_min = min.max(Duration::from_millis(1));
-        self.backoff_max = max.max(self.backoff_min);
+        self.backoff_min = min.clamp(Duration::from_millis(1), HOUR);
+        self.backoff_max = max.clamp(self.backoff_min, HOUR);
         self
     }
 
@@ -637,10 +640,12 @@ mod tests {
             .unwrap()
             .channel_prefix("app:inv:")
             .ping_interval(Duration::ZERO)
-            .reconnect_backoff(Duration::from_millis(10), Duration::from_millis(5));
+            .reconnect_backoff(Duration::from_millis(10), Duration::from_millis(5))
+            .timeout(Duration::MAX);
         assert_eq!(c.channel("ns"), "app:inv:ns");
         assert_eq!(c.ping_interval, Duration::from_millis(10));
         assert_eq!(c.backoff_max, c.backoff_min);
+        assert_eq!(c.timeout, HOUR);
         assert!(!format!("{c:?}").contains("secret"));
         assert!(RedisCoherence::with_urls(Vec::<String>::new()).is_err());
         for failures in 1..30 {
