@@ -182,8 +182,8 @@ async fn a_lost_subscription_flushes_l1_and_comes_back() {
     let detected = Instant::now();
     assert!(
         within(Duration::from_secs(3), async || {
-            let s = tb.coherence_stats().unwrap();
-            s.losses == 1 && !s.subscribed
+            let (sa, sb) = (ta.coherence_stats().unwrap(), tb.coherence_stats().unwrap());
+            sa.losses == 1 && sb.losses == 1 && !sa.subscribed && !sb.subscribed
         })
         .await,
         "the loss is detected"
@@ -276,4 +276,36 @@ async fn while_the_channel_is_down_copies_live_at_most_disconnected_l1_ttl() {
         .await
     );
     a.clear().await.unwrap();
+}
+
+#[test]
+fn tiers_outliving_their_runtime_resubscribe_from_the_next_one() {
+    let Some(url) = require(Server::Redis) else {
+        return;
+    };
+    let ns = unique_namespace("tiered-runtimes");
+    let first = tokio::runtime::Runtime::new().unwrap();
+    let (tiered, cache) = first.block_on(async {
+        let l2 = RedisBackend::connect(&url).await.unwrap();
+        let tiered = Tiered::builder(MemoryBackend::new(), l2)
+            .coherence(coherence(&url))
+            .connect()
+            .await
+            .unwrap();
+        let cache = cache_over(&tiered, &ns).await;
+        cache.set("k", &"v".to_string(), None).await.unwrap();
+        (tiered, cache)
+    });
+    assert!(tiered.coherence_stats().unwrap().subscribed);
+    // the subscriber task dies with its runtime
+    drop(first);
+    assert!(!tiered.coherence_stats().unwrap().subscribed);
+    let second = tokio::runtime::Runtime::new().unwrap();
+    second.block_on(async {
+        // an operation that reaches the tiers (here: waiting for the
+        // subscription) starts a new subscriber on this runtime
+        assert!(tiered.wait_subscribed(Duration::from_secs(2)).await);
+        assert_eq!(tiered.coherence_stats().unwrap().subscriptions, 2);
+        cache.clear().await.unwrap();
+    });
 }

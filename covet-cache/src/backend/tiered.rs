@@ -980,7 +980,8 @@ pub struct CoherenceStats {
     pub subscribed: bool,
     /// How many times the subscription was established (1 + reconnections).
     pub subscriptions: u64,
-    /// How many times an established subscription was lost.
+    /// How many times an established subscription was lost (counted once
+    /// L1 was flushed for it).
     pub losses: u64,
     /// How many times L1 was flushed entirely.
     pub flushes: u64,

@@ -30,7 +30,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
 use serde::{Deserialize, Serialize};
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::{Front, Invalidate, Link, LinkState};
@@ -246,11 +246,12 @@ pub(super) struct Bus {
     config: Arc<RedisCoherence>,
     origin: u128,
     publisher: tokio::sync::Mutex<Publisher>,
-    started: AtomicBool,
-    start: parking_lot::Mutex<Option<oneshot::Receiver<()>>>,
+    // Whether a subscriber task runs (it clears this when it ends, for
+    // example with the runtime it ran on, so the next operation starts one).
+    started: Arc<AtomicBool>,
     last_error: Arc<parking_lot::Mutex<Option<SharedError>>>,
     // Dropping it tells the subscriber task to stop.
-    _shutdown: oneshot::Sender<()>,
+    shutdown: watch::Sender<()>,
 }
 
 #[derive(Default)]
@@ -272,15 +273,13 @@ impl fmt::Debug for Bus {
 
 impl Bus {
     pub(super) fn new(config: RedisCoherence) -> Bus {
-        let (tx, rx) = oneshot::channel();
         Bus {
             config: Arc::new(config),
             origin: random_origin(),
             publisher: tokio::sync::Mutex::new(Publisher::default()),
-            started: AtomicBool::new(false),
-            start: parking_lot::Mutex::new(Some(rx)),
+            started: Arc::default(),
             last_error: Arc::default(),
-            _shutdown: tx,
+            shutdown: watch::Sender::new(()),
         }
     }
 
@@ -299,7 +298,8 @@ impl Bus {
             .map(|e| Box::new(e) as BoxError)
     }
 
-    /// Spawns the subscriber task on the current tokio runtime, once.
+    /// Spawns the subscriber task on the current tokio runtime unless one
+    /// runs.
     pub(super) fn ensure_started<L1: CacheBackend>(&self, front: &Arc<Front<L1>>) {
         if self.started.load(Ordering::Acquire) {
             return;
@@ -307,16 +307,20 @@ impl Bus {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let Some(shutdown) = self.start.lock().take() else {
+        if self.started.swap(true, Ordering::AcqRel) {
             return;
+        }
+        let running = Running {
+            started: Arc::clone(&self.started),
+            link: Arc::clone(front) as Arc<dyn HasLink>,
         };
-        self.started.store(true, Ordering::Release);
         runtime.spawn(subscriber(
             Arc::clone(&self.config),
             self.origin,
             Arc::clone(front),
-            shutdown,
+            self.shutdown.subscribe(),
             Arc::clone(&self.last_error),
+            running,
         ));
     }
 
@@ -451,14 +455,48 @@ enum End {
     Lost(String),
 }
 
+/// Access to the link state without the L1 type.
+trait HasLink: Send + Sync {
+    fn link_state(&self) -> &Link;
+    fn invalidate_reads(&self);
+}
+
+impl<L1: CacheBackend> HasLink for Front<L1> {
+    fn link_state(&self) -> &Link {
+        self.link()
+    }
+    fn invalidate_reads(&self) {
+        self.epochs.bump_all();
+    }
+}
+
+/// Held by the subscriber task. When the task ends, for whatever reason
+/// (its tiers were dropped, or the runtime it ran on shut down), the link
+/// counts as down, so L1 copies live at most `disconnected_l1_ttl`, and the
+/// next operation that reaches the tiers starts a new task (whose first
+/// subscription flushes L1).
+struct Running {
+    started: Arc<AtomicBool>,
+    link: Arc<dyn HasLink>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.link.invalidate_reads();
+        self.link.link_state().set_state(LinkState::Down);
+        self.started.store(false, Ordering::Release);
+    }
+}
+
 /// The subscriber task: subscribe, apply messages until the subscription
 /// is lost, flush L1, back off, subscribe again; until shutdown.
 async fn subscriber<L1: CacheBackend>(
     config: Arc<RedisCoherence>,
     origin: u128,
     front: Arc<Front<L1>>,
-    mut shutdown: oneshot::Receiver<()>,
+    mut shutdown: watch::Receiver<()>,
     last_error: Arc<parking_lot::Mutex<Option<SharedError>>>,
+    _running: Running,
 ) {
     let link = front.link();
     let pattern = format!("{}*", escape_glob(&config.channel_prefix));
@@ -467,7 +505,7 @@ async fn subscriber<L1: CacheBackend>(
     loop {
         let idx = url % config.clients.len();
         let attempt = tokio::select! {
-            _ = &mut shutdown => return,
+            _ = shutdown.changed() => return,
             r = subscribe(&config.clients[idx], &pattern, config.timeout) => r,
         };
         match attempt {
@@ -485,13 +523,14 @@ async fn subscriber<L1: CacheBackend>(
                 let End::Lost(why) = end else {
                     return;
                 };
-                link.stats.losses.fetch_add(1, Ordering::Relaxed);
                 if config.keep_l1_while_disconnected {
                     tracing::warn!(url = %config.urls[idx], reason = why, "coherence subscription lost; L1 kept until it is back");
                 } else {
                     front.flush().await;
                     tracing::warn!(url = %config.urls[idx], reason = why, "coherence subscription lost; L1 flushed");
                 }
+                // counted once handled, so whoever sees the count sees L1 flushed
+                link.stats.losses.fetch_add(1, Ordering::Relaxed);
                 url += 1;
             }
             Err(err) => {
@@ -507,7 +546,7 @@ async fn subscriber<L1: CacheBackend>(
         }
         let delay = backoff(&config, failures, origin);
         tokio::select! {
-            _ = &mut shutdown => return,
+            _ = shutdown.changed() => return,
             _ = tokio::time::sleep(delay) => {}
         }
     }
@@ -539,14 +578,14 @@ async fn serve<L1: CacheBackend>(
     front: &Front<L1>,
     mut sink: PubSubSink,
     mut stream: PubSubStream,
-    shutdown: &mut oneshot::Receiver<()>,
+    shutdown: &mut watch::Receiver<()>,
 ) -> End {
     let every = config.ping_interval;
     let mut ping = tokio::time::interval_at(Instant::now() + every, every);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = &mut *shutdown => return End::Shutdown,
+            _ = shutdown.changed() => return End::Shutdown,
             msg = stream.next() => match msg {
                 Some(msg) => receive(config, origin, front, &msg).await,
                 None => return End::Lost("connection closed".into()),
