@@ -22,20 +22,29 @@
 //! Within one process, a write or delete is visible as soon as the call
 //! returns: it goes to L2 first, then to L1.
 //!
-//! With coherence (see `RedisCoherence`, feature `redis`), every write, delete, pattern
-//! delete, tag invalidation and clear is published after L2 has applied it,
-//! before the call returns; every other process drops the matching L1
-//! entries when the message arrives. The bounds, in order of likelihood:
+//! With coherence (`RedisCoherence`, feature `redis`; on by default when L2
+//! is a `RedisBackend`), every write, delete, pattern delete, tag
+//! invalidation, `incr` and clear is published on the channel
+//! `covet:invalidate:<namespace>` after L2 has applied it and before the
+//! call returns. Every process holds one pattern subscription,
+//! `covet:invalidate:*` (so it never misses the first message of a
+//! namespace it starts using), ignores its own messages (each carries the
+//! random id of the publishing `Tiered`) and drops the matching L1 entries.
+//! The bounds, from the usual case to the worst one:
 //!
 //! * **Normal operation**: another process may serve its old L1 copy for
-//!   the pub/sub delivery delay after the writer's call returned (typically
-//!   well under 1 ms on one host, a network round trip across hosts).
-//! * **Subscription lost** (Redis restarted, connection closed, or a ping
-//!   unanswered for `RedisCoherence::ping_interval`): L1 is
-//!   flushed as soon as the loss is detected (at once when the connection
-//!   closes, within two ping intervals, 2 s by default, when it silently
-//!   hangs), and the subscription is re-established with backoff. While it
-//!   is down, new L1 copies live at most
+//!   the pub/sub delivery delay after the writer's call returned: often
+//!   none at all, since Redis sends the message to subscribers in the same
+//!   event-loop pass as its answer to the `PUBLISH`; typically well under
+//!   1 ms on one host (plus a network hop across hosts), more when the
+//!   receiving process is starved of CPU. `BENCHMARKS.md` ("Tiered") has
+//!   measured figures.
+//! * **Subscription lost** (Redis restarted, connection closed, or a `PING`
+//!   unanswered for `RedisCoherence::ping_interval`): L1 is flushed as soon
+//!   as the loss is detected (at once when the connection closes, within
+//!   two ping intervals, 2 s by default, when it silently hangs), and the
+//!   subscription is re-established with backoff. While it is down (and
+//!   before it is first established), new L1 copies live at most
 //!   [`disconnected_l1_ttl`](TieredBuilder::disconnected_l1_ttl) (1 s by
 //!   default), and L1 is flushed again when the subscription is back.
 //! * **A message that never left the writer** (its `PUBLISH` failed while
@@ -45,15 +54,32 @@
 //!   default. This is the hard bound.
 //!
 //! An L1 copy never outlives the L2 entry it was copied from: its TTL is
-//! the remaining L2 TTL (read in the same call as the value, minus the time
-//! the read took and 1 ms for clock rounding), capped at `l1_max_ttl`. A
-//! value written through the tiers gets its TTL minus the time the L2 write
-//! took, minus 1 ms.
+//! the remaining L2 TTL (read in the same round trip as the value, minus
+//! the time the read took and 1 ms for clock rounding), capped at
+//! `l1_max_ttl`. A value written through the tiers gets its TTL minus the
+//! time the L2 write took, minus 1 ms.
 //!
 //! A read that races with an invalidation never leaves a stale copy behind:
 //! every copy written to L1 is checked against a per-key invalidation
 //! counter afterwards and removed again if an invalidation arrived
-//! meanwhile.
+//! meanwhile (the read still returns the value it got).
+//!
+//! Tags: when L2 lists the keys a tag invalidation deleted (as
+//! `RedisBackend` does, see [`CacheBackend::invalidate_tag_keys`]), every L1
+//! drops exactly those keys; otherwise every L1 drops the tag's whole
+//! namespace, since a copy read from L2 does not know its tags.
+//!
+//! When Redis itself goes down, the subscription goes with it and L1 is
+//! flushed: reads are then misses that fail (and `#[cached]` runs the
+//! function). To keep serving L1 hits through a Redis outage, at the price
+//! of the `l1_max_ttl` bound for writes made meanwhile by processes that
+//! still reach Redis, use `RedisCoherence::keep_l1_while_disconnected`. An
+//! L1 hit never touches L2 either way.
+//!
+//! The subscriber runs on the tokio runtime that first used the tiers. If
+//! that runtime shuts down while the tiers live on, they count as
+//! disconnected until the next operation that reaches them (any write or L1
+//! miss) starts a new subscriber on the current runtime.
 //!
 //! Without coherence (no Redis, or `TieredBuilder::without_coherence`),
 //! another process's writes reach this process's L1 only when the copy
