@@ -36,7 +36,6 @@ pub(crate) struct MemEntry {
     id: u64,
     pub(crate) bytes: Bytes,
     pub(crate) decoded: OnceLock<Decoded>,
-    ttl: Option<Duration>,
     expires_at: Option<Instant>,
     tags: Box<[Arc<str>]>,
     weight: u32,
@@ -65,7 +64,6 @@ impl MemEntry {
             id: NEXT_ENTRY_ID.fetch_add(1, Ordering::Relaxed),
             bytes,
             decoded: cell,
-            ttl,
             expires_at: ttl.and_then(|t| Instant::now().checked_add(t)),
             tags,
             weight: raw.max(floor).min(u64::from(u32::MAX)) as u32,
@@ -90,23 +88,25 @@ impl MemEntry {
 struct PerEntryExpiry;
 
 impl Expiry<Arc<str>, Arc<MemEntry>> for PerEntryExpiry {
+    // Counted from the entry's own `expires_at`, so moka's expiry and
+    // `ttl()` agree even when moka inserts the entry a little later.
     fn expire_after_create(
         &self,
         _: &Arc<str>,
         value: &Arc<MemEntry>,
-        _: Instant,
+        now: Instant,
     ) -> Option<Duration> {
-        value.ttl
+        value.expires_at.map(|at| at.saturating_duration_since(now))
     }
 
     fn expire_after_update(
         &self,
         _: &Arc<str>,
         value: &Arc<MemEntry>,
-        _: Instant,
+        now: Instant,
         _: Option<Duration>,
     ) -> Option<Duration> {
-        value.ttl
+        value.expires_at.map(|at| at.saturating_duration_since(now))
     }
 }
 
