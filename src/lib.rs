@@ -51,6 +51,10 @@
 //! ## Cargo features
 //! * `memory` (default): the in-memory backend.
 //! * `json`, `bincode`: extra value codecs (postcard is always available).
+//! * `redis`: [`RedisBackend`](cache::RedisBackend) (single server and
+//!   Redis Cluster) and coherent two-tier caches ([`Tiered`](cache::Tiered)
+//!   with Redis pub/sub invalidation).
+//! * `redis-tls`: `rediss://` connections.
 
 /// Caching: backends, the typed [`Cache`](cache::Cache), the process-wide
 /// default cache used by [`cached`].
