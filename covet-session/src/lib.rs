@@ -1,5 +1,33 @@
 //! HTTP sessions for tower and axum, re-exported by `covet` as
 //! `covet::session`.
 //!
-//! This crate is the home of the session handle, the session stores and the
-//! `SessionLayer`; it builds on `covet-cache` for its cache-backed store.
+//! - [`Session`]: a cheap-to-clone handle with a typed, dict-like API that
+//!   records which keys changed.
+//! - [`SessionStore`]: the object-safe async trait every store implements;
+//!   [`MemoryStore`] (feature `memory`) keeps sessions in process memory.
+//! - [`SessionId`]: 256 random bits; stores key sessions by its SHA-256
+//!   hash, never by the id.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use covet_session::{MemoryStore, Session};
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let session = Session::new(Arc::new(MemoryStore::new()));
+//! session.insert("user_id", 42u64)?;
+//! session.save().await?;
+//! assert!(session.id().is_some());
+//! # Ok::<(), covet_session::Error>(())
+//! # }).unwrap();
+//! ```
+
+pub mod error;
+mod id;
+mod session;
+pub mod store;
+
+pub use error::{BoxError, Error, Result};
+pub use id::{ID_BYTES, ID_LEN, SessionId};
+pub use session::{DEFAULT_IDLE_TIMEOUT, SaveOutcome, Session};
+pub use store::SessionStore;
+#[cfg(feature = "memory")]
+pub use store::memory::{DEFAULT_MAX_SESSIONS, MemoryStore, MemoryStoreBuilder};

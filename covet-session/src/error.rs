@@ -1,0 +1,138 @@
+//! Error types of the session runtime.
+
+use std::error::Error as StdError;
+
+/// A boxed error from a store's client library, kept as the `source`.
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// `Result` with the session [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Errors returned by session operations.
+///
+/// Variants keep the underlying error as their
+/// [`source`](std::error::Error::source). With the `axum` feature, `Error`
+/// implements `IntoResponse` as an opaque `500 Internal Server Error` (the
+/// details go to a `tracing` error event, never to the client).
+///
+/// ```
+/// use covet_session::{Error, SessionId};
+/// let err = "not-a-session-id".parse::<SessionId>().unwrap_err();
+/// assert!(matches!(err, Error::InvalidId));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The session store failed (connection refused, timeout, ...).
+    #[error("session store `{store}` failed: {message}")]
+    Store {
+        /// Name of the store (`memory`, `redis`, ...).
+        store: &'static str,
+        /// What the store was doing.
+        message: String,
+        /// The client library's error, if any.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// A value could not be encoded to JSON.
+    #[error("could not encode the session value for key `{key}`")]
+    Encode {
+        /// The session key.
+        key: String,
+        /// serde_json's error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A stored value could not be decoded into the requested type.
+    #[error("could not decode the session value for key `{key}`")]
+    Decode {
+        /// The session key.
+        key: String,
+        /// serde_json's error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A string was not a session id (43 characters of URL-safe base64).
+    #[error("malformed session id")]
+    InvalidId,
+    /// The operating system's random generator failed.
+    #[error("the OS random generator failed")]
+    Random(#[source] getrandom::Error),
+    /// The session was used before it was loaded from its store (call
+    /// [`Session::ensure_loaded`](crate::Session::ensure_loaded) first; the
+    /// axum extractor does it for you).
+    #[error("the session was used before it was loaded")]
+    NotLoaded,
+    /// A `Session` was requested but no `SessionLayer` is installed.
+    #[error("no session in the request extensions: is `SessionLayer` installed?")]
+    MissingLayer,
+}
+
+impl Error {
+    /// Builds [`Error::Store`] from a client error.
+    pub fn store(
+        store: &'static str,
+        message: impl Into<String>,
+        source: impl Into<BoxError>,
+    ) -> Self {
+        Error::Store {
+            store,
+            message: message.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// Builds [`Error::Store`] without an underlying error.
+    pub fn store_msg(store: &'static str, message: impl Into<String>) -> Self {
+        Error::Store {
+            store,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Logs this error and its source chain as one `tracing` error event.
+    #[allow(dead_code)] // used by the axum response and the layer
+    pub(crate) fn log(&self, what: &str) {
+        let mut chain = self.to_string();
+        let mut src = StdError::source(self);
+        while let Some(s) = src {
+            chain.push_str(": ");
+            chain.push_str(&s.to_string());
+            src = s.source();
+        }
+        tracing::error!(error = %chain, "{what}");
+    }
+}
+
+#[cfg(feature = "axum")]
+impl axum::response::IntoResponse for Error {
+    fn into_response(self) -> axum::response::Response {
+        self.log("session error");
+        http::StatusCode::INTERNAL_SERVER_ERROR.into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_errors_keep_their_source() {
+        let io = std::io::Error::other("connection refused");
+        let err = Error::store("redis", "loading", io);
+        assert_eq!(err.to_string(), "session store `redis` failed: loading");
+        assert_eq!(
+            StdError::source(&err).unwrap().to_string(),
+            "connection refused"
+        );
+    }
+
+    #[cfg(feature = "axum")]
+    #[test]
+    fn into_response_is_an_opaque_500() {
+        use axum::response::IntoResponse;
+        let resp = Error::store_msg("memory", "secret detail").into_response();
+        assert_eq!(resp.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
+    }
+}

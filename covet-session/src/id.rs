@@ -1,0 +1,139 @@
+//! Session ids: 256 random bits, URL-safe base64, stored only as a hash.
+
+use std::fmt;
+use std::str::FromStr;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+/// Number of random bytes in a session id (256 bits).
+pub const ID_BYTES: usize = 32;
+/// Length of the textual form: 32 bytes of URL-safe base64 without padding.
+pub const ID_LEN: usize = 43;
+
+/// A session id: 256 bits from the OS CSPRNG, written as 43 characters of
+/// URL-safe base64 without padding.
+///
+/// Stores never key a session by the id itself but by
+/// [`storage_key`](SessionId::storage_key), its SHA-256 hash, so a dump of
+/// the store holds no usable id. `Debug` prints a redacted form, and there
+/// is deliberately no `Display`: the cookie value is reached through
+/// [`expose`](SessionId::expose) only.
+///
+/// ```
+/// use covet_session::SessionId;
+/// let id = SessionId::generate().unwrap();
+/// assert_eq!(id.expose().len(), 43);
+/// let parsed: SessionId = id.expose().parse().unwrap();
+/// assert_eq!(parsed, id);
+/// assert_ne!(id.storage_key(), id.expose());
+/// assert!(!format!("{id:?}").contains(id.expose()));
+/// assert!("too-short".parse::<SessionId>().is_err());
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct SessionId {
+    text: String,
+}
+
+impl SessionId {
+    /// A fresh id from the operating system's random generator.
+    pub fn generate() -> Result<Self> {
+        let mut bytes = [0u8; ID_BYTES];
+        getrandom::fill(&mut bytes).map_err(Error::Random)?;
+        Ok(SessionId {
+            text: URL_SAFE_NO_PAD.encode(bytes),
+        })
+    }
+
+    /// The id as sent in the cookie. Treat it as a secret: do not log it.
+    pub fn expose(&self) -> &str {
+        &self.text
+    }
+
+    /// The key stores file this session under: the lowercase hex SHA-256 of
+    /// the id (64 characters). The id cannot be recovered from it.
+    pub fn storage_key(&self) -> String {
+        let digest = Sha256::digest(self.text.as_bytes());
+        let mut out = String::with_capacity(64);
+        for b in digest {
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        }
+        out
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+impl FromStr for SessionId {
+    type Err = Error;
+
+    /// Accepts exactly 43 URL-safe base64 characters that decode to 32
+    /// bytes in canonical form; anything else is [`Error::InvalidId`].
+    fn from_str(s: &str) -> Result<Self> {
+        if s.len() != ID_LEN
+            || !s
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(Error::InvalidId);
+        }
+        // The engine rejects non-zero trailing bits, so every id has exactly
+        // one accepted spelling.
+        match URL_SAFE_NO_PAD.decode(s) {
+            Ok(bytes) if bytes.len() == ID_BYTES => Ok(SessionId { text: s.to_owned() }),
+            _ => Err(Error::InvalidId),
+        }
+    }
+}
+
+impl fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The first characters of the storage hash identify the session in
+        // logs without revealing the id.
+        write!(f, "SessionId(<redacted> key={}…)", &self.storage_key()[..8])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_unique_and_well_formed() {
+        let a = SessionId::generate().unwrap();
+        let b = SessionId::generate().unwrap();
+        assert_ne!(a, b);
+        assert_eq!(a.expose().len(), ID_LEN);
+        assert_eq!(a.expose().parse::<SessionId>().unwrap(), a);
+    }
+
+    #[test]
+    fn parsing_rejects_every_other_shape() {
+        let id = SessionId::generate().unwrap();
+        let good = id.expose();
+        assert!(format!("{good}A").parse::<SessionId>().is_err());
+        assert!(good[..42].parse::<SessionId>().is_err());
+        assert!(format!("{}=", &good[..42]).parse::<SessionId>().is_err());
+        assert!(format!("{}+", &good[..42]).parse::<SessionId>().is_err());
+        assert!(format!("{}/", &good[..42]).parse::<SessionId>().is_err());
+        assert!("".parse::<SessionId>().is_err());
+        // Non-canonical trailing bits: 'B' sets a bit past the 256th.
+        let all_a = "A".repeat(42);
+        assert!(format!("{all_a}A").parse::<SessionId>().is_ok());
+        assert!(format!("{all_a}B").parse::<SessionId>().is_err());
+    }
+
+    #[test]
+    fn storage_key_is_a_hex_sha256_and_debug_is_redacted() {
+        let id = SessionId::generate().unwrap();
+        let k = id.storage_key();
+        assert_eq!(k.len(), 64);
+        assert!(k.bytes().all(|b| HEX.contains(&b)));
+        assert_eq!(k, id.storage_key());
+        assert!(!format!("{id:?}").contains(id.expose()));
+    }
+}
