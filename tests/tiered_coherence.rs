@@ -330,7 +330,7 @@ async fn tiered_new_over_a_redis_backend_is_coherent() {
         return;
     };
     let ns = unique_namespace("tiered-new");
-    // the form: no coherence configured, L2 a RedisBackend
+    // the simplest form: no coherence configured, L2 a RedisBackend
     let start = async || {
         let redis = RedisBackend::connect(&url).await.unwrap();
         let tiered = Tiered::new(MemoryBackend::new(), redis);
