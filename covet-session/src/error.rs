@@ -92,7 +92,6 @@ impl Error {
     }
 
     /// Logs this error and its source chain as one `tracing` error event.
-    #[allow(dead_code)] // used by the axum response and the layer
     pub(crate) fn log(&self, what: &str) {
         let mut chain = self.to_string();
         let mut src = StdError::source(self);

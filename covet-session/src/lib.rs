@@ -7,6 +7,9 @@
 //!   [`MemoryStore`] (feature `memory`) keeps sessions in process memory.
 //! - [`SessionId`]: 256 random bits; stores key sessions by its SHA-256
 //!   hash, never by the id.
+//! - [`SessionLayer`]: tower middleware (axum, hyper) that loads lazily,
+//!   saves what changed and sets the cookie only when needed; with the
+//!   `axum` feature, `Session` is an extractor.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -20,13 +23,19 @@
 //! # }).unwrap();
 //! ```
 
+mod config;
 pub mod error;
+#[cfg(feature = "axum")]
+mod extract;
 mod id;
+pub mod manager;
 mod session;
 pub mod store;
 
+pub use config::{DEFAULT_COOKIE_NAME, SameSite, SessionConfig};
 pub use error::{BoxError, Error, Result};
 pub use id::{ID_BYTES, ID_LEN, SessionId};
+pub use manager::{SessionLayer, SessionManager};
 pub use session::{DEFAULT_IDLE_TIMEOUT, SaveOutcome, Session};
 pub use store::SessionStore;
 #[cfg(feature = "memory")]

@@ -1,0 +1,36 @@
+//! axum extractors (feature `axum`).
+
+use axum::extract::FromRequestParts;
+use http::request::Parts;
+
+use crate::error::Error;
+use crate::session::Session;
+
+/// Takes the session the `SessionLayer` attached and loads it; a missing
+/// layer or a store failure is an opaque 500.
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// use covet_session::{MemoryStore, Session, SessionLayer};
+///
+/// async fn visit(session: Session) -> Result<String, covet_session::Error> {
+///     let n: u64 = session.get("visits")?.unwrap_or(0);
+///     session.insert("visits", n + 1)?;
+///     Ok(format!("visit {n}"))
+/// }
+/// let app: Router = Router::new().route("/", get(visit)).layer(SessionLayer::new(MemoryStore::new()));
+/// # let _ = app;
+/// ```
+impl<S: Send + Sync> FromRequestParts<S> for Session {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let session = parts
+            .extensions
+            .get::<Session>()
+            .cloned()
+            .ok_or(Error::MissingLayer)?;
+        session.ensure_loaded().await?;
+        Ok(session)
+    }
+}
