@@ -179,14 +179,80 @@ impl SessionStore for MemoryStore {
     }
 
     async fn delete_expired(&self) -> Result<u64> {
-        // moka reclaims expired sessions itself; this only forces the
-        // pending maintenance so the memory is freed now.
-        let before = self.cache.entry_count();
+        // moka reclaims expired sessions itself, on its timer wheel's
+        // schedule; this sweep frees them now and counts them.
+        let expired: Vec<Arc<String>> = self
+            .cache
+            .iter()
+            .filter(|(_, r)| !live(r))
+            .map(|(k, _)| k)
+            .collect();
+        let mut n = 0;
+        for k in expired {
+            if self.cache.remove(k.as_str()).await.is_some() {
+                n += 1;
+            }
+        }
         self.cache.run_pending_tasks().await;
-        Ok(before.saturating_sub(self.cache.entry_count()))
+        Ok(n)
     }
 
     async fn touch(&self, id: &SessionId, expires_at: SystemTime) -> Result<bool> {
         Ok(self.update(id, |r| r.expires_at = expires_at).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(expires_at: SystemTime) -> Record {
+        let mut data = crate::store::Data::new();
+        data.insert("k".into(), serde_json::json!("v"));
+        Record::new(data, expires_at)
+    }
+
+    #[tokio::test]
+    async fn the_bound_holds() {
+        let store = MemoryStore::builder().max_sessions(10).build();
+        let far = SystemTime::now() + Duration::from_secs(60);
+        for _ in 0..100 {
+            store.create(&record(far)).await.unwrap();
+        }
+        store.cache.run_pending_tasks().await;
+        assert!(
+            store.cache.entry_count() <= 10,
+            "{}",
+            store.cache.entry_count()
+        );
+    }
+
+    #[tokio::test]
+    async fn expired_sessions_are_reclaimed() {
+        let store = MemoryStore::new();
+        let soon = SystemTime::now() + Duration::from_millis(200);
+        let id = store.create(&record(soon)).await.unwrap();
+        let keep = store
+            .create(&record(SystemTime::now() + Duration::from_secs(60)))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(store.load(&id).await.unwrap(), None);
+        assert!(store.delete_expired().await.unwrap() <= 1);
+        assert!(!store.cache.contains_key(&id.storage_key()));
+        // moka's timer wheel frees the entry within a tick (about a second).
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while store.cache.entry_count() != 1 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "expired session never reclaimed"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            store.delete_expired().await.unwrap();
+        }
+        assert!(store.load(&keep).await.unwrap().is_some());
+        // The map holds the hash of the id, never the id.
+        assert!(store.cache.contains_key(&keep.storage_key()));
+        assert!(!store.cache.contains_key(keep.expose()));
     }
 }
