@@ -8,7 +8,9 @@
 //! * [`cache`]: the typed [`Cache`](cache::Cache) facade over pluggable
 //!   backends (in-memory on moka by default), with namespaces, TTLs, tags,
 //!   pattern deletes, single-flight and statistics.
-//! * [`session`]: HTTP sessions for tower and axum.
+//! * [`session`]: HTTP sessions for tower and axum: the
+//!   [`Session`](session::Session) handle, the
+//!   [`SessionLayer`](session::SessionLayer) middleware and session stores.
 //!
 //! ```
 //! use covet::cache::{Cache, MemoryBackend};
@@ -49,12 +51,15 @@
 //! ```
 //!
 //! ## Cargo features
-//! * `memory` (default): the in-memory backend.
+//! * `memory` (default): the in-memory cache backend and the in-memory
+//!   session store ([`MemoryStore`](session::MemoryStore)).
 //! * `json`, `bincode`: extra value codecs (postcard is always available).
 //! * `redis`: [`RedisBackend`](cache::RedisBackend) (single server and
 //!   Redis Cluster) and coherent two-tier caches ([`Tiered`](cache::Tiered)
 //!   with Redis pub/sub invalidation).
 //! * `redis-tls`: `rediss://` connections.
+//! * `axum`: [`Session`](session::Session) as an axum extractor and
+//!   `IntoResponse` for [`session::Error`] (an opaque 500).
 
 /// Caching: backends, the typed [`Cache`](cache::Cache), the process-wide
 /// default cache used by [`cached`].
@@ -62,7 +67,9 @@ pub mod cache {
     pub use covet_cache::*;
 }
 
-/// HTTP sessions.
+/// HTTP sessions: the [`Session`](session::Session) handle,
+/// [`SessionLayer`](session::SessionLayer), [`SessionStore`](session::SessionStore)
+/// and its stores.
 pub use covet_session as session;
 
 #[doc = include_str!("docs/cached.md")]
