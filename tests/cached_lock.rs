@@ -133,6 +133,7 @@ async fn a_cancelled_lease_holder_releases_its_lease() {
 
 // The same over Redis: two caches, each with its own Redis connection and
 // its own single-flight map, like two processes.
+#[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_leases_make_two_caches_compute_once() {
     let Some(url) = covet_test::require(covet_test::Server::Redis) else {
