@@ -27,6 +27,7 @@ mod config;
 pub mod error;
 #[cfg(feature = "axum")]
 mod extract;
+mod flash;
 mod id;
 pub mod manager;
 mod session;
@@ -34,6 +35,7 @@ pub mod store;
 
 pub use config::{DEFAULT_COOKIE_NAME, SameSite, SessionConfig};
 pub use error::{BoxError, Error, Result};
+pub use flash::{FLASH_KEY, Flash, Level};
 pub use id::{ID_BYTES, ID_LEN, SessionId};
 pub use manager::{SessionLayer, SessionManager};
 pub use session::{DEFAULT_IDLE_TIMEOUT, SaveOutcome, Session};
