@@ -11,3 +11,31 @@ use covet_test::{Server, require};
 covet_test::session_store_conformance!(memory, async {
     Some(Arc::new(MemoryStore::new()) as Arc<dyn SessionStore>)
 });
+
+#[cfg(feature = "redis")]
+covet_test::session_store_conformance!(redis_single, async {
+    let url = require(Server::Redis)?;
+    let store = covet::session::RedisStore::builder()
+        .key_prefix(format!(
+            "{}:",
+            covet_test::unique_namespace("covet-session-test")
+        ))
+        .connect(&url)
+        .await
+        .expect("connecting to Redis");
+    Some(Arc::new(store) as Arc<dyn SessionStore>)
+});
+
+#[cfg(feature = "redis")]
+covet_test::session_store_conformance!(redis_cluster, async {
+    let urls = covet_test::split_urls(&require(Server::RedisCluster)?);
+    let store = covet::session::RedisStore::builder()
+        .key_prefix(format!(
+            "{}:",
+            covet_test::unique_namespace("covet-session-test")
+        ))
+        .connect_cluster(&urls)
+        .await
+        .expect("connecting to the Redis Cluster");
+    Some(Arc::new(store) as Arc<dyn SessionStore>)
+});

@@ -4,7 +4,8 @@
 //! - [`Session`]: a cheap-to-clone handle with a typed, dict-like API that
 //!   records which keys changed.
 //! - [`SessionStore`]: the object-safe async trait every store implements;
-//!   [`MemoryStore`] (feature `memory`) keeps sessions in process memory.
+//!   [`MemoryStore`] (feature `memory`) keeps sessions in process memory;
+//!   `RedisStore` (feature `redis`) in Redis or a Redis Cluster.
 //! - [`SessionId`]: 256 random bits; stores key sessions by its SHA-256
 //!   hash, never by the id.
 //! - [`SessionLayer`]: tower middleware (axum, hyper) that loads lazily,
@@ -42,3 +43,5 @@ pub use session::{DEFAULT_IDLE_TIMEOUT, SaveOutcome, Session};
 pub use store::SessionStore;
 #[cfg(feature = "memory")]
 pub use store::memory::{DEFAULT_MAX_SESSIONS, MemoryStore, MemoryStoreBuilder};
+#[cfg(feature = "redis")]
+pub use store::redis::{RedisStore, RedisStoreBuilder};

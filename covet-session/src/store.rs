@@ -9,6 +9,8 @@ use crate::id::SessionId;
 
 #[cfg(feature = "memory")]
 pub mod memory;
+#[cfg(feature = "redis")]
+pub mod redis;
 
 /// The data of one session: JSON values by key.
 ///

@@ -1,0 +1,516 @@
+//! [`RedisStore`]: sessions in Redis or a Redis Cluster, one hash per
+//! session.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisFuture, Script, Value};
+
+use crate::error::{Error, Result};
+use crate::id::SessionId;
+use crate::store::{Changes, Data, Record, SessionStore};
+
+const NAME: &str = "redis";
+
+/// Default key prefix of a [`RedisStore`].
+pub const DEFAULT_KEY_PREFIX: &str = "covet:session:";
+/// Default timeout of one Redis command.
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default timeout of connecting.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The reserved hash field holding the expiry (milliseconds since the Unix
+/// epoch). Session keys may not start with `__covet`, so it never collides
+/// with a session key; it also keeps an empty session an existing hash.
+const EXPIRES_FIELD: &str = "__covet_expires_at";
+
+/// KEYS[1] the session; ARGV[1] expiry ms; ARGV[2..] field, value pairs.
+static CREATE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], '__covet_expires_at', ARGV[1])
+for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+return 1
+",
+    )
+});
+
+/// KEYS[1] the session; ARGV[1] expiry ms; ARGV[2] `1` if cleared; ARGV[3]
+/// the number of removed fields, then those fields, then field, value pairs.
+static SAVE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[2] == '1' then redis.call('DEL', KEYS[1]) end
+local removed = tonumber(ARGV[3])
+for i = 4, 3 + removed do redis.call('HDEL', KEYS[1], ARGV[i]) end
+redis.call('HSET', KEYS[1], '__covet_expires_at', ARGV[1])
+for i = 4 + removed, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+return 1
+",
+    )
+});
+
+/// KEYS[1] the session; ARGV[1] expiry ms.
+static TOUCH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], '__covet_expires_at', ARGV[1])
+redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+return 1
+",
+    )
+});
+
+/// One connection, to a single server or a cluster.
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+struct Inner {
+    conn: Conn,
+    prefix: String,
+    command_timeout: Duration,
+    cluster: bool,
+}
+
+/// Sessions in Redis or a Redis Cluster (feature `redis`).
+///
+/// Each session is one Redis hash at `<prefix><storage key>` (the SHA-256
+/// of the id, never the id itself), one field per session key holding the
+/// value as a JSON string, plus a reserved field `__covet_expires_at` with
+/// the expiry in milliseconds since the Unix epoch. The hash carries a Redis
+/// expiry (`PEXPIREAT`), so Redis reclaims expired sessions itself and
+/// [`delete_expired`](SessionStore::delete_expired) does nothing and
+/// returns 0.
+///
+/// `create`, `save` and `touch` are Lua scripts on that one key, hence
+/// atomic: a save applies only what changed (`HDEL` removed keys, `DEL` when
+/// cleared, `HSET` set keys, then the new expiry) and does nothing if the
+/// session has expired or was deleted meanwhile, so two concurrent requests
+/// that change different keys both keep their change. As every session is a
+/// single Redis key, the store works on a Redis Cluster without hash tags.
+///
+/// Every command has a timeout; errors are [`Error::Store`] with the `redis`
+/// crate's error (or the elapsed timeout) as their source.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use covet_session::RedisStore;
+/// # async fn f() -> covet_session::Result<()> {
+/// let store = RedisStore::connect("redis://127.0.0.1:6379").await?;
+/// let custom = RedisStore::builder()
+///     .key_prefix("myapp:session:")
+///     .command_timeout(Duration::from_millis(500))
+///     .connect("redis://127.0.0.1:6379")
+///     .await?;
+/// let cluster = RedisStore::connect_cluster(&[
+///     "redis://127.0.0.1:7000",
+///     "redis://127.0.0.1:7001",
+/// ])
+/// .await?;
+/// # let _ = (store, custom, cluster);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.inner.prefix)
+            .field("cluster", &self.inner.cluster)
+            .field("command_timeout", &self.inner.command_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builder of a [`RedisStore`].
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use covet_session::RedisStore;
+/// # async fn f() -> covet_session::Result<()> {
+/// let store = RedisStore::builder()
+///     .key_prefix("shop:sess:")
+///     .connect_timeout(Duration::from_secs(1))
+///     .command_timeout(Duration::from_millis(200))
+///     .connect("redis://127.0.0.1:6379")
+///     .await?;
+/// # let _ = store;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct RedisStoreBuilder {
+    prefix: String,
+    connect_timeout: Duration,
+    command_timeout: Duration,
+}
+
+fn at_least_1ms(d: Duration) -> Duration {
+    d.max(Duration::from_millis(1))
+}
+
+/// Masks the password of a URL for errors.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl RedisStoreBuilder {
+    /// The prefix of every session's Redis key (default
+    /// [`DEFAULT_KEY_PREFIX`]).
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// How long connecting may take (default [`DEFAULT_CONNECT_TIMEOUT`]).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = at_least_1ms(timeout);
+        self
+    }
+
+    /// How long one command may take (default [`DEFAULT_COMMAND_TIMEOUT`]).
+    pub fn command_timeout(mut self, timeout: Duration) -> Self {
+        self.command_timeout = at_least_1ms(timeout);
+        self
+    }
+
+    /// Connects to one server (`redis://[user:password@]host:port[/db]`).
+    pub async fn connect(self, url: &str) -> Result<RedisStore> {
+        let endpoint = redact(url);
+        let client = redis::Client::open(url)
+            .map_err(|e| Error::store(NAME, format!("invalid Redis URL {endpoint}"), e))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(Some(self.command_timeout))
+            .set_number_of_retries(3)
+            .set_min_delay(Duration::from_millis(25))
+            .set_max_delay(Duration::from_millis(250));
+        let connecting = ConnectionManager::new_with_config(client, config);
+        let manager = match tokio::time::timeout(self.connect_timeout * 2, connecting).await {
+            Ok(Ok(m)) => m,
+            Ok(Err(e)) => {
+                return Err(Error::store(NAME, format!("connecting to {endpoint}"), e));
+            }
+            Err(elapsed) => {
+                return Err(Error::store(
+                    NAME,
+                    format!("connecting to {endpoint} timed out"),
+                    elapsed,
+                ));
+            }
+        };
+        Ok(self.finish(Conn::Single(manager), false))
+    }
+
+    /// Connects to a Redis Cluster through some of its nodes (the others
+    /// are discovered).
+    pub async fn connect_cluster<S: AsRef<str>>(self, urls: &[S]) -> Result<RedisStore> {
+        if urls.is_empty() {
+            return Err(Error::store_msg(
+                NAME,
+                "connect_cluster needs at least one node URL",
+            ));
+        }
+        let endpoint = urls
+            .iter()
+            .map(|u| redact(u.as_ref()))
+            .collect::<Vec<_>>()
+            .join(",");
+        let client = ClusterClientBuilder::new(urls.iter().map(|u| u.as_ref()))
+            .connection_timeout(self.connect_timeout)
+            .response_timeout(self.command_timeout)
+            .retries(3)
+            .min_retry_wait(25)
+            .max_retry_wait(250)
+            .build()
+            .map_err(|e| Error::store(NAME, format!("invalid cluster URLs {endpoint}"), e))?;
+        let conn =
+            match tokio::time::timeout(self.connect_timeout * 2, client.get_async_connection())
+                .await
+            {
+                Ok(Ok(c)) => c,
+                Ok(Err(e)) => {
+                    return Err(Error::store(
+                        NAME,
+                        format!("connecting to cluster {endpoint}"),
+                        e,
+                    ));
+                }
+                Err(elapsed) => {
+                    return Err(Error::store(
+                        NAME,
+                        format!("connecting to cluster {endpoint} timed out"),
+                        elapsed,
+                    ));
+                }
+            };
+        Ok(self.finish(Conn::Cluster(conn), true))
+    }
+
+    fn finish(self, conn: Conn, cluster: bool) -> RedisStore {
+        RedisStore {
+            inner: Arc::new(Inner {
+                conn,
+                prefix: self.prefix,
+                command_timeout: self.command_timeout,
+                cluster,
+            }),
+        }
+    }
+}
+
+fn epoch_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+        .max(1)
+}
+
+fn encode(key: &str, v: &serde_json::Value) -> Result<String> {
+    serde_json::to_string(v).map_err(|source| Error::Encode {
+        key: key.to_owned(),
+        source,
+    })
+}
+
+impl RedisStore {
+    /// Connects to one server with the default settings.
+    pub async fn connect(url: &str) -> Result<RedisStore> {
+        Self::builder().connect(url).await
+    }
+
+    /// Connects to a Redis Cluster with the default settings.
+    pub async fn connect_cluster<S: AsRef<str>>(urls: &[S]) -> Result<RedisStore> {
+        Self::builder().connect_cluster(urls).await
+    }
+
+    /// A builder for the key prefix and timeouts.
+    pub fn builder() -> RedisStoreBuilder {
+        RedisStoreBuilder {
+            prefix: DEFAULT_KEY_PREFIX.to_owned(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            command_timeout: DEFAULT_COMMAND_TIMEOUT,
+        }
+    }
+
+    /// The key prefix.
+    pub fn key_prefix(&self) -> &str {
+        &self.inner.prefix
+    }
+
+    /// Whether this store is on a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.inner.cluster
+    }
+
+    /// The Redis key of session `id`: the prefix and the id's storage key.
+    pub fn redis_key(&self, id: &SessionId) -> String {
+        format!("{}{}", self.inner.prefix, id.storage_key())
+    }
+
+    /// Runs `f` on a connection within the command timeout.
+    async fn run<T, F>(&self, what: &str, f: impl FnOnce(Conn) -> F) -> Result<T>
+    where
+        F: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let timeout = self.inner.command_timeout;
+        match tokio::time::timeout(timeout, f(self.inner.conn.clone())).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(Error::store(NAME, what.to_owned(), e)),
+            Err(elapsed) => Err(Error::store(
+                NAME,
+                format!("{what} timed out after {}ms", timeout.as_millis()),
+                elapsed,
+            )),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStore for RedisStore {
+    async fn create(&self, record: &Record) -> Result<SessionId> {
+        let expires = epoch_ms(record.expires_at);
+        let mut fields = Vec::with_capacity(record.data.len() * 2);
+        for (k, v) in &record.data {
+            fields.push(k.clone());
+            fields.push(encode(k, v)?);
+        }
+        loop {
+            let id = SessionId::generate()?;
+            let key = self.redis_key(&id);
+            let created: i64 = self
+                .run("creating a session", |mut c| {
+                    let mut inv = CREATE.key(&key);
+                    inv.arg(expires).arg(&fields);
+                    async move { inv.invoke_async(&mut c).await }
+                })
+                .await?;
+            if created == 1 {
+                return Ok(id);
+            }
+        }
+    }
+
+    async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
+        let key = self.redis_key(id);
+        let mut fields: HashMap<String, String> = self
+            .run("loading a session", |mut c| async move {
+                redis::cmd("HGETALL").arg(&key).query_async(&mut c).await
+            })
+            .await?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        let expires_at = match fields.remove(EXPIRES_FIELD).and_then(|v| v.parse().ok()) {
+            Some(ms) => UNIX_EPOCH + Duration::from_millis(ms),
+            None => {
+                return Err(Error::store_msg(
+                    NAME,
+                    "a stored session has no valid expiry field",
+                ));
+            }
+        };
+        if expires_at <= SystemTime::now() {
+            return Ok(None);
+        }
+        let mut data = Data::with_capacity(fields.len());
+        for (k, v) in fields {
+            let value = serde_json::from_str(&v).map_err(|source| Error::Decode {
+                key: k.clone(),
+                source,
+            })?;
+            data.insert(k, value);
+        }
+        Ok(Some(Record::new(data, expires_at)))
+    }
+
+    async fn save(&self, id: &SessionId, changes: &Changes) -> Result<bool> {
+        let key = self.redis_key(id);
+        let mut args: Vec<String> =
+            Vec::with_capacity(3 + changes.removed.len() + changes.set.len() * 2);
+        args.push(epoch_ms(changes.expires_at).to_string());
+        args.push(if changes.cleared { "1" } else { "0" }.to_owned());
+        args.push(changes.removed.len().to_string());
+        args.extend(changes.removed.iter().cloned());
+        for (k, v) in &changes.set {
+            args.push(k.clone());
+            args.push(encode(k, v)?);
+        }
+        let saved: i64 = self
+            .run("saving a session", |mut c| {
+                let mut inv = SAVE.key(&key);
+                inv.arg(&args);
+                async move { inv.invoke_async(&mut c).await }
+            })
+            .await?;
+        Ok(saved == 1)
+    }
+
+    async fn delete(&self, id: &SessionId) -> Result<()> {
+        let key = self.redis_key(id);
+        self.run("deleting a session", |mut c| async move {
+            redis::cmd("UNLINK")
+                .arg(&key)
+                .query_async::<()>(&mut c)
+                .await
+        })
+        .await
+    }
+
+    /// Redis expires session hashes itself (each has a `PEXPIREAT`), so
+    /// there is nothing to sweep: always `Ok(0)`.
+    async fn delete_expired(&self) -> Result<u64> {
+        Ok(0)
+    }
+
+    async fn touch(&self, id: &SessionId, expires_at: SystemTime) -> Result<bool> {
+        let key = self.redis_key(id);
+        let expires = epoch_ms(expires_at);
+        let touched: i64 = self
+            .run("touching a session", |mut c| {
+                let mut inv = TOUCH.key(&key);
+                inv.arg(expires);
+                async move { inv.invoke_async(&mut c).await }
+            })
+            .await?;
+        Ok(touched == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact("redis://user:secret@host:6379/0"),
+            "redis://user:***@host:6379/0"
+        );
+        assert_eq!(redact("redis://host:6379"), "redis://host:6379");
+    }
+
+    #[test]
+    fn builder_defaults() {
+        let b = RedisStore::builder();
+        assert_eq!(b.prefix, DEFAULT_KEY_PREFIX);
+        assert_eq!(b.command_timeout, DEFAULT_COMMAND_TIMEOUT);
+        let b = b.command_timeout(Duration::ZERO);
+        assert_eq!(b.command_timeout, Duration::from_millis(1));
+    }
+}
