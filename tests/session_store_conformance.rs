@@ -12,6 +12,27 @@ covet_test::session_store_conformance!(memory, async {
     Some(Arc::new(MemoryStore::new()) as Arc<dyn SessionStore>)
 });
 
+covet_test::session_store_conformance!(cache_memory, async {
+    let backend = covet::cache::MemoryBackend::new();
+    Some(Arc::new(covet::session::CacheStore::new(backend)) as Arc<dyn SessionStore>)
+});
+
+#[cfg(feature = "redis")]
+covet_test::session_store_conformance!(cache_redis, async {
+    let url = require(Server::Redis)?;
+    let backend = covet::cache::RedisBackend::connect(&url)
+        .await
+        .expect("connecting to Redis");
+    let store = covet::session::CacheStore::builder(backend)
+        .key_prefix(format!(
+            "{}:",
+            covet_test::unique_namespace("covet-session-cache-test")
+        ))
+        .build()
+        .expect("a valid key prefix");
+    Some(Arc::new(store) as Arc<dyn SessionStore>)
+});
+
 #[cfg(feature = "redis")]
 covet_test::session_store_conformance!(redis_single, async {
     let url = require(Server::Redis)?;

@@ -5,7 +5,8 @@
 //!   records which keys changed.
 //! - [`SessionStore`]: the object-safe async trait every store implements;
 //!   [`MemoryStore`] (feature `memory`) keeps sessions in process memory;
-//!   `RedisStore` (feature `redis`) in Redis or a Redis Cluster.
+//!   `RedisStore` (feature `redis`) in Redis or a Redis Cluster;
+//!   [`CacheStore`] on any covet cache backend.
 //! - [`SessionId`]: 256 random bits; stores key sessions by its SHA-256
 //!   hash, never by the id.
 //! - [`SessionLayer`]: tower middleware (axum, hyper) that loads lazily,
@@ -41,6 +42,7 @@ pub use id::{ID_BYTES, ID_LEN, SessionId};
 pub use manager::{SessionLayer, SessionManager};
 pub use session::{DEFAULT_IDLE_TIMEOUT, SaveOutcome, Session};
 pub use store::SessionStore;
+pub use store::cache::{CacheStore, CacheStoreBuilder, DEFAULT_CACHE_KEY_PREFIX};
 #[cfg(feature = "memory")]
 pub use store::memory::{DEFAULT_MAX_SESSIONS, MemoryStore, MemoryStoreBuilder};
 #[cfg(feature = "redis")]

@@ -7,6 +7,7 @@ use std::time::SystemTime;
 use crate::error::Result;
 use crate::id::SessionId;
 
+pub mod cache;
 #[cfg(feature = "memory")]
 pub mod memory;
 #[cfg(feature = "redis")]

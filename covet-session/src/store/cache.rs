@@ -1,0 +1,477 @@
+//! [`CacheStore`]: sessions on any covet cache backend ([`MemoryBackend`],
+//! `Tiered`, `RedisBackend`, ...).
+//!
+//! [`MemoryBackend`]: covet_cache::MemoryBackend
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use covet_cache::CacheBackend;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::id::SessionId;
+use crate::store::{Changes, Data, Record, SessionStore};
+
+/// Default key prefix of a [`CacheStore`].
+pub const DEFAULT_CACHE_KEY_PREFIX: &str = "covet:session:";
+
+const STORE: &str = "cache";
+/// How long a lease on a session record lives if its holder dies.
+const LEASE_TTL: Duration = Duration::from_secs(5);
+/// Attempts to take a lease before giving up.
+const LEASE_ATTEMPTS: u32 = 60;
+/// Attempts to find an unused id in `create`.
+const CREATE_ATTEMPTS: u32 = 8;
+/// In-process lock stripes, for backends without leases.
+const STRIPES: usize = 64;
+
+/// Sessions on any [`CacheBackend`]: one JSON record (the whole data map and
+/// the expiry) per session, at `<prefix><storage key>`, with the backend TTL
+/// set to the remaining lifetime.
+///
+/// - `create` draws a 256-bit random id and, under a lease on the record
+///   key, checks that no record exists there before writing it (`get` then
+///   `set`), so two creates never claim one id.
+/// - `save` and `touch` are read-modify-write under a lease on the record
+///   key ([`CacheBackend::lease_acquire`], retried with a small backoff for
+///   about two seconds, then [`Error::Store`]), so two concurrent saves of
+///   different keys both keep their change. Backends without leases
+///   ([`CacheBackend::supports_leases`] is `false`) are locked in process
+///   instead, which only coordinates this process.
+/// - `delete_expired` returns 0: the backend expires entries itself.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use covet_cache::MemoryBackend;
+/// use covet_session::{CacheStore, SessionStore, store::{Changes, Data, Record}};
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let store = CacheStore::builder(MemoryBackend::new())
+///     .key_prefix("app:session:")
+///     .build()
+///     .unwrap();
+/// let expires = SystemTime::now() + Duration::from_secs(60);
+/// let id = store.create(&Record::new(Data::new(), expires)).await.unwrap();
+/// let mut changes = Changes::new(expires);
+/// changes.set.insert("user".into(), serde_json::json!(7));
+/// assert!(store.save(&id, &changes).await.unwrap());
+/// assert_eq!(store.load(&id).await.unwrap().unwrap().data["user"], 7);
+/// # });
+/// ```
+pub struct CacheStore<B: CacheBackend> {
+    backend: B,
+    prefix: String,
+    stripes: Arc<[tokio::sync::Mutex<()>]>,
+}
+
+impl<B: CacheBackend> fmt::Debug for CacheStore<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheStore")
+            .field("backend", &self.backend)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: CacheBackend + Clone> Clone for CacheStore<B> {
+    fn clone(&self) -> Self {
+        CacheStore {
+            backend: self.backend.clone(),
+            prefix: self.prefix.clone(),
+            stripes: Arc::clone(&self.stripes),
+        }
+    }
+}
+
+/// Builder of a [`CacheStore`].
+#[derive(Debug)]
+#[must_use]
+pub struct CacheStoreBuilder<B: CacheBackend> {
+    backend: B,
+    prefix: String,
+}
+
+impl<B: CacheBackend> CacheStoreBuilder<B> {
+    /// Prefix of every record key (default [`DEFAULT_CACHE_KEY_PREFIX`]); it
+    /// must not hold control characters.
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Builds the store; fails if the prefix holds control characters.
+    pub fn build(self) -> Result<CacheStore<B>> {
+        if self.prefix.chars().any(char::is_control) {
+            return Err(Error::store_msg(
+                STORE,
+                "the key prefix must not hold control characters",
+            ));
+        }
+        Ok(CacheStore {
+            backend: self.backend,
+            prefix: self.prefix,
+            stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+        })
+    }
+}
+
+/// The stored form of a session.
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    data: Data,
+    /// Expiry in milliseconds since the Unix epoch.
+    expires_at_ms: u64,
+}
+
+fn to_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// Remaining lifetime, or `None` if already expired.
+fn remaining(t: SystemTime) -> Option<Duration> {
+    t.duration_since(SystemTime::now())
+        .ok()
+        .filter(|d| !d.is_zero())
+}
+
+fn backend_err(what: &str) -> impl FnOnce(covet_cache::Error) -> Error + '_ {
+    move |e| Error::store(STORE, what.to_owned(), e)
+}
+
+/// A held lock on one record: a backend lease or an in-process stripe.
+enum Guard<'a> {
+    Lease(String),
+    Local(#[allow(dead_code)] tokio::sync::MutexGuard<'a, ()>),
+}
+
+impl<B: CacheBackend> CacheStore<B> {
+    /// A store on `backend` with the default prefix.
+    pub fn new(backend: B) -> Self {
+        Self::builder(backend)
+            .build()
+            .expect("the default prefix is a valid key prefix")
+    }
+
+    /// A builder to set the key prefix.
+    pub fn builder(backend: B) -> CacheStoreBuilder<B> {
+        CacheStoreBuilder {
+            backend,
+            prefix: DEFAULT_CACHE_KEY_PREFIX.to_owned(),
+        }
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    fn key(&self, id: &SessionId) -> String {
+        format!("{}{}", self.prefix, id.storage_key())
+    }
+
+    async fn lock(&self, key: &str) -> Result<Guard<'_>> {
+        if !self.backend.supports_leases() {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            key.hash(&mut h);
+            #[allow(clippy::cast_possible_truncation)]
+            let i = (h.finish() as usize) % self.stripes.len();
+            return Ok(Guard::Local(self.stripes[i].lock().await));
+        }
+        let mut backoff = Duration::from_millis(1);
+        for _ in 0..LEASE_ATTEMPTS {
+            if let Some(token) = self
+                .backend
+                .lease_acquire(key, LEASE_TTL)
+                .await
+                .map_err(backend_err("taking the session lease"))?
+            {
+                return Ok(Guard::Lease(token));
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_millis(50));
+        }
+        Err(Error::store_msg(
+            STORE,
+            "timed out waiting for the lease on a session record",
+        ))
+    }
+
+    async fn unlock(&self, key: &str, guard: Guard<'_>) -> Result<()> {
+        if let Guard::Lease(token) = guard {
+            self.backend
+                .lease_release(key, &token)
+                .await
+                .map_err(backend_err("releasing the session lease"))?;
+        }
+        Ok(())
+    }
+
+    async fn read(&self, key: &str) -> Result<Option<Stored>> {
+        let Some(bytes) = self
+            .backend
+            .get(key)
+            .await
+            .map_err(backend_err("loading a session"))?
+        else {
+            return Ok(None);
+        };
+        let stored: Stored = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::store(STORE, "decoding a session record", e))?;
+        if stored.expires_at_ms <= to_ms(SystemTime::now()) {
+            return Ok(None);
+        }
+        Ok(Some(stored))
+    }
+
+    /// Writes `data` expiring at `expires_at`; deletes the record if that
+    /// is already past.
+    async fn write(&self, key: &str, data: &Data, expires_at: SystemTime) -> Result<()> {
+        let Some(ttl) = remaining(expires_at) else {
+            self.backend
+                .delete(key)
+                .await
+                .map_err(backend_err("deleting an expired session"))?;
+            return Ok(());
+        };
+        #[derive(Serialize)]
+        struct StoredRef<'a> {
+            data: &'a Data,
+            expires_at_ms: u64,
+        }
+        let bytes = serde_json::to_vec(&StoredRef {
+            data,
+            expires_at_ms: to_ms(expires_at),
+        })
+        .map_err(|e| Error::store(STORE, "encoding a session record", e))?;
+        self.backend
+            .set(key, bytes.into(), Some(ttl))
+            .await
+            .map_err(backend_err("storing a session"))
+    }
+
+    /// Read-modify-write of one live record under its lock; `false` if
+    /// there is none.
+    async fn update(
+        &self,
+        id: &SessionId,
+        expires_at: SystemTime,
+        f: impl FnOnce(&mut Data) + Send,
+    ) -> Result<bool> {
+        let key = self.key(id);
+        let guard = self.lock(&key).await?;
+        let result = async {
+            let Some(mut stored) = self.read(&key).await? else {
+                return Ok(false);
+            };
+            f(&mut stored.data);
+            self.write(&key, &stored.data, expires_at).await?;
+            Ok(true)
+        }
+        .await;
+        let released = self.unlock(&key, guard).await;
+        let ok = result?;
+        released?;
+        Ok(ok)
+    }
+}
+
+#[async_trait::async_trait]
+impl<B: CacheBackend> SessionStore for CacheStore<B> {
+    async fn create(&self, record: &Record) -> Result<SessionId> {
+        for _ in 0..CREATE_ATTEMPTS {
+            let id = SessionId::generate()?;
+            let key = self.key(&id);
+            let guard = self.lock(&key).await?;
+            let result = async {
+                // 256 random bits: a collision is practically impossible, so
+                // checking for a live record under the lease is enough.
+                if self.read(&key).await?.is_some() {
+                    return Ok(false);
+                }
+                self.write(&key, &record.data, record.expires_at).await?;
+                Ok(true)
+            }
+            .await;
+            let released = self.unlock(&key, guard).await;
+            let fresh = result?;
+            released?;
+            if fresh {
+                return Ok(id);
+            }
+        }
+        Err(Error::store_msg(
+            STORE,
+            "could not find an unused session id",
+        ))
+    }
+
+    async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
+        Ok(self
+            .read(&self.key(id))
+            .await?
+            .map(|s| Record::new(s.data, UNIX_EPOCH + Duration::from_millis(s.expires_at_ms))))
+    }
+
+    async fn save(&self, id: &SessionId, changes: &Changes) -> Result<bool> {
+        self.update(id, changes.expires_at, |data| changes.apply_to(data))
+            .await
+    }
+
+    async fn delete(&self, id: &SessionId) -> Result<()> {
+        self.backend
+            .delete(&self.key(id))
+            .await
+            .map_err(backend_err("deleting a session"))?;
+        Ok(())
+    }
+
+    /// Always 0: the backend expires records through their TTL.
+    async fn delete_expired(&self) -> Result<u64> {
+        Ok(0)
+    }
+
+    async fn touch(&self, id: &SessionId, expires_at: SystemTime) -> Result<bool> {
+        self.update(id, expires_at, |_| {}).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use covet_cache::{Entry, KeyTtl, MemoryBackend};
+    use std::error::Error as _;
+
+    fn in_secs(s: u64) -> SystemTime {
+        SystemTime::now() + Duration::from_secs(s)
+    }
+
+    #[test]
+    fn control_characters_in_the_prefix_are_refused() {
+        let err = CacheStore::builder(MemoryBackend::new())
+            .key_prefix("bad\nprefix:")
+            .build()
+            .unwrap_err();
+        assert!(matches!(err, Error::Store { .. }));
+    }
+
+    /// A backend that fails every call, or (`fail = false`) wraps a
+    /// `MemoryBackend` without leases.
+    #[derive(Debug)]
+    struct Plain {
+        inner: MemoryBackend,
+        fail: bool,
+    }
+
+    fn boom() -> covet_cache::Error {
+        covet_cache::Error::Backend {
+            backend: "plain",
+            message: "down".into(),
+            source: Some(std::io::Error::other("connection refused").into()),
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl CacheBackend for Plain {
+        fn name(&self) -> &'static str {
+            "plain"
+        }
+        async fn get(&self, key: &str) -> covet_cache::Result<Option<bytes::Bytes>> {
+            if self.fail {
+                return Err(boom());
+            }
+            self.inner.get(key).await
+        }
+        async fn set_entry(&self, key: &str, entry: Entry<'_>) -> covet_cache::Result<()> {
+            self.inner.set_entry(key, entry).await
+        }
+        async fn delete(&self, key: &str) -> covet_cache::Result<bool> {
+            self.inner.delete(key).await
+        }
+        async fn delete_pattern(&self, pattern: &str) -> covet_cache::Result<u64> {
+            self.inner.delete_pattern(pattern).await
+        }
+        async fn exists(&self, key: &str) -> covet_cache::Result<bool> {
+            self.inner.exists(key).await
+        }
+        async fn ttl(&self, key: &str) -> covet_cache::Result<KeyTtl> {
+            self.inner.ttl(key).await
+        }
+        async fn incr(
+            &self,
+            key: &str,
+            delta: i64,
+            ttl: Option<Duration>,
+        ) -> covet_cache::Result<i64> {
+            self.inner.incr(key, delta, ttl).await
+        }
+        async fn invalidate_tag(&self, tag: &str) -> covet_cache::Result<u64> {
+            self.inner.invalidate_tag(tag).await
+        }
+    }
+
+    #[tokio::test]
+    async fn backend_errors_keep_their_source() {
+        let store = CacheStore::new(Plain {
+            inner: MemoryBackend::new(),
+            fail: true,
+        });
+        let err = store
+            .load(&SessionId::generate().unwrap())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Store { store: "cache", .. }));
+        assert!(err.source().unwrap().to_string().contains("down"));
+    }
+
+    #[tokio::test]
+    async fn backends_without_leases_merge_concurrent_saves_in_process() {
+        let store = Arc::new(CacheStore::new(Plain {
+            inner: MemoryBackend::new(),
+            fail: false,
+        }));
+        let id = store
+            .create(&Record::new(Data::new(), in_secs(60)))
+            .await
+            .unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..20 {
+            let (store, id) = (Arc::clone(&store), id.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut c = Changes::new(in_secs(60));
+                c.set.insert(format!("k{i}"), serde_json::json!(i));
+                assert!(store.save(&id, &c).await.unwrap());
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(store.load(&id).await.unwrap().unwrap().data.len(), 20);
+        assert_eq!(store.delete_expired().await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn records_are_json_under_the_prefix_with_a_ttl() {
+        let backend = Arc::new(MemoryBackend::new());
+        let store = CacheStore::new(Arc::clone(&backend));
+        let id = store
+            .create(&Record::new(Data::new(), in_secs(60)))
+            .await
+            .unwrap();
+        let key = format!("{DEFAULT_CACHE_KEY_PREFIX}{}", id.storage_key());
+        let raw: Vec<u8> = backend.get(&key).await.unwrap().unwrap().to_vec();
+        let v: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+        assert!(v["data"].is_object());
+        assert!(matches!(
+            backend.ttl(&key).await.unwrap(),
+            KeyTtl::Expires(d) if d <= Duration::from_secs(60)
+        ));
+        assert!(
+            !raw.windows(id.expose().len())
+                .any(|w| w == id.expose().as_bytes())
+        );
+    }
+}
