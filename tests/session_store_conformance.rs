@@ -60,3 +60,22 @@ covet_test::session_store_conformance!(redis_cluster, async {
         .expect("connecting to the Redis Cluster");
     Some(Arc::new(store) as Arc<dyn SessionStore>)
 });
+
+#[cfg(feature = "redis")]
+covet_test::session_store_conformance!(cache_tiered, async {
+    let url = require(Server::Redis)?;
+    let redis = covet::cache::RedisBackend::connect(&url)
+        .await
+        .expect("connecting to Redis");
+    let tiered = covet::cache::Tiered::coherent(covet::cache::MemoryBackend::new(), redis)
+        .await
+        .expect("subscribing to invalidations");
+    let store = covet::session::CacheStore::builder(tiered)
+        .key_prefix(format!(
+            "{}:",
+            covet_test::unique_namespace("covet-session-tiered-test")
+        ))
+        .build()
+        .expect("a valid key prefix");
+    Some(Arc::new(store) as Arc<dyn SessionStore>)
+});
