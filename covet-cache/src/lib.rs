@@ -32,7 +32,7 @@ mod private;
 #[cfg(feature = "memory")]
 pub use backend::memory::{MemoryBackend, MemoryBackendBuilder};
 #[cfg(feature = "redis")]
-pub use backend::redis::{CircuitOpen, RedisBackend, RedisBackendBuilder};
+pub use backend::redis::{CircuitOpen, RedisBackend, RedisBackendBuilder, RedisConnection};
 #[cfg(feature = "redis")]
 pub use backend::tiered::RedisCoherence;
 #[cfg(feature = "memory")]

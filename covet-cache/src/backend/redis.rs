@@ -161,6 +161,52 @@ impl CircuitOpen {
     }
 }
 
+/// A handle on the backend's multiplexed connection (single server or
+/// cluster), for other Redis-based components (such as a session store)
+/// that should share its connection, timeouts and reconnection instead of
+/// opening their own. It implements the `redis` crate's `ConnectionLike`;
+/// the command timeout is the caller's to apply.
+///
+/// ```no_run
+/// # async fn f() -> covet_cache::Result<()> {
+/// use covet_cache::RedisBackend;
+/// let backend = RedisBackend::connect("redis://127.0.0.1:6379").await?;
+/// let mut conn = backend.connection();
+/// let pong: String = redis::cmd("PING").query_async(&mut conn).await.unwrap();
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisConnection(Conn);
+
+impl fmt::Debug for RedisConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mode = match self.0 {
+            Conn::Single(_) => "single",
+            Conn::Cluster(_) => "cluster",
+        };
+        f.debug_tuple("RedisConnection").field(&mode).finish()
+    }
+}
+
+impl ConnectionLike for RedisConnection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        self.0.req_packed_command(cmd)
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        self.0.req_packed_commands(pipeline, offset, count)
+    }
+
+    fn get_db(&self) -> i64 {
+        self.0.get_db()
+    }
+}
+
 /// One connection, to a single server or a cluster.
 #[derive(Clone)]
 enum Conn {
@@ -653,6 +699,16 @@ impl RedisBackend {
     /// Whether this backend talks to a Redis Cluster.
     pub fn is_cluster(&self) -> bool {
         matches!(self.inner.conn, Conn::Cluster(_))
+    }
+
+    /// The backend's connection, to share it (see [`RedisConnection`]).
+    pub fn connection(&self) -> RedisConnection {
+        RedisConnection(self.inner.conn.clone())
+    }
+
+    /// The command timeout this backend applies.
+    pub fn command_timeout(&self) -> Duration {
+        self.inner.command_timeout
     }
 
     /// The URL this backend connected to (for a cluster, the node URLs it

@@ -6,10 +6,8 @@ use std::fmt;
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::cluster::ClusterClientBuilder;
-use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, Pipeline, RedisFuture, Script, Value};
+use covet_cache::{RedisBackend, RedisConnection};
+use redis::Script;
 
 use crate::error::{Error, Result};
 use crate::id::SessionId;
@@ -71,43 +69,8 @@ return 1
     )
 });
 
-/// One connection, to a single server or a cluster.
-#[derive(Clone)]
-enum Conn {
-    Single(ConnectionManager),
-    Cluster(ClusterConnection),
-}
-
-impl ConnectionLike for Conn {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            Conn::Single(c) => c.req_packed_command(cmd),
-            Conn::Cluster(c) => c.req_packed_command(cmd),
-        }
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        pipeline: &'a Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
-            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            Conn::Single(c) => c.get_db(),
-            Conn::Cluster(c) => c.get_db(),
-        }
-    }
-}
-
 struct Inner {
-    conn: Conn,
+    conn: RedisConnection,
     prefix: String,
     command_timeout: Duration,
     cluster: bool,
@@ -230,85 +193,57 @@ impl RedisStoreBuilder {
     }
 
     /// Connects to one server (`redis://[user:password@]host:port[/db]`).
+    /// The connection is a covet cache [`RedisBackend`]'s: multiplexed,
+    /// reconnecting by itself, with the same connect and response timeouts.
     pub async fn connect(self, url: &str) -> Result<RedisStore> {
-        let endpoint = redact(url);
-        let client = redis::Client::open(url)
-            .map_err(|e| Error::store(NAME, format!("invalid Redis URL {endpoint}"), e))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.connect_timeout))
-            .set_response_timeout(Some(self.command_timeout))
-            .set_number_of_retries(3)
-            .set_min_delay(Duration::from_millis(25))
-            .set_max_delay(Duration::from_millis(250));
-        let connecting = ConnectionManager::new_with_config(client, config);
-        let manager = match tokio::time::timeout(self.connect_timeout * 2, connecting).await {
-            Ok(Ok(m)) => m,
-            Ok(Err(e)) => {
-                return Err(Error::store(NAME, format!("connecting to {endpoint}"), e));
-            }
-            Err(elapsed) => {
-                return Err(Error::store(
-                    NAME,
-                    format!("connecting to {endpoint} timed out"),
-                    elapsed,
-                ));
-            }
-        };
-        Ok(self.finish(Conn::Single(manager), false))
+        let backend = self
+            .backend_builder()
+            .build(url)
+            .await
+            .map_err(|e| Error::store(NAME, format!("connecting to {}", redact(url)), e))?;
+        Ok(self.finish(&backend))
     }
 
     /// Connects to a Redis Cluster through some of its nodes (the others
     /// are discovered).
     pub async fn connect_cluster<S: AsRef<str>>(self, urls: &[S]) -> Result<RedisStore> {
-        if urls.is_empty() {
-            return Err(Error::store_msg(
-                NAME,
-                "connect_cluster needs at least one node URL",
-            ));
-        }
-        let endpoint = urls
-            .iter()
-            .map(|u| redact(u.as_ref()))
-            .collect::<Vec<_>>()
-            .join(",");
-        let client = ClusterClientBuilder::new(urls.iter().map(|u| u.as_ref()))
-            .connection_timeout(self.connect_timeout)
-            .response_timeout(self.command_timeout)
-            .retries(3)
-            .min_retry_wait(25)
-            .max_retry_wait(250)
-            .build()
-            .map_err(|e| Error::store(NAME, format!("invalid cluster URLs {endpoint}"), e))?;
-        let conn =
-            match tokio::time::timeout(self.connect_timeout * 2, client.get_async_connection())
-                .await
-            {
-                Ok(Ok(c)) => c,
-                Ok(Err(e)) => {
-                    return Err(Error::store(
-                        NAME,
-                        format!("connecting to cluster {endpoint}"),
-                        e,
-                    ));
-                }
-                Err(elapsed) => {
-                    return Err(Error::store(
-                        NAME,
-                        format!("connecting to cluster {endpoint} timed out"),
-                        elapsed,
-                    ));
-                }
-            };
-        Ok(self.finish(Conn::Cluster(conn), true))
+        let backend = self
+            .backend_builder()
+            .build_cluster(urls)
+            .await
+            .map_err(|e| {
+                let endpoint = urls
+                    .iter()
+                    .map(|u| redact(u.as_ref()))
+                    .collect::<Vec<_>>()
+                    .join(",");
+                Error::store(NAME, format!("connecting to cluster {endpoint}"), e)
+            })?;
+        Ok(self.finish(&backend))
     }
 
-    fn finish(self, conn: Conn, cluster: bool) -> RedisStore {
+    /// Uses the connection of an existing [`RedisBackend`] (sessions and
+    /// cache then share one multiplexed connection).
+    pub fn from_backend(self, backend: &RedisBackend) -> RedisStore {
+        self.finish(backend)
+    }
+
+    fn backend_builder(&self) -> covet_cache::RedisBackendBuilder {
+        RedisBackend::builder()
+            .connect_timeout(self.connect_timeout)
+            .command_timeout(self.command_timeout)
+            // Session stores report every failure to the layer (a 500);
+            // failing fast is the cache's policy, not theirs.
+            .circuit_breaker(0, Duration::from_secs(1))
+    }
+
+    fn finish(self, backend: &RedisBackend) -> RedisStore {
         RedisStore {
             inner: Arc::new(Inner {
-                conn,
+                conn: backend.connection(),
                 prefix: self.prefix,
                 command_timeout: self.command_timeout,
-                cluster,
+                cluster: backend.is_cluster(),
             }),
         }
     }
@@ -364,7 +299,7 @@ impl RedisStore {
     }
 
     /// Runs `f` on a connection within the command timeout.
-    async fn run<T, F>(&self, what: &str, f: impl FnOnce(Conn) -> F) -> Result<T>
+    async fn run<T, F>(&self, what: &str, f: impl FnOnce(RedisConnection) -> F) -> Result<T>
     where
         F: std::future::Future<Output = redis::RedisResult<T>>,
     {
