@@ -158,20 +158,6 @@ fn at_least_1ms(d: Duration) -> Duration {
     d.max(Duration::from_millis(1))
 }
 
-/// Masks the password of a URL for errors.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
-
 impl RedisStoreBuilder {
     /// The prefix of every session's Redis key (default
     /// [`DEFAULT_KEY_PREFIX`]).
@@ -200,7 +186,8 @@ impl RedisStoreBuilder {
             .backend_builder()
             .build(url)
             .await
-            .map_err(|e| Error::store(NAME, format!("connecting to {}", redact(url)), e))?;
+            // The source names the endpoint, password masked.
+            .map_err(|e| Error::store(NAME, "connecting to Redis".to_owned(), e))?;
         Ok(self.finish(&backend))
     }
 
@@ -211,14 +198,8 @@ impl RedisStoreBuilder {
             .backend_builder()
             .build_cluster(urls)
             .await
-            .map_err(|e| {
-                let endpoint = urls
-                    .iter()
-                    .map(|u| redact(u.as_ref()))
-                    .collect::<Vec<_>>()
-                    .join(",");
-                Error::store(NAME, format!("connecting to cluster {endpoint}"), e)
-            })?;
+            // The source names the endpoints, passwords masked.
+            .map_err(|e| Error::store(NAME, "connecting to the Redis Cluster".to_owned(), e))?;
         Ok(self.finish(&backend))
     }
 
@@ -432,20 +413,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn redacts_passwords() {
-        assert_eq!(
-            redact("redis://user:secret@host:6379/0"),
-            "redis://user:***@host:6379/0"
-        );
-        assert_eq!(redact("redis://host:6379"), "redis://host:6379");
-    }
-
-    #[test]
     fn builder_defaults() {
         let b = RedisStore::builder();
         assert_eq!(b.prefix, DEFAULT_KEY_PREFIX);
         assert_eq!(b.command_timeout, DEFAULT_COMMAND_TIMEOUT);
         let b = b.command_timeout(Duration::ZERO);
         assert_eq!(b.command_timeout, Duration::from_millis(1));
+    }
+
+    #[tokio::test]
+    async fn connection_errors_never_show_the_password() {
+        let err = RedisStore::builder()
+            .connect_timeout(Duration::from_millis(200))
+            .connect("redis://user:hunter2@127.0.0.1:1/0")
+            .await
+            .unwrap_err();
+        let mut chain = err.to_string();
+        let mut source = std::error::Error::source(&err);
+        while let Some(s) = source {
+            chain.push_str(&format!(" / {s}"));
+            source = s.source();
+        }
+        assert!(!chain.contains("hunter2"), "{chain}");
+        assert!(chain.contains("127.0.0.1:1"), "{chain}");
     }
 }
