@@ -344,7 +344,7 @@ impl Session {
                 id: store.create(&Record::new(data, expires_at)).await?,
             },
             Plan::Save(id, changes, data) => {
-                if store.save(&id, &changes).await? {
+                if let Some(id) = store.save(&id, &changes).await? {
                     SaveOutcome::Refreshed { id }
                 } else {
                     // Expired or deleted meanwhile: store the whole session anew.
@@ -354,7 +354,7 @@ impl Session {
                 }
             }
             Plan::Touch(id, data) => {
-                if store.touch(&id, expires_at).await? {
+                if let Some(id) = store.touch(&id, expires_at).await? {
                     SaveOutcome::Refreshed { id }
                 } else if data.is_empty() {
                     return Ok(SaveOutcome::Unchanged);

@@ -101,7 +101,7 @@ impl Changes {
 /// assert_eq!(record.data["user"], 7);
 /// let mut changes = Changes::new(expires);
 /// changes.removed.insert("user".into());
-/// assert!(store.save(&id, &changes).await.unwrap());
+/// assert_eq!(store.save(&id, &changes).await.unwrap(), Some(id.clone()));
 /// assert!(store.load(&id).await.unwrap().unwrap().data.is_empty());
 /// # });
 /// ```
@@ -114,9 +114,12 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
     /// The session `id`, or `None` if it is unknown or expired.
     async fn load(&self, id: &SessionId) -> Result<Option<Record>>;
 
-    /// Applies `changes` to the session `id`. Returns `false` (and stores
-    /// nothing) if the session is unknown or expired.
-    async fn save(&self, id: &SessionId, changes: &Changes) -> Result<bool>;
+    /// Applies `changes` to the session `id` and returns the id it is now
+    /// stored under: `id` itself for server-side stores, a new value for a
+    /// client-side store (see [`is_client_side`](SessionStore::is_client_side)).
+    /// Returns `None` (and stores nothing) if the session is unknown or
+    /// expired.
+    async fn save(&self, id: &SessionId, changes: &Changes) -> Result<Option<SessionId>>;
 
     /// Deletes the session `id`; deleting an unknown id is not an error.
     async fn delete(&self, id: &SessionId) -> Result<()>;
@@ -125,7 +128,25 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
     /// returns how many it removed.
     async fn delete_expired(&self) -> Result<u64>;
 
-    /// Moves the expiry of session `id` without rewriting its data. Returns
-    /// `false` if the session is unknown or expired.
-    async fn touch(&self, id: &SessionId, expires_at: SystemTime) -> Result<bool>;
+    /// Moves the expiry of session `id` without rewriting its data, and
+    /// returns the id it is now stored under (as for
+    /// [`save`](SessionStore::save)), or `None` if the session is unknown or
+    /// expired.
+    async fn touch(&self, id: &SessionId, expires_at: SystemTime) -> Result<Option<SessionId>>;
+
+    /// Turns a cookie value into the id to look up, or `None` for a value
+    /// this store can never have issued (the layer then starts a fresh
+    /// session without asking the store). The default accepts exactly the
+    /// 43-character ids of [`SessionId::generate`].
+    fn parse_id(&self, cookie_value: &str) -> Option<SessionId> {
+        cookie_value.parse().ok()
+    }
+
+    /// Whether the whole session travels in its id (a cookie store): every
+    /// `save`/`touch` then returns a new id, concurrent saves cannot merge
+    /// (the last cookie the browser keeps wins), and `delete` cannot revoke
+    /// a copy of the old value before its expiry. `false` by default.
+    fn is_client_side(&self) -> bool {
+        false
+    }
 }

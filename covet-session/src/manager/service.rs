@@ -60,8 +60,8 @@ impl<S: fmt::Debug> fmt::Debug for SessionManager<S> {
     }
 }
 
-/// The first cookie named `name` that holds a well-formed id.
-fn presented_id<B>(req: &Request<B>, name: &str) -> Option<SessionId> {
+/// The first cookie named `name` whose value `store` accepts as an id.
+fn presented_id<B>(req: &Request<B>, name: &str, store: &dyn SessionStore) -> Option<SessionId> {
     req.headers()
         .get_all(header::COOKIE)
         .iter()
@@ -69,7 +69,7 @@ fn presented_id<B>(req: &Request<B>, name: &str) -> Option<SessionId> {
         .flat_map(cookie::Cookie::split_parse)
         .filter_map(Result::ok)
         .filter(|c| c.name() == name)
-        .find_map(|c| c.value().parse().ok())
+        .find_map(|c| store.parse_id(c.value()))
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionManager<S>
@@ -86,7 +86,7 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let presented = presented_id(&req, self.config.cookie_name());
+        let presented = presented_id(&req, self.config.cookie_name(), &*self.store);
         let session = Session::lazy(self.store.clone(), presented, self.config.idle_timeout());
         req.extensions_mut().insert(session.clone());
         ResponseFuture::new(self.inner.call(req), session, self.config.clone())

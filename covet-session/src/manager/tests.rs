@@ -44,7 +44,7 @@ impl SessionStore for Probe {
         self.check()?;
         self.inner.load(id).await
     }
-    async fn save(&self, id: &SessionId, c: &Changes) -> Result<bool> {
+    async fn save(&self, id: &SessionId, c: &Changes) -> Result<Option<SessionId>> {
         self.check()?;
         self.inner.save(id, c).await
     }
@@ -56,7 +56,7 @@ impl SessionStore for Probe {
         self.check()?;
         self.inner.delete_expired().await
     }
-    async fn touch(&self, id: &SessionId, e: SystemTime) -> Result<bool> {
+    async fn touch(&self, id: &SessionId, e: SystemTime) -> Result<Option<SessionId>> {
         self.check()?;
         self.inner.touch(id, e).await
     }

@@ -56,7 +56,7 @@ const STRIPES: usize = 64;
 /// let id = store.create(&Record::new(Data::new(), expires)).await.unwrap();
 /// let mut changes = Changes::new(expires);
 /// changes.set.insert("user".into(), serde_json::json!(7));
-/// assert!(store.save(&id, &changes).await.unwrap());
+/// assert!(store.save(&id, &changes).await.unwrap().is_some());
 /// assert_eq!(store.load(&id).await.unwrap().unwrap().data["user"], 7);
 /// # });
 /// ```
@@ -316,9 +316,11 @@ impl<B: CacheBackend> SessionStore for CacheStore<B> {
             .map(|s| Record::new(s.data, UNIX_EPOCH + Duration::from_millis(s.expires_at_ms))))
     }
 
-    async fn save(&self, id: &SessionId, changes: &Changes) -> Result<bool> {
-        self.update(id, changes.expires_at, |data| changes.apply_to(data))
-            .await
+    async fn save(&self, id: &SessionId, changes: &Changes) -> Result<Option<SessionId>> {
+        let saved = self
+            .update(id, changes.expires_at, |data| changes.apply_to(data))
+            .await?;
+        Ok(saved.then(|| id.clone()))
     }
 
     async fn delete(&self, id: &SessionId) -> Result<()> {
@@ -334,8 +336,9 @@ impl<B: CacheBackend> SessionStore for CacheStore<B> {
         Ok(0)
     }
 
-    async fn touch(&self, id: &SessionId, expires_at: SystemTime) -> Result<bool> {
-        self.update(id, expires_at, |_| {}).await
+    async fn touch(&self, id: &SessionId, expires_at: SystemTime) -> Result<Option<SessionId>> {
+        let touched = self.update(id, expires_at, |_| {}).await?;
+        Ok(touched.then(|| id.clone()))
     }
 }
 
@@ -443,7 +446,7 @@ mod tests {
             tasks.push(tokio::spawn(async move {
                 let mut c = Changes::new(in_secs(60));
                 c.set.insert(format!("k{i}"), serde_json::json!(i));
-                assert!(store.save(&id, &c).await.unwrap());
+                assert!(store.save(&id, &c).await.unwrap().is_some());
             }));
         }
         for t in tasks {

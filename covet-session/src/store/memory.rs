@@ -164,13 +164,14 @@ impl SessionStore for MemoryStore {
             .map(|r| Record::clone(&r)))
     }
 
-    async fn save(&self, id: &SessionId, changes: &Changes) -> Result<bool> {
-        Ok(self
+    async fn save(&self, id: &SessionId, changes: &Changes) -> Result<Option<SessionId>> {
+        let saved = self
             .update(id, |r| {
                 changes.apply_to(&mut r.data);
                 r.expires_at = changes.expires_at;
             })
-            .await)
+            .await;
+        Ok(saved.then(|| id.clone()))
     }
 
     async fn delete(&self, id: &SessionId) -> Result<()> {
@@ -197,8 +198,9 @@ impl SessionStore for MemoryStore {
         Ok(n)
     }
 
-    async fn touch(&self, id: &SessionId, expires_at: SystemTime) -> Result<bool> {
-        Ok(self.update(id, |r| r.expires_at = expires_at).await)
+    async fn touch(&self, id: &SessionId, expires_at: SystemTime) -> Result<Option<SessionId>> {
+        let touched = self.update(id, |r| r.expires_at = expires_at).await;
+        Ok(touched.then(|| id.clone()))
     }
 }
 

@@ -355,7 +355,7 @@ impl SessionStore for RedisStore {
         Ok(Some(Record::new(data, expires_at)))
     }
 
-    async fn save(&self, id: &SessionId, changes: &Changes) -> Result<bool> {
+    async fn save(&self, id: &SessionId, changes: &Changes) -> Result<Option<SessionId>> {
         let key = self.redis_key(id);
         let mut args: Vec<String> =
             Vec::with_capacity(3 + changes.removed.len() + changes.set.len() * 2);
@@ -374,7 +374,7 @@ impl SessionStore for RedisStore {
                 async move { inv.invoke_async(&mut c).await }
             })
             .await?;
-        Ok(saved == 1)
+        Ok((saved == 1).then(|| id.clone()))
     }
 
     async fn delete(&self, id: &SessionId) -> Result<()> {
@@ -394,7 +394,7 @@ impl SessionStore for RedisStore {
         Ok(0)
     }
 
-    async fn touch(&self, id: &SessionId, expires_at: SystemTime) -> Result<bool> {
+    async fn touch(&self, id: &SessionId, expires_at: SystemTime) -> Result<Option<SessionId>> {
         let key = self.redis_key(id);
         let expires = epoch_ms(expires_at);
         let touched: i64 = self
@@ -404,7 +404,7 @@ impl SessionStore for RedisStore {
                 async move { inv.invoke_async(&mut c).await }
             })
             .await?;
-        Ok(touched == 1)
+        Ok((touched == 1).then(|| id.clone()))
     }
 }
 

@@ -104,7 +104,7 @@ pub async fn save_applies_only_the_changes(s: Store) {
     ch.set.insert("a".into(), json!(10));
     ch.set.insert("d".into(), json!({"x": true}));
     ch.removed.insert("b".into());
-    assert!(s.save(&id, &ch).await.unwrap());
+    assert!(s.save(&id, &ch).await.unwrap().is_some());
     let r = s.load(&id).await.unwrap().unwrap();
     assert_eq!(
         r.data,
@@ -115,7 +115,7 @@ pub async fn save_applies_only_the_changes(s: Store) {
     let mut ch = Changes::new(in_secs(60));
     ch.cleared = true;
     ch.set.insert("e".into(), json!(5));
-    assert!(s.save(&id, &ch).await.unwrap());
+    assert!(s.save(&id, &ch).await.unwrap().is_some());
     assert_eq!(
         s.load(&id).await.unwrap().unwrap().data,
         data(&[("e", json!(5))])
@@ -135,7 +135,7 @@ pub async fn concurrent_saves_of_different_keys_merge(s: Store) {
         tasks.push(tokio::spawn(async move {
             let mut ch = Changes::new(in_secs(60));
             ch.set.insert(format!("k{i}"), json!(i));
-            assert!(s.save(&id, &ch).await.unwrap());
+            assert!(s.save(&id, &ch).await.unwrap().is_some());
         }));
     }
     for t in tasks {
@@ -178,13 +178,13 @@ pub async fn delete_and_unknown_ids(s: Store) {
     assert_eq!(s.load(&unknown).await.unwrap(), None);
     let mut ch = Changes::new(in_secs(60));
     ch.set.insert("a".into(), json!(1));
-    assert!(!s.save(&unknown, &ch).await.unwrap());
+    assert!(s.save(&unknown, &ch).await.unwrap().is_none());
     assert_eq!(
         s.load(&unknown).await.unwrap(),
         None,
         "save must not create"
     );
-    assert!(!s.touch(&unknown, in_secs(60)).await.unwrap());
+    assert!(s.touch(&unknown, in_secs(60)).await.unwrap().is_none());
     assert_eq!(
         s.load(&unknown).await.unwrap(),
         None,
@@ -210,8 +210,8 @@ pub async fn expiry(s: Store) {
     assert_eq!(s.load(&id).await.unwrap(), None);
     let mut ch = Changes::new(in_secs(60));
     ch.set.insert("c".into(), json!(3));
-    assert!(!s.save(&id, &ch).await.unwrap());
-    assert!(!s.touch(&id, in_secs(60)).await.unwrap());
+    assert!(s.save(&id, &ch).await.unwrap().is_none());
+    assert!(s.touch(&id, in_secs(60)).await.unwrap().is_none());
     assert_eq!(s.load(&id).await.unwrap(), None);
     s.delete_expired().await.unwrap();
     assert_eq!(s.load(&id).await.unwrap(), None);
@@ -229,7 +229,7 @@ pub async fn touch_extends_expiry(s: Store) {
         .create(&Record::new(data(&[("a", json!(1))]), soon))
         .await
         .unwrap();
-    assert!(s.touch(&id, in_secs(60)).await.unwrap());
+    assert!(s.touch(&id, in_secs(60)).await.unwrap().is_some());
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let r = s
         .load(&id)
