@@ -79,3 +79,19 @@ covet_test::session_store_conformance!(cache_tiered, async {
         .expect("a valid key prefix");
     Some(Arc::new(store) as Arc<dyn SessionStore>)
 });
+
+#[cfg(feature = "redis")]
+covet_test::session_store_conformance!(cache_redis_cluster, async {
+    let urls = covet_test::split_urls(&require(Server::RedisCluster)?);
+    let backend = covet::cache::RedisBackend::connect_cluster(&urls)
+        .await
+        .expect("connecting to the Redis Cluster");
+    let store = covet::session::CacheStore::builder(backend)
+        .key_prefix(format!(
+            "{}:",
+            covet_test::unique_namespace("covet-session-cache-test")
+        ))
+        .build()
+        .expect("a valid key prefix");
+    Some(Arc::new(store) as Arc<dyn SessionStore>)
+});

@@ -4,6 +4,7 @@ use axum::extract::FromRequestParts;
 use http::request::Parts;
 
 use crate::error::Error;
+use crate::flash::Flashes;
 use crate::session::Session;
 
 /// Takes the session the `SessionLayer` attached and loads it; a missing
@@ -32,5 +33,27 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
             .ok_or(Error::MissingLayer)?;
         session.ensure_loaded().await?;
         Ok(session)
+    }
+}
+
+/// Takes the flash messages queued for this visitor (they are shown once).
+/// A missing layer or a store failure is an opaque 500.
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// use covet_session::{Flashes, MemoryStore, SessionLayer};
+///
+/// async fn messages(flashes: Flashes) -> String {
+///     flashes.iter().map(|f| format!("{}: {}\n", f.level, f.message)).collect()
+/// }
+/// let app: Router = Router::new().route("/messages", get(messages)).layer(SessionLayer::new(MemoryStore::new()));
+/// # let _ = app;
+/// ```
+impl<S: Send + Sync> FromRequestParts<S> for Flashes {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let session = Session::from_request_parts(parts, state).await?;
+        Ok(Flashes::take(&session))
     }
 }

@@ -34,6 +34,81 @@ pub struct Flash {
     pub message: String,
 }
 
+/// The flash messages of the current request, taken from the session (so
+/// they are shown once): an axum extractor with the `axum` feature, or
+/// [`Flashes::take`] anywhere else.
+///
+/// Extracting it loads the session; routes that do not extract it (or
+/// `Session`) never reach the store.
+///
+/// ```
+/// use std::sync::Arc;
+/// use covet_session::{Flashes, Level, MemoryStore, Session};
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let session = Session::new(Arc::new(MemoryStore::new()));
+/// session.flash("Saved.", Level::Success);
+/// let flashes = Flashes::take(&session);
+/// assert_eq!(flashes.len(), 1);
+/// for f in &flashes {
+///     assert_eq!(f.message, "Saved.");
+/// }
+/// assert!(Flashes::take(&session).is_empty());
+/// # });
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Flashes(pub Vec<Flash>);
+
+impl Flashes {
+    /// Takes the queued messages out of `session`
+    /// (see [`Session::take_flashes`]).
+    pub fn take(session: &Session) -> Flashes {
+        Flashes(session.take_flashes())
+    }
+
+    /// The messages, oldest first.
+    pub fn into_inner(self) -> Vec<Flash> {
+        self.0
+    }
+}
+
+impl std::ops::Deref for Flashes {
+    type Target = [Flash];
+
+    fn deref(&self) -> &[Flash] {
+        &self.0
+    }
+}
+
+impl IntoIterator for Flashes {
+    type Item = Flash;
+    type IntoIter = std::vec::IntoIter<Flash>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a Flashes {
+    type Item = &'a Flash;
+    type IntoIter = std::slice::Iter<'a, Flash>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl std::fmt::Display for Level {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Success => "success",
+            Level::Warning => "warning",
+            Level::Error => "error",
+        })
+    }
+}
+
 impl Session {
     /// Queues a message for the next page that calls
     /// [`take_flashes`](Session::take_flashes).

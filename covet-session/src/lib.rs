@@ -37,7 +37,7 @@ pub mod store;
 
 pub use config::{DEFAULT_COOKIE_NAME, SameSite, SessionConfig};
 pub use error::{BoxError, Error, Result};
-pub use flash::{FLASH_KEY, Flash, Level};
+pub use flash::{FLASH_KEY, Flash, Flashes, Level};
 pub use id::{ID_BYTES, ID_LEN, SessionId};
 pub use manager::{SessionLayer, SessionManager};
 pub use session::{DEFAULT_IDLE_TIMEOUT, SaveOutcome, Session};

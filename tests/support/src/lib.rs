@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub mod conformance;
+pub mod http;
 pub mod session_conformance;
 
 /// A server the tests can use.
