@@ -19,6 +19,8 @@ mod cache;
 mod codec;
 mod default;
 pub mod error;
+#[cfg(feature = "http")]
+pub mod http;
 mod flight;
 mod key;
 mod stats;

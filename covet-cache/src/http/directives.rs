@@ -1,0 +1,400 @@
+//! `Cache-Control` (RFC 9111 §5.2) and `Pragma` parsing.
+//!
+//! Parsing is lenient where the RFC asks recipients to be: several header
+//! lines are one list, directive names are case-insensitive, values may be
+//! tokens or quoted strings, unknown directives are ignored. Where a value
+//! is unusable the result is the conservative one: an invalid `max-age` or
+//! `s-maxage` makes the response stale, never fresh.
+
+use std::time::Duration;
+
+use http::HeaderMap;
+use http::header::{CACHE_CONTROL, PRAGMA};
+
+/// The largest delta-seconds value kept (RFC 9111 §1.2.2: 2^31).
+pub const MAX_DELTA_SECONDS: u64 = 1 << 31;
+
+/// A delta-seconds directive value as found in a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Delta {
+    /// The directive is absent.
+    #[default]
+    Absent,
+    /// A valid value (capped at [`MAX_DELTA_SECONDS`]).
+    Secs(u64),
+    /// Present with a value that is not a delta-seconds (or missing).
+    Invalid,
+}
+
+impl Delta {
+    /// The value, if present and valid.
+    pub fn secs(self) -> Option<u64> {
+        match self {
+            Delta::Secs(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The value as a `Duration`, if present and valid.
+    pub fn duration(self) -> Option<Duration> {
+        self.secs().map(Duration::from_secs)
+    }
+
+    /// Whether the directive appeared at all.
+    pub fn is_present(self) -> bool {
+        !matches!(self, Delta::Absent)
+    }
+
+    // The first occurrence wins (RFC 9111 §4.2.1).
+    fn set_once(&mut self, value: Option<&str>) {
+        if matches!(self, Delta::Absent) {
+            *self = parse_delta(value);
+        }
+    }
+}
+
+/// Parses delta-seconds: ASCII digits only; values beyond 2^31 are capped.
+fn parse_delta(value: Option<&str>) -> Delta {
+    let Some(v) = value else {
+        return Delta::Invalid;
+    };
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return Delta::Invalid;
+    }
+    match v.parse::<u64>() {
+        Ok(n) => Delta::Secs(n.min(MAX_DELTA_SECONDS)),
+        // Only digits: too many of them.
+        Err(_) => Delta::Secs(MAX_DELTA_SECONDS),
+    }
+}
+
+/// The response directives a shared cache acts on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ResponseDirectives {
+    /// `max-age`.
+    pub max_age: Delta,
+    /// `s-maxage` (shared caches only).
+    pub s_maxage: Delta,
+    /// `no-cache`, qualified or not (a qualified one is treated as
+    /// unqualified: the whole response is revalidated).
+    pub no_cache: bool,
+    /// `no-store`.
+    pub no_store: bool,
+    /// `private`, qualified or not (a shared cache then stores nothing).
+    pub private: bool,
+    /// `public`.
+    pub public: bool,
+    /// `must-revalidate`.
+    pub must_revalidate: bool,
+    /// `proxy-revalidate`.
+    pub proxy_revalidate: bool,
+    /// `must-understand`.
+    pub must_understand: bool,
+    /// `no-transform`.
+    pub no_transform: bool,
+    /// `immutable` (RFC 8246).
+    pub immutable: bool,
+    /// `stale-while-revalidate` (RFC 5861).
+    pub stale_while_revalidate: Delta,
+    /// `stale-if-error` (RFC 5861).
+    pub stale_if_error: Delta,
+}
+
+impl ResponseDirectives {
+    /// Parses every `Cache-Control` line of `headers`.
+    pub fn from_headers(headers: &HeaderMap) -> Self {
+        let mut d = ResponseDirectives::default();
+        for (name, value) in directives(headers) {
+            match name.as_str() {
+                "max-age" => d.max_age.set_once(value.as_deref()),
+                "s-maxage" => d.s_maxage.set_once(value.as_deref()),
+                "no-cache" => d.no_cache = true,
+                "no-store" => d.no_store = true,
+                "private" => d.private = true,
+                "public" => d.public = true,
+                "must-revalidate" => d.must_revalidate = true,
+                "proxy-revalidate" => d.proxy_revalidate = true,
+                "must-understand" => d.must_understand = true,
+                "no-transform" => d.no_transform = true,
+                "immutable" => d.immutable = true,
+                "stale-while-revalidate" => d.stale_while_revalidate.set_once(value.as_deref()),
+                "stale-if-error" => d.stale_if_error.set_once(value.as_deref()),
+                _ => {}
+            }
+        }
+        d
+    }
+
+    /// Whether stale responses must never be served without revalidation
+    /// (`must-revalidate`, `proxy-revalidate`, or `s-maxage`, which implies
+    /// `proxy-revalidate` for a shared cache).
+    pub fn forbids_stale(&self) -> bool {
+        self.must_revalidate || self.proxy_revalidate || self.s_maxage.is_present()
+    }
+}
+
+/// The request directives a cache acts on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RequestDirectives {
+    /// `max-age`: the client wants a response no older than this.
+    pub max_age: Delta,
+    /// `max-stale`: `Some(None)` accepts any staleness, `Some(Some(s))` up
+    /// to `s` seconds.
+    pub max_stale: Option<Option<u64>>,
+    /// `min-fresh`: the response must stay fresh for at least this long.
+    pub min_fresh: Delta,
+    /// `no-cache` (or `Pragma: no-cache` without a `Cache-Control` line):
+    /// do not answer from the cache without revalidating.
+    pub no_cache: bool,
+    /// `no-store`: store neither this request nor its response.
+    pub no_store: bool,
+    /// `only-if-cached`: answer from the cache or with 504.
+    pub only_if_cached: bool,
+}
+
+impl RequestDirectives {
+    /// Parses the `Cache-Control` lines of `headers`, and `Pragma: no-cache`
+    /// when there is no `Cache-Control` (RFC 9111 §5.4).
+    pub fn from_headers(headers: &HeaderMap) -> Self {
+        let mut d = RequestDirectives::default();
+        let mut any = false;
+        for (name, value) in directives(headers) {
+            any = true;
+            match name.as_str() {
+                "max-age" => d.max_age.set_once(value.as_deref()),
+                "max-stale" if d.max_stale.is_none() => {
+                    d.max_stale = Some(match value.as_deref() {
+                        None => None,
+                        Some(v) => match parse_delta(Some(v)) {
+                            Delta::Secs(s) => Some(s),
+                            // An unusable limit accepts no staleness.
+                            _ => Some(0),
+                        },
+                    });
+                }
+                "min-fresh" => d.min_fresh.set_once(value.as_deref()),
+                "no-cache" => d.no_cache = true,
+                "no-store" => d.no_store = true,
+                "only-if-cached" => d.only_if_cached = true,
+                _ => {}
+            }
+        }
+        if !any && pragma_no_cache(headers) {
+            d.no_cache = true;
+        }
+        d
+    }
+}
+
+fn pragma_no_cache(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(PRAGMA)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim().eq_ignore_ascii_case("no-cache"))
+}
+
+/// Every directive of every `Cache-Control` line: lowercase name and the
+/// unquoted value. Lines that are not visible ASCII are skipped whole.
+fn directives(headers: &HeaderMap) -> impl Iterator<Item = (String, Option<String>)> + '_ {
+    headers
+        .get_all(CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(split_list)
+}
+
+/// Splits one header line into directives, honouring quoted strings (a
+/// comma inside quotes does not end a directive).
+fn split_list(line: &str) -> Vec<(String, Option<String>)> {
+    let mut items = Vec::new();
+    let mut start = 0;
+    let mut in_quotes = false;
+    let mut escaped = false;
+    for (i, c) in line.char_indices() {
+        if in_quotes {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_quotes = false;
+            }
+        } else if c == '"' {
+            in_quotes = true;
+        } else if c == ',' {
+            items.push(&line[start..i]);
+            start = i + 1;
+        }
+    }
+    items.push(&line[start..]);
+    let mut out = Vec::new();
+    for item in items {
+        let item = item.trim();
+        if item.is_empty() {
+            continue;
+        }
+        let (name, value) = match item.split_once('=') {
+            Some((n, v)) => (n.trim(), Some(unquote(v.trim()))),
+            None => (item, None),
+        };
+        if name.is_empty() || !name.bytes().all(is_tchar) {
+            continue;
+        }
+        out.push((name.to_ascii_lowercase(), value));
+    }
+    out
+}
+
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// The content of a quoted string (escapes removed), or the token as is.
+fn unquote(v: &str) -> String {
+    let Some(inner) = v.strip_prefix('"') else {
+        return v.to_owned();
+    };
+    let inner = inner.strip_suffix('"').unwrap_or(inner);
+    let mut out = String::with_capacity(inner.len());
+    let mut escaped = false;
+    for c in inner.chars() {
+        if escaped {
+            out.push(c);
+            escaped = false;
+        } else if c == '\\' {
+            escaped = true;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(lines: &[(&http::HeaderName, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (n, v) in lines {
+            h.append(*n, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    fn resp(lines: &[&str]) -> ResponseDirectives {
+        let l: Vec<_> = lines.iter().map(|v| (&CACHE_CONTROL, *v)).collect();
+        ResponseDirectives::from_headers(&headers(&l))
+    }
+
+    fn req(lines: &[(&http::HeaderName, &str)]) -> RequestDirectives {
+        RequestDirectives::from_headers(&headers(lines))
+    }
+
+    #[test]
+    fn basic_response_directives() {
+        let d = resp(&["public, max-age=60, s-maxage=30, must-revalidate"]);
+        assert!(d.public && d.must_revalidate && !d.no_store);
+        assert_eq!(d.max_age, Delta::Secs(60));
+        assert_eq!(d.s_maxage, Delta::Secs(30));
+        assert!(d.forbids_stale());
+    }
+
+    #[test]
+    fn several_lines_are_one_list_and_names_ignore_case() {
+        let d = resp(&["Max-Age=10", "NO-STORE", "private"]);
+        assert_eq!(d.max_age, Delta::Secs(10));
+        assert!(d.no_store && d.private);
+    }
+
+    #[test]
+    fn first_occurrence_wins() {
+        assert_eq!(resp(&["max-age=10, max-age=20"]).max_age, Delta::Secs(10));
+        assert_eq!(resp(&["max-age=10", "max-age=20"]).max_age, Delta::Secs(10));
+    }
+
+    #[test]
+    fn quoted_values_and_commas_inside_quotes() {
+        let d = resp(&["max-age=\"60\", no-cache=\"Set-Cookie, X-Foo\", private=\"a\""]);
+        assert_eq!(d.max_age, Delta::Secs(60));
+        assert!(d.no_cache && d.private);
+        let d = resp(&["ext=\"a,max-age=5\", max-age=7"]);
+        assert_eq!(d.max_age, Delta::Secs(7));
+        let d = resp(&["ext=\"unterminated, max-age=5"]);
+        assert_eq!(d.max_age, Delta::Absent, "inside the open quote");
+    }
+
+    #[test]
+    fn bad_values_are_invalid_not_fresh() {
+        for v in [
+            "max-age=abc",
+            "max-age=-1",
+            "max-age=1.5",
+            "max-age=",
+            "max-age",
+            "max-age= 5x",
+            "max-age=\"\"",
+        ] {
+            assert_eq!(resp(&[v]).max_age, Delta::Invalid, "{v}");
+            assert_eq!(resp(&[v]).max_age.secs(), None, "{v}");
+        }
+        assert_eq!(
+            resp(&["max-age=99999999999999999999999"]).max_age,
+            Delta::Secs(MAX_DELTA_SECONDS)
+        );
+        assert_eq!(
+            resp(&["max-age=4294967296"]).max_age,
+            Delta::Secs(MAX_DELTA_SECONDS)
+        );
+    }
+
+    #[test]
+    fn unknown_and_malformed_directives_are_ignored() {
+        let d = resp(&["foo, bar=baz, , =5, max-age=5, ,,"]);
+        assert_eq!(d.max_age, Delta::Secs(5));
+        let d = resp(&["community=\"UCI\""]);
+        assert_eq!(d, ResponseDirectives::default());
+    }
+
+    #[test]
+    fn stale_extensions() {
+        let d = resp(&["max-age=1, stale-while-revalidate=30, stale-if-error=600"]);
+        assert_eq!(d.stale_while_revalidate, Delta::Secs(30));
+        assert_eq!(d.stale_if_error, Delta::Secs(600));
+        assert!(!d.forbids_stale());
+    }
+
+    #[test]
+    fn request_directives() {
+        let d = req(&[(
+            &CACHE_CONTROL,
+            "max-age=5, min-fresh=3, only-if-cached, no-store",
+        )]);
+        assert_eq!(d.max_age, Delta::Secs(5));
+        assert_eq!(d.min_fresh, Delta::Secs(3));
+        assert!(d.only_if_cached && d.no_store && !d.no_cache);
+        assert_eq!(req(&[(&CACHE_CONTROL, "max-stale")]).max_stale, Some(None));
+        assert_eq!(
+            req(&[(&CACHE_CONTROL, "max-stale=10")]).max_stale,
+            Some(Some(10))
+        );
+        assert_eq!(
+            req(&[(&CACHE_CONTROL, "max-stale=x")]).max_stale,
+            Some(Some(0))
+        );
+        assert_eq!(req(&[]).max_stale, None);
+    }
+
+    #[test]
+    fn pragma_only_without_cache_control() {
+        assert!(req(&[(&PRAGMA, "no-cache")]).no_cache);
+        assert!(req(&[(&PRAGMA, "foo, No-Cache")]).no_cache);
+        assert!(!req(&[(&PRAGMA, "no-cache"), (&CACHE_CONTROL, "max-age=5")]).no_cache);
+        assert!(!req(&[(&PRAGMA, "other")]).no_cache);
+    }
+}
