@@ -316,6 +316,12 @@ impl Cache {
         &self.inner.backend
     }
 
+    /// The live counters.
+    #[cfg(feature = "http")]
+    pub(crate) fn stats_inner(&self) -> &crate::stats::StatsInner {
+        &self.inner.stats
+    }
+
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
         self.inner.stats.snapshot(self.inner.backend.evictions())

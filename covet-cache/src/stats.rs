@@ -59,6 +59,8 @@ pub(crate) struct StatsInner {
     pub(crate) errors: Counter,
     pub(crate) decode_errors: Counter,
     pub(crate) coalesced: Counter,
+    pub(crate) http_hits: Counter,
+    pub(crate) http_misses: Counter,
 }
 
 /// A snapshot of a [`Cache`](crate::Cache)'s counters, from
@@ -92,6 +94,11 @@ pub struct Stats {
     pub decode_errors: u64,
     /// Concurrent misses that waited for another caller's computation instead of computing.
     pub coalesced: u64,
+    /// HTTP requests answered from a stored response by an `HttpCacheLayer`
+    /// (feature `http`), including 304s and stale responses served.
+    pub http_hits: u64,
+    /// HTTP requests an `HttpCacheLayer` sent to the origin (feature `http`).
+    pub http_misses: u64,
 }
 
 impl Stats {
@@ -116,6 +123,8 @@ impl StatsInner {
             errors: self.errors.get(),
             decode_errors: self.decode_errors.get(),
             coalesced: self.coalesced.get(),
+            http_hits: self.http_hits.get(),
+            http_misses: self.http_misses.get(),
         }
     }
 }

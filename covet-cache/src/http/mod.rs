@@ -24,8 +24,24 @@
 //! assert_eq!(life, Lifetime::Explicit(Duration::from_secs(30)));
 //! ```
 
+mod body;
 mod directives;
+mod flight;
 mod freshness;
+mod future;
+mod key;
+mod layer;
+mod policy;
+mod service;
+mod stored;
+
+pub use body::HttpCacheBody;
+pub use future::ResponseFuture;
+pub use layer::{
+    CachePolicy, DEFAULT_CACHE_NAME, DEFAULT_KEY_PREFIX, DEFAULT_MAX_BODY_SIZE,
+    DEFAULT_STALE_RETENTION, HttpCacheLayer,
+};
+pub use service::{CACHE_STATUS, HttpCache};
 
 pub use directives::{Delta, MAX_DELTA_SECONDS, RequestDirectives, ResponseDirectives};
 pub use freshness::{

@@ -1,0 +1,382 @@
+//! Decisions: may a response be stored, may a stored one be served, does a
+//! conditional request match, and the `Cache-Status` header (RFC 9211).
+
+use std::fmt::Write as _;
+use std::time::{Duration, SystemTime};
+
+use http::header::{
+    AUTHORIZATION, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED, SET_COOKIE,
+};
+use http::{HeaderMap, Method, StatusCode};
+
+use super::directives::{RequestDirectives, ResponseDirectives};
+use super::freshness::{Lifetime, freshness_lifetime, heuristically_cacheable, parse_date};
+use super::stored::StoredResponse;
+
+/// Why a response was not stored (the `detail` of `Cache-Status`).
+pub(crate) type NotStored = &'static str;
+
+/// What the layer's configuration says about storing.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StoreRules {
+    pub(crate) default_ttl: Option<Duration>,
+    pub(crate) allow_set_cookie: bool,
+    pub(crate) stale_retention: Duration,
+}
+
+/// Whether a response to a GET may be stored (RFC 9111 §3), and for how
+/// long it is fresh.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn storable(
+    method: &Method,
+    req_headers: &HeaderMap,
+    req_cc: &RequestDirectives,
+    status: StatusCode,
+    headers: &HeaderMap,
+    cc: &ResponseDirectives,
+    rules: &StoreRules,
+    response_time: SystemTime,
+) -> Result<Lifetime, NotStored> {
+    if method != Method::GET {
+        return Err("method");
+    }
+    if req_cc.no_store {
+        return Err("request-no-store");
+    }
+    if status.is_informational()
+        || status == StatusCode::PARTIAL_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        return Err("status");
+    }
+    // must-understand lets a cache that knows the status ignore no-store.
+    let understood = heuristically_cacheable(status) || status.is_success();
+    if cc.no_store && !(cc.must_understand && understood) {
+        return Err("no-store");
+    }
+    if cc.must_understand && !understood {
+        return Err("must-understand");
+    }
+    if cc.private {
+        return Err("private");
+    }
+    if req_headers.contains_key(AUTHORIZATION)
+        && !(cc.public || cc.s_maxage.is_present() || cc.must_revalidate)
+    {
+        return Err("authorization");
+    }
+    if headers.contains_key(SET_COOKIE) && !rules.allow_set_cookie {
+        return Err("set-cookie");
+    }
+    if super::key::vary_names(headers).is_none() {
+        return Err("vary-star");
+    }
+    let explicit = cc.max_age.is_present()
+        || cc.s_maxage.is_present()
+        || headers.contains_key(http::header::EXPIRES)
+        || cc.public;
+    if !explicit && !heuristically_cacheable(status) {
+        return Err("status");
+    }
+    let lifetime = freshness_lifetime(status, headers, cc, rules.default_ttl, response_time);
+    let has_validator = headers.contains_key(ETAG) || headers.contains_key(LAST_MODIFIED);
+    let stale_window = cc
+        .stale_while_revalidate
+        .secs()
+        .max(cc.stale_if_error.secs())
+        .unwrap_or(0);
+    if lifetime.duration().is_zero() && !has_validator && stale_window == 0 {
+        return Err("stale");
+    }
+    Ok(lifetime)
+}
+
+/// How long the backend keeps a stored response: its freshness, then the
+/// longest stale window it may still be used in (revalidation,
+/// `max-stale`, `stale-while-revalidate`, `stale-if-error`).
+pub(crate) fn retention(r: &StoredResponse, rules: &StoreRules) -> Duration {
+    let stale = Duration::from_secs(r.policy.swr.unwrap_or(0).max(r.policy.sie.unwrap_or(0)));
+    (r.lifetime() + stale.max(rules.stale_retention)).max(Duration::from_secs(1))
+}
+
+/// What a stored response may be used for, for this request, now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Use {
+    /// Fresh enough: serve it.
+    Fresh,
+    /// Stale, but the client accepts it (`max-stale`): serve it.
+    StaleAccepted,
+    /// Stale within `stale-while-revalidate`: serve it and refresh it in
+    /// the background.
+    StaleWhileRevalidate,
+    /// Must be validated with the origin first.
+    Revalidate,
+}
+
+/// Decides how `r` may answer a request with directives `req` (RFC 9111
+/// §4.2.4, §5.2.1, RFC 5861).
+pub(crate) fn usability(r: &StoredResponse, req: &RequestDirectives, now: SystemTime) -> Use {
+    let age = r.age(now);
+    let lifetime = r.lifetime();
+    if req.no_cache || r.policy.no_cache {
+        return Use::Revalidate;
+    }
+    let mut fresh = age < lifetime;
+    if let Some(max_age) = req.max_age.duration()
+        && age > max_age
+    {
+        fresh = false;
+    }
+    if req.max_age.is_present() && req.max_age.secs().is_none() {
+        // An unusable max-age asks for a fresh response from the origin.
+        fresh = false;
+    }
+    if let Some(min_fresh) = req.min_fresh.duration()
+        && lifetime.saturating_sub(age) < min_fresh
+    {
+        fresh = false;
+    }
+    if fresh {
+        return Use::Fresh;
+    }
+    if r.policy.forbids_stale {
+        return Use::Revalidate;
+    }
+    let staleness = age.saturating_sub(lifetime);
+    // A request max-age that was exceeded is not overridden by max-stale.
+    let max_age_exceeded = req.max_age.duration().is_some_and(|m| age > m);
+    if let Some(limit) = req.max_stale
+        && !max_age_exceeded
+        && limit.is_none_or(|s| staleness <= Duration::from_secs(s))
+    {
+        return Use::StaleAccepted;
+    }
+    if let Some(swr) = r.policy.swr
+        && !max_age_exceeded
+        && req.min_fresh.secs().is_none()
+        && staleness <= Duration::from_secs(swr)
+    {
+        return Use::StaleWhileRevalidate;
+    }
+    Use::Revalidate
+}
+
+/// Whether a stale `r` may stand in for a failed or 5xx origin response
+/// (`stale-if-error`, RFC 5861 §4).
+pub(crate) fn stale_if_error_allows(r: &StoredResponse, now: SystemTime) -> bool {
+    if r.policy.forbids_stale {
+        return false;
+    }
+    let staleness = r.age(now).saturating_sub(r.lifetime());
+    r.policy
+        .sie
+        .is_some_and(|s| staleness <= Duration::from_secs(s))
+}
+
+/// Whether a client's conditional GET/HEAD is answered with 304 by a
+/// response with `headers` (RFC 9110 §13.1.2, §13.1.3, §13.2.2).
+pub(crate) fn not_modified(
+    req: &HeaderMap,
+    headers: &HeaderMap,
+    fallback_date: SystemTime,
+) -> bool {
+    if req.contains_key(IF_NONE_MATCH) {
+        let etag = headers.get(ETAG).and_then(|v| v.to_str().ok());
+        return req
+            .get_all(IF_NONE_MATCH)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(split_etags)
+            .any(|candidate| {
+                candidate == "*" && etag.is_some() || etag.is_some_and(|e| weak_eq(candidate, e))
+            });
+    }
+    let Some(since) = req
+        .get(IF_MODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_date)
+    else {
+        return false;
+    };
+    let modified = headers
+        .get(LAST_MODIFIED)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_date)
+        .or_else(|| {
+            headers
+                .get(http::header::DATE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_date)
+        })
+        .unwrap_or(fallback_date);
+    modified <= since
+}
+
+fn split_etags(line: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut in_quotes = false;
+    for (i, c) in line.char_indices() {
+        match c {
+            '"' => in_quotes = !in_quotes,
+            ',' if !in_quotes => {
+                out.push(line[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(line[start..].trim());
+    out.retain(|s| !s.is_empty());
+    out
+}
+
+/// Weak comparison: equal opaque tags, whatever their `W/` prefixes.
+fn weak_eq(a: &str, b: &str) -> bool {
+    let strip = |s: &str| s.trim().strip_prefix("W/").unwrap_or(s.trim()).to_owned();
+    let (a, b) = (strip(a), strip(b));
+    a.starts_with('"') && a.len() >= 2 && a == b
+}
+
+/// The headers a 304 carries from the selected response (RFC 9110 §15.4.5).
+pub(crate) const NOT_MODIFIED_HEADERS: &[http::HeaderName] = &[
+    http::header::CACHE_CONTROL,
+    http::header::CONTENT_LOCATION,
+    http::header::DATE,
+    http::header::ETAG,
+    http::header::EXPIRES,
+    http::header::VARY,
+    http::header::LAST_MODIFIED,
+    http::header::AGE,
+];
+
+/// One `Cache-Status` entry (RFC 9211).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CacheStatus {
+    pub(crate) hit: bool,
+    pub(crate) fwd: Option<&'static str>,
+    pub(crate) fwd_status: Option<u16>,
+    pub(crate) ttl: Option<i64>,
+    pub(crate) stored: bool,
+    pub(crate) collapsed: bool,
+    pub(crate) detail: Option<&'static str>,
+}
+
+impl CacheStatus {
+    pub(crate) fn render(&self, name: &str) -> String {
+        let mut s = String::with_capacity(48);
+        s.push_str(name);
+        if self.hit {
+            s.push_str("; hit");
+        }
+        if let Some(f) = self.fwd {
+            let _ = write!(s, "; fwd={f}");
+        }
+        if let Some(st) = self.fwd_status {
+            let _ = write!(s, "; fwd-status={st}");
+        }
+        if let Some(t) = self.ttl {
+            let _ = write!(s, "; ttl={t}");
+        }
+        if self.stored {
+            s.push_str("; stored");
+        }
+        if self.collapsed {
+            s.push_str("; collapsed");
+        }
+        if let Some(d) = self.detail {
+            let _ = write!(s, "; detail={d}");
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn h(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        for (n, v) in pairs {
+            m.append(
+                http::HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        m
+    }
+
+    #[test]
+    fn etag_matching() {
+        let resp = h(&[("etag", "W/\"v1\"")]);
+        let now = SystemTime::now();
+        assert!(not_modified(&h(&[("if-none-match", "\"v1\"")]), &resp, now));
+        assert!(not_modified(
+            &h(&[("if-none-match", "\"x\", W/\"v1\"")]),
+            &resp,
+            now
+        ));
+        assert!(not_modified(&h(&[("if-none-match", "*")]), &resp, now));
+        assert!(!not_modified(
+            &h(&[("if-none-match", "\"v2\"")]),
+            &resp,
+            now
+        ));
+        assert!(!not_modified(&h(&[("if-none-match", "*")]), &h(&[]), now));
+        assert!(!not_modified(
+            &h(&[("if-none-match", "v1")]),
+            &h(&[("etag", "v1")]),
+            now
+        ));
+        // If-None-Match wins over If-Modified-Since.
+        let both = h(&[
+            ("if-none-match", "\"v2\""),
+            ("if-modified-since", "Sun, 06 Nov 2094 08:49:37 GMT"),
+        ]);
+        assert!(!not_modified(&both, &resp, now));
+    }
+
+    #[test]
+    fn modified_since() {
+        let resp = h(&[("last-modified", "Sun, 06 Nov 1994 08:49:37 GMT")]);
+        let now = SystemTime::now();
+        assert!(not_modified(
+            &h(&[("if-modified-since", "Sun, 06 Nov 1994 08:49:37 GMT")]),
+            &resp,
+            now
+        ));
+        assert!(!not_modified(
+            &h(&[("if-modified-since", "Sun, 06 Nov 1994 08:49:36 GMT")]),
+            &resp,
+            now
+        ));
+        assert!(!not_modified(
+            &h(&[("if-modified-since", "garbage")]),
+            &resp,
+            now
+        ));
+    }
+
+    #[test]
+    fn cache_status_rendering() {
+        let s = CacheStatus {
+            fwd: Some("uri-miss"),
+            fwd_status: Some(200),
+            ttl: Some(60),
+            stored: true,
+            collapsed: true,
+            ..CacheStatus::default()
+        };
+        assert_eq!(
+            s.render("covet"),
+            "covet; fwd=uri-miss; fwd-status=200; ttl=60; stored; collapsed"
+        );
+        let hit = CacheStatus {
+            hit: true,
+            ttl: Some(-3),
+            ..CacheStatus::default()
+        };
+        assert_eq!(hit.render("covet"), "covet; hit; ttl=-3");
+    }
+}
