@@ -749,6 +749,7 @@ async fn unsafe_requests_invalidate_the_uri_and_same_origin_locations() {
     assert!(app.get(&target).await.is_hit());
     let r = app.req("POST", &target, &[]).await;
     assert_eq!(r.body, "written");
+    assert_eq!(r.cache_status(), "covet; fwd=method; fwd-status=200");
     assert!(!app.get(&target).await.is_hit(), "invalidated by the POST");
     settle().await;
     assert!(app.get(&target).await.is_hit());

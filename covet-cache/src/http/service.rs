@@ -267,13 +267,25 @@ where
         let (parts, body) = req.into_parts();
         let saved = unsafe_method.then(|| parts.clone());
         let response = inner.call(Request::from_parts(parts, body)).await?;
+        if response.extensions().get::<Handled>().is_some() {
+            return Ok(response.map(HttpCacheBody::stream));
+        }
         if let Some(parts) = saved {
             let status = response.status();
             if status.is_success() || status.is_redirection() {
                 invalidate_after_unsafe(&shared, &parts, response.headers()).await;
             }
         }
-        return Ok(response.map(HttpCacheBody::stream));
+        let status = CacheStatus {
+            fwd: Some("method"),
+            fwd_status: Some(response.status().as_u16()),
+            ..CacheStatus::default()
+        };
+        return Ok(with_status(
+            &shared,
+            response.map(HttpCacheBody::stream),
+            &status,
+        ));
     }
 
     let (parts, body) = req.into_parts();
