@@ -1,10 +1,15 @@
-//! The Covet demo: an axum server on 127.0.0.1 with a `#[cached]` handler
-//! and live cache statistics, on embedded defaults (in-memory, no servers).
+//! The Covet demo: an axum server on 127.0.0.1 with a `#[cached]` handler,
+//! live cache statistics and sessions (a visit counter, a cart and flash
+//! messages), on embedded defaults (in-memory, no servers).
 //!
 //! ```text
 //! cargo run --example demo
 //! curl http://127.0.0.1:3000/square/12   # slow the first time, instant after
 //! curl http://127.0.0.1:3000/stats
+//! curl -c jar -b jar http://127.0.0.1:3000/visit          # visit 0, visit 1, ...
+//! curl -c jar -b jar -X POST http://127.0.0.1:3000/cart/book
+//! curl -c jar -b jar http://127.0.0.1:3000/messages
+//! curl -i http://127.0.0.1:3000/products   # Cache-Status: covet; fwd=uri-miss ... then covet; hit
 //! ```
 //! `COVET_DEMO_ADDR` changes the listening address (loopback only).
 
@@ -15,8 +20,20 @@ use axum::extract::Path;
 use axum::response::Html;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use covet::cache::http::HttpCacheLayer;
 use covet::cache::{Cache, MemoryBackend, default_cache};
+use covet::session::{
+    Error as SessionError, Flashes, Level, MemoryStore, Session, SessionConfig, SessionLayer,
+    SessionState,
+};
 use serde::Serialize;
+
+/// A shopping cart kept in the session under the key `cart`.
+#[covet::session_state(key = "cart")]
+#[derive(Default)]
+struct Cart {
+    items: Vec<String>,
+}
 
 #[derive(Clone, Debug, Serialize, serde::Deserialize)]
 struct Square {
@@ -72,8 +89,59 @@ async fn stats() -> Json<serde_json::Value> {
         "errors": s.errors,
         "decode_errors": s.decode_errors,
         "coalesced": s.coalesced,
+        "http_hits": s.http_hits,
+        "http_misses": s.http_misses,
         "hit_rate": s.hit_rate(),
     }))
+}
+
+/// Counts this visitor's visits and greets returning ones with a flash.
+async fn visit(session: Session) -> Result<String, SessionError> {
+    let n: u64 = session.get("visits")?.unwrap_or(0);
+    session.insert("visits", n + 1)?;
+    if n > 0 {
+        session.flash("Welcome back!", Level::Success);
+    }
+    Ok(format!("visit {n}\n"))
+}
+
+/// Adds `item` to the cart; saved automatically after the response.
+async fn add_to_cart(mut cart: SessionState<Cart>, session: Session, Path(item): Path<String>) -> String {
+    cart.items.push(item.clone());
+    session.flash(format!("Added {item} to the cart."), Level::Info);
+    format!("{} item(s): {}\n", cart.items.len(), cart.items.join(", "))
+}
+
+async fn show_cart(cart: SessionState<Cart>) -> String {
+    format!("{} item(s): {}\n", cart.items.len(), cart.items.join(", "))
+}
+
+/// Shows the flash messages once.
+async fn messages(flashes: Flashes) -> String {
+    flashes
+        .iter()
+        .map(|f| format!("[{}] {}\n", f.level, f.message))
+        .collect()
+}
+
+/// Logs out: deletes the session and expires the cookie.
+async fn logout(session: Session) -> &'static str {
+    session.clear();
+    "session cleared\n"
+}
+
+/// A slow page the HTTP cache layer keeps for 30 seconds, as its
+/// `Cache-Control` allows.
+async fn products() -> ([(&'static str, &'static str); 1], String) {
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    (
+        [("cache-control", "public, max-age=30")],
+        format!("products rendered at {at} ms (200 ms of work)\n"),
+    )
 }
 
 async fn index() -> Html<&'static str> {
@@ -82,16 +150,39 @@ async fn index() -> Html<&'static str> {
          <p><a href=\"/square/12\">/square/12</a>: a <code>#[cached(ttl = 30, key = \"square:{n}\")]</code> \
          handler that takes 300 ms on a miss; reload it to see a hit.</p>\
          <p>POST /square/12/forget drops one entry (<code>slow_square_invalidate</code>).</p>\
-         <p><a href=\"/stats\">/stats</a>: hits, misses, sets, evictions, errors, hit rate.</p>",
+         <p><a href=\"/stats\">/stats</a>: hits, misses, sets, evictions, errors, hit rate.</p>\
+         <h2>HTTP cache</h2>\
+         <p><a href=\"/products\">/products</a>: a 200 ms page with <code>Cache-Control: public, max-age=30</code>, \
+         stored by <code>HttpCacheLayer</code>; its <code>Cache-Status</code> and <code>Age</code> headers \
+         show the hit (<code>curl -i</code>).</p>\
+         <h2>Sessions</h2>\
+         <p><a href=\"/visit\">/visit</a>: a visit counter in the session (cookie <code>id</code>).</p>\
+         <p>POST /cart/{item} adds to a cart kept through <code>SessionState&lt;Cart&gt;</code>; \
+         <a href=\"/cart\">/cart</a> shows it.</p>\
+         <p><a href=\"/messages\">/messages</a>: flash messages, shown once. POST /logout clears the session.</p>",
     )
 }
 
-fn app() -> Router {
+fn app(cache: Cache) -> Router {
     Router::new()
+        .route("/products", get(products))
         .route("/", get(index))
         .route("/square/{n}", get(square))
         .route("/square/{n}/forget", post(forget))
         .route("/stats", get(stats))
+        .route("/visit", get(visit))
+        .route("/cart", get(show_cart))
+        .route("/cart/{item}", post(add_to_cart))
+        .route("/messages", get(messages))
+        .route("/logout", post(logout))
+        // Plain-HTTP demo on loopback: the cookie is not `Secure` here; keep
+        // the default (`Secure`) behind HTTPS.
+        .layer(
+            SessionLayer::new(MemoryStore::new())
+                .with_config(SessionConfig::default().with_secure(false)),
+        )
+        // Responses that set a cookie (sessions) are never stored.
+        .layer(HttpCacheLayer::new(cache))
 }
 
 #[tokio::main]
@@ -105,7 +196,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .namespace("demo")
         .default_ttl(Duration::from_secs(300))
         .build()?;
-    covet::cache::set_default(cache);
+    covet::cache::set_default(cache.clone());
 
     let addr: SocketAddr = std::env::var("COVET_DEMO_ADDR")
         .unwrap_or_else(|_| "127.0.0.1:3000".to_owned())
@@ -119,6 +210,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "try: curl http://{}/square/12 ; curl http://{}/stats",
         addr, addr
     );
-    axum::serve(listener, app()).await?;
+    axum::serve(listener, app(cache)).await?;
     Ok(())
 }

@@ -60,6 +60,8 @@
 //! * `redis-tls`: `rediss://` connections.
 //! * `axum`: [`Session`](session::Session) as an axum extractor and
 //!   `IntoResponse` for [`session::Error`] (an opaque 500).
+//! * `sql-postgres`, `sql-mysql`, `sql-sqlite`: the SQL session store
+//!   `session::SqlStore` on PostgreSQL, MySQL/MariaDB or SQLite (sqlx).
 
 /// Caching: backends, the typed [`Cache`](cache::Cache), the process-wide
 /// default cache used by [`cached`].
@@ -74,6 +76,27 @@ pub use covet_session as session;
 
 #[doc = include_str!("docs/cached.md")]
 pub use covet_macros::cached;
+
+#[doc = include_str!("docs/session_state.md")]
+pub use covet_macros::session_state;
+
+/// Derives [`SessionData`](trait@session::SessionData): the struct is stored
+/// under one session key, by default its name in snake case. Options go in
+/// `#[session(key = "...", crate = "...")]`; see [`session_state`], which
+/// also derives serde's traits.
+///
+/// ```
+/// use covet::session::SessionData;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Default, Serialize, Deserialize, SessionData)]
+/// struct ShoppingCart {
+///     items: Vec<String>,
+/// }
+///
+/// assert_eq!(ShoppingCart::KEY, "shopping_cart");
+/// ```
+pub use covet_macros::SessionData;
 
 #[doc(hidden)]
 pub mod __private {

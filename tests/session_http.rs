@@ -6,20 +6,15 @@
 
 #![cfg(feature = "axum")]
 
-use std::sync::Arc;
+mod common;
 
 use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Router, response::IntoResponse};
-use covet::session::{
-    Error, Flashes, Level, MemoryStore, Session, SessionConfig, SessionLayer, SessionStore,
-};
+use common::stores::{self, Store};
+use covet::session::{Error, Flashes, Level, Session, SessionConfig, SessionLayer};
 use covet_test::http::{TestServer, cookie_value};
-#[allow(unused_imports)]
-use covet_test::{Server, require};
-
-type Store = Arc<dyn SessionStore>;
 
 async fn visit(session: Session) -> Result<String, Error> {
     let n: u64 = session.get("visits")?.unwrap_or(0);
@@ -266,72 +261,23 @@ macro_rules! session_http_suite {
     };
 }
 
-session_http_suite!(memory, Some(Arc::new(MemoryStore::new()) as Store));
-
-session_http_suite!(
-    cache_memory,
-    Some(Arc::new(covet::session::CacheStore::new(covet::cache::MemoryBackend::new())) as Store)
-);
-
+session_http_suite!(memory, stores::memory().await);
+session_http_suite!(cookie_encrypted, stores::cookie_encrypted().await);
+session_http_suite!(cookie_signed, stores::cookie_signed().await);
+session_http_suite!(cache_memory, stores::cache_memory().await);
 #[cfg(feature = "redis")]
-session_http_suite!(redis_single, {
-    let url = require(Server::Redis)?;
-    let store = covet::session::RedisStore::builder()
-        .key_prefix(format!(
-            "{}:",
-            covet_test::unique_namespace("covet-session-http")
-        ))
-        .connect(&url)
-        .await
-        .expect("connecting to Redis");
-    Some(Arc::new(store) as Store)
-});
-
+session_http_suite!(cache_redis, stores::cache_redis().await);
 #[cfg(feature = "redis")]
-session_http_suite!(redis_cluster, {
-    let urls = covet_test::split_urls(&require(Server::RedisCluster)?);
-    let store = covet::session::RedisStore::builder()
-        .key_prefix(format!(
-            "{}:",
-            covet_test::unique_namespace("covet-session-http")
-        ))
-        .connect_cluster(&urls)
-        .await
-        .expect("connecting to the Redis Cluster");
-    Some(Arc::new(store) as Store)
-});
-
+session_http_suite!(cache_redis_cluster, stores::cache_redis_cluster().await);
 #[cfg(feature = "redis")]
-session_http_suite!(cache_tiered, {
-    let url = require(Server::Redis)?;
-    let redis = covet::cache::RedisBackend::connect(&url)
-        .await
-        .expect("connecting to Redis");
-    let tiered = covet::cache::Tiered::coherent(covet::cache::MemoryBackend::new(), redis)
-        .await
-        .expect("subscribing to invalidations");
-    let store = covet::session::CacheStore::builder(tiered)
-        .key_prefix(format!(
-            "{}:",
-            covet_test::unique_namespace("covet-session-http")
-        ))
-        .build()
-        .expect("a valid key prefix");
-    Some(Arc::new(store) as Store)
-});
-
+session_http_suite!(cache_tiered, stores::cache_tiered().await);
 #[cfg(feature = "redis")]
-session_http_suite!(cache_redis_cluster, {
-    let urls = covet_test::split_urls(&require(Server::RedisCluster)?);
-    let backend = covet::cache::RedisBackend::connect_cluster(&urls)
-        .await
-        .expect("connecting to the Redis Cluster");
-    let store = covet::session::CacheStore::builder(backend)
-        .key_prefix(format!(
-            "{}:",
-            covet_test::unique_namespace("covet-session-http")
-        ))
-        .build()
-        .expect("a valid key prefix");
-    Some(Arc::new(store) as Store)
-});
+session_http_suite!(redis_single, stores::redis_single().await);
+#[cfg(feature = "redis")]
+session_http_suite!(redis_cluster, stores::redis_cluster().await);
+#[cfg(feature = "sql-postgres")]
+session_http_suite!(sql_postgres, stores::sql_postgres().await);
+#[cfg(feature = "sql-mysql")]
+session_http_suite!(sql_mysql, stores::sql_mysql().await);
+#[cfg(feature = "sql-sqlite")]
+session_http_suite!(sql_sqlite, stores::sql_sqlite().await);

@@ -1,97 +1,28 @@
 //! The shared session store conformance suite
 //! (`covet_test::session_conformance`) against every store: one line each.
+//! The stores are set up in `common::stores`.
 
-use std::sync::Arc;
+mod common;
 
-#[allow(unused_imports)]
-use covet::session::{MemoryStore, SessionStore};
-#[allow(unused_imports)]
-use covet_test::{Server, require};
+use common::stores;
 
-covet_test::session_store_conformance!(memory, async {
-    Some(Arc::new(MemoryStore::new()) as Arc<dyn SessionStore>)
-});
-
-covet_test::session_store_conformance!(cache_memory, async {
-    let backend = covet::cache::MemoryBackend::new();
-    Some(Arc::new(covet::session::CacheStore::new(backend)) as Arc<dyn SessionStore>)
-});
-
+covet_test::session_store_conformance!(memory, stores::memory());
+covet_test::session_store_conformance!(cookie_encrypted, stores::cookie_encrypted());
+covet_test::session_store_conformance!(cookie_signed, stores::cookie_signed());
+covet_test::session_store_conformance!(cache_memory, stores::cache_memory());
 #[cfg(feature = "redis")]
-covet_test::session_store_conformance!(cache_redis, async {
-    let url = require(Server::Redis)?;
-    let backend = covet::cache::RedisBackend::connect(&url)
-        .await
-        .expect("connecting to Redis");
-    let store = covet::session::CacheStore::builder(backend)
-        .key_prefix(format!(
-            "{}:",
-            covet_test::unique_namespace("covet-session-cache-test")
-        ))
-        .build()
-        .expect("a valid key prefix");
-    Some(Arc::new(store) as Arc<dyn SessionStore>)
-});
-
+covet_test::session_store_conformance!(cache_redis, stores::cache_redis());
 #[cfg(feature = "redis")]
-covet_test::session_store_conformance!(redis_single, async {
-    let url = require(Server::Redis)?;
-    let store = covet::session::RedisStore::builder()
-        .key_prefix(format!(
-            "{}:",
-            covet_test::unique_namespace("covet-session-test")
-        ))
-        .connect(&url)
-        .await
-        .expect("connecting to Redis");
-    Some(Arc::new(store) as Arc<dyn SessionStore>)
-});
-
+covet_test::session_store_conformance!(cache_redis_cluster, stores::cache_redis_cluster());
 #[cfg(feature = "redis")]
-covet_test::session_store_conformance!(redis_cluster, async {
-    let urls = covet_test::split_urls(&require(Server::RedisCluster)?);
-    let store = covet::session::RedisStore::builder()
-        .key_prefix(format!(
-            "{}:",
-            covet_test::unique_namespace("covet-session-test")
-        ))
-        .connect_cluster(&urls)
-        .await
-        .expect("connecting to the Redis Cluster");
-    Some(Arc::new(store) as Arc<dyn SessionStore>)
-});
-
+covet_test::session_store_conformance!(cache_tiered, stores::cache_tiered());
 #[cfg(feature = "redis")]
-covet_test::session_store_conformance!(cache_tiered, async {
-    let url = require(Server::Redis)?;
-    let redis = covet::cache::RedisBackend::connect(&url)
-        .await
-        .expect("connecting to Redis");
-    let tiered = covet::cache::Tiered::coherent(covet::cache::MemoryBackend::new(), redis)
-        .await
-        .expect("subscribing to invalidations");
-    let store = covet::session::CacheStore::builder(tiered)
-        .key_prefix(format!(
-            "{}:",
-            covet_test::unique_namespace("covet-session-tiered-test")
-        ))
-        .build()
-        .expect("a valid key prefix");
-    Some(Arc::new(store) as Arc<dyn SessionStore>)
-});
-
+covet_test::session_store_conformance!(redis_single, stores::redis_single());
 #[cfg(feature = "redis")]
-covet_test::session_store_conformance!(cache_redis_cluster, async {
-    let urls = covet_test::split_urls(&require(Server::RedisCluster)?);
-    let backend = covet::cache::RedisBackend::connect_cluster(&urls)
-        .await
-        .expect("connecting to the Redis Cluster");
-    let store = covet::session::CacheStore::builder(backend)
-        .key_prefix(format!(
-            "{}:",
-            covet_test::unique_namespace("covet-session-cache-test")
-        ))
-        .build()
-        .expect("a valid key prefix");
-    Some(Arc::new(store) as Arc<dyn SessionStore>)
-});
+covet_test::session_store_conformance!(redis_cluster, stores::redis_cluster());
+#[cfg(feature = "sql-postgres")]
+covet_test::session_store_conformance!(sql_postgres, stores::sql_postgres());
+#[cfg(feature = "sql-mysql")]
+covet_test::session_store_conformance!(sql_mysql, stores::sql_mysql());
+#[cfg(feature = "sql-sqlite")]
+covet_test::session_store_conformance!(sql_sqlite, stores::sql_sqlite());

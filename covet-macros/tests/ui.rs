@@ -8,3 +8,10 @@ fn cached() {
     t.pass("tests/ui/pass/cached/*.rs");
     t.compile_fail("tests/ui/fail/cached/*.rs");
 }
+
+#[test]
+fn session() {
+    let t = trybuild::TestCases::new();
+    t.pass("tests/ui/pass/session/*.rs");
+    t.compile_fail("tests/ui/fail/session/*.rs");
+}

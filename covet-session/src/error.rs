@@ -66,6 +66,36 @@ pub enum Error {
     /// A `Session` was requested but no `SessionLayer` is installed.
     #[error("no session in the request extensions: is `SessionLayer` installed?")]
     MissingLayer,
+    /// A SQL session store was given a table name that is not a plain
+    /// identifier: 1 to 63 ASCII letters, digits or `_`, not starting with a
+    /// digit.
+    #[error(
+        "invalid SQL table name {0:?}: expected 1 to 63 ASCII letters, digits or `_`, not starting with a digit"
+    )]
+    InvalidTableName(String),
+    /// A `CookieStore` session does not fit in one cookie: the sealed value
+    /// and the cookie name take `size` bytes, more than `limit`. Nothing is
+    /// stored and no cookie is sent; keep less data in the session.
+    #[error("the session cookie would be {size} bytes, more than the limit of {limit}")]
+    CookieTooLarge {
+        /// Bytes of `name=value` the session needs.
+        size: usize,
+        /// The configured limit (4096 by default).
+        limit: usize,
+    },
+    /// A `CookieStore` key was derived from a secret shorter than `min`
+    /// bytes.
+    #[error("the cookie key secret is {len} bytes; at least {min} are needed")]
+    SecretTooShort {
+        /// Length of the secret given.
+        len: usize,
+        /// The minimum length.
+        min: usize,
+    },
+    /// A cookie name that is empty or holds characters outside the
+    /// RFC 6265 token set.
+    #[error("invalid cookie name {0:?}")]
+    InvalidCookieName(String),
 }
 
 impl Error {

@@ -23,6 +23,10 @@ pub const ID_LEN: usize = 43;
 /// is deliberately no `Display`: the cookie value is reached through
 /// [`expose`](SessionId::expose) only.
 ///
+/// A client-side store ([`CookieStore`](crate::CookieStore)) issues ids that
+/// are the sealed session itself, longer than 43 characters; its
+/// [`parse_id`](crate::SessionStore::parse_id) accepts them.
+///
 /// ```
 /// use covet_session::SessionId;
 /// let id = SessionId::generate().unwrap();
@@ -46,6 +50,12 @@ impl SessionId {
         Ok(SessionId {
             text: URL_SAFE_NO_PAD.encode(bytes),
         })
+    }
+
+    /// An id that is a whole sealed session (a client-side store's cookie
+    /// value), taken as is: the store that issued it authenticates it.
+    pub(crate) fn from_sealed(value: String) -> Self {
+        SessionId { text: value }
     }
 
     /// The id as sent in the cookie. Treat it as a secret: do not log it.

@@ -8,10 +8,13 @@ use crate::error::Result;
 use crate::id::SessionId;
 
 pub mod cache;
+pub mod cookie;
 #[cfg(feature = "memory")]
 pub mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(any(feature = "sql-postgres", feature = "sql-mysql", feature = "sql-sqlite"))]
+pub mod sql;
 
 /// The data of one session: JSON values by key.
 ///

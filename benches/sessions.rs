@@ -1,0 +1,508 @@
+//! Requests per second of an axum handler that reads and writes one session
+//! key, through covet's `SessionLayer` and through tower-sessions, each on a
+//! memory store and on Redis, over real HTTP on loopback, in the same run.
+//!
+//! ```sh
+//! cargo bench --bench sessions --features redis,axum
+//! ```
+//!
+//! Results and how to read them: `BENCHMARKS.md`, section "Sessions: load +
+//! save through the layer".
+//!
+//! # Method
+//!
+//! * Every contender serves the same handler logic (read `n`, default 0,
+//!   write `n + 1`, answer `n` as text) with `axum::serve` on its own
+//!   `127.0.0.1:0` listener (`TCP_NODELAY`), in one 2-worker multi-thread
+//!   tokio runtime that also runs the clients.
+//! * Contenders: a plain handler without sessions (the floor), covet's
+//!   `SessionLayer` on `MemoryStore` and on `RedisStore`, tower-sessions
+//!   0.15's `SessionManagerLayer` on its `MemoryStore`, and tower-sessions
+//!   0.14's layer on `tower-sessions-redis-store` 0.16 (a `fred` client).
+//!   The Redis store is built on tower-sessions-core 0.14, hence the 0.14
+//!   layer; its code differs from 0.15 only in how `insert` orders two
+//!   statements and in the `rand` version. Both sides use an idle expiry of
+//!   one hour and one Redis connection (covet's multiplexed connection, one
+//!   `fred::Client`).
+//! * Load: [`CONNECTIONS`] hyper 1 HTTP/1.1 keep-alive connections per
+//!   contender. Each connection's first request creates a session; its
+//!   cookie goes with every later request, so every timed request loads the
+//!   session, changes it and saves it. Every response is checked: status
+//!   200 and the body is the connection's count so far, so a contender that
+//!   fails or loses a write stops the run.
+//! * Criterion: one iteration is [`BATCH`] requests spread evenly over the
+//!   connections, all in flight together (`iter_custom`,
+//!   `Throughput::Elements`), so criterion reports requests per second.
+//! * After the group, [`ROUNDS`] interleaved rounds of [`ROUND`] requests per
+//!   contender, outside criterion, give each contender's best round and the
+//!   ratios covet / tower-sessions; interleaving keeps the ratios honest
+//!   when the machine's load changes during the run.
+//! * Redis is `COVET_REDIS_URL` (default `redis://127.0.0.1:6379`). covet's
+//!   sessions live under a key prefix unique to the run; tower-sessions'
+//!   under their ids (no prefix), which the run knows from the cookies. Both
+//!   are deleted at the end (`UNLINK`), never by flushing.
+//!
+//! `COVET_BENCH_PROFILE=<contender>:<requests>` skips criterion and sends
+//! that many requests to one contender (for `perf` or callgrind), then
+//! prints its requests per second.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::routing::get;
+use axum::serve::ListenerExt;
+use bytes::Bytes;
+use covet::session::{
+    MemoryStore as CovetMemoryStore, RedisStore as CovetRedisStore, Session as CovetSession,
+    SessionConfig, SessionLayer,
+};
+use criterion::{Criterion, SamplingMode, Throughput};
+use http::{HeaderValue, Request, StatusCode, header};
+use http_body_util::{BodyExt, Empty};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::{Builder, Runtime};
+use tower_sessions_redis_store::fred::prelude::{
+    Client as FredClient, ClientLike, Config as FredConfig,
+};
+
+/// Concurrent keep-alive connections per contender, one session each.
+const CONNECTIONS: usize = 16;
+/// Requests per criterion iteration (a multiple of `CONNECTIONS`).
+const BATCH: u64 = 256;
+/// Interleaved rounds after the criterion group.
+const ROUNDS: usize = 5;
+/// Requests per contender and round (a multiple of `CONNECTIONS`).
+const ROUND: u64 = 2048;
+/// Idle expiry of every session, on both sides.
+const IDLE_SECS: u64 = 3600;
+
+async fn covet_handler(session: CovetSession) -> Result<String, covet::session::Error> {
+    let n: u64 = session.get("n")?.unwrap_or(0);
+    session.insert("n", n + 1)?;
+    Ok(n.to_string())
+}
+
+async fn tower_handler(session: tower_sessions::Session) -> Result<String, StatusCode> {
+    let n: u64 = session.get("n").await.map_err(internal)?.unwrap_or(0);
+    session.insert("n", n + 1).await.map_err(internal)?;
+    Ok(n.to_string())
+}
+
+async fn tower_014_handler(session: tower_sessions_014::Session) -> Result<String, StatusCode> {
+    let n: u64 = session.get("n").await.map_err(internal)?.unwrap_or(0);
+    session.insert("n", n + 1).await.map_err(internal)?;
+    Ok(n.to_string())
+}
+
+async fn plain_handler() -> String {
+    0u64.to_string()
+}
+
+fn internal<E>(_: E) -> StatusCode {
+    StatusCode::INTERNAL_SERVER_ERROR
+}
+
+fn redis_url() -> String {
+    std::env::var("COVET_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// Serves `app` on a fresh loopback port.
+async fn serve(app: Router) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port");
+    let addr = listener.local_addr().expect("listener address");
+    let listener = listener.tap_io(|tcp| {
+        tcp.set_nodelay(true)
+            .expect("TCP_NODELAY on the server side");
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("axum::serve") });
+    addr
+}
+
+/// One keep-alive connection and the session it carries.
+struct Client {
+    sender: SendRequest<Empty<Bytes>>,
+    /// `name=value` of the session cookie, once the server has set one.
+    cookie: Option<HeaderValue>,
+    /// The body the next response must carry.
+    next: u64,
+    /// Whether the contender keeps a session (the body then counts up).
+    sessions: bool,
+    contender: &'static str,
+}
+
+struct Reply {
+    status: StatusCode,
+    set_cookie: Option<HeaderValue>,
+    body: Bytes,
+}
+
+impl Client {
+    async fn connect(addr: SocketAddr, contender: &'static str, sessions: bool) -> Client {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        stream
+            .set_nodelay(true)
+            .expect("TCP_NODELAY on the client side");
+        let (sender, conn) = http1::handshake(TokioIo::new(stream))
+            .await
+            .expect("HTTP/1 handshake");
+        tokio::spawn(async move {
+            // Ends when the sender is dropped or the server closes.
+            let _ = conn.await;
+        });
+        Client {
+            sender,
+            cookie: None,
+            next: 0,
+            sessions,
+            contender,
+        }
+    }
+
+    async fn send(&mut self) -> Reply {
+        let mut req = Request::get("/").header(header::HOST, "127.0.0.1");
+        if let Some(cookie) = &self.cookie {
+            req = req.header(header::COOKIE, cookie.clone());
+        }
+        let req = req.body(Empty::new()).expect("request");
+        self.sender.ready().await.expect("connection ready");
+        let resp = self.sender.send_request(req).await.expect("response");
+        let status = resp.status();
+        let set_cookie = resp.headers().get(header::SET_COOKIE).cloned();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .expect("response body")
+            .to_bytes();
+        Reply {
+            status,
+            set_cookie,
+            body,
+        }
+    }
+
+    /// One request whose answer must be the expected count.
+    async fn step(&mut self) {
+        let reply = self.send().await;
+        self.check(&reply);
+    }
+
+    fn check(&mut self, reply: &Reply) {
+        assert_eq!(
+            reply.status,
+            StatusCode::OK,
+            "{}: status {} (body {:?})",
+            self.contender,
+            reply.status,
+            reply.body
+        );
+        let got = std::str::from_utf8(&reply.body)
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok());
+        assert_eq!(
+            got,
+            Some(self.next),
+            "{}: body {:?}, expected {}",
+            self.contender,
+            reply.body,
+            self.next
+        );
+        if self.sessions {
+            self.next += 1;
+        }
+    }
+
+    /// The first two requests: the first creates the session and must set a
+    /// cookie, the second must find the session again.
+    async fn open_session(&mut self) {
+        let first = self.send().await;
+        self.check(&first);
+        if self.sessions {
+            let set_cookie = first
+                .set_cookie
+                .unwrap_or_else(|| panic!("{}: no Set-Cookie on a new session", self.contender));
+            let pair = set_cookie
+                .to_str()
+                .expect("Set-Cookie is ASCII")
+                .split(';')
+                .next()
+                .expect("cookie pair")
+                .trim()
+                .to_owned();
+            self.cookie = Some(HeaderValue::from_str(&pair).expect("cookie header"));
+        }
+        self.step().await;
+    }
+
+    /// The session id, from the cookie value.
+    fn session_id(&self) -> Option<String> {
+        let cookie = self.cookie.as_ref()?.to_str().ok()?;
+        Some(cookie.split_once('=')?.1.to_owned())
+    }
+}
+
+struct Contender {
+    name: &'static str,
+    clients: Vec<Client>,
+}
+
+impl Contender {
+    async fn new(name: &'static str, app: Router, sessions: bool) -> Contender {
+        let addr = serve(app).await;
+        let mut clients = Vec::with_capacity(CONNECTIONS);
+        for _ in 0..CONNECTIONS {
+            let mut c = Client::connect(addr, name, sessions).await;
+            c.open_session().await;
+            clients.push(c);
+        }
+        Contender { name, clients }
+    }
+
+    /// Sends `requests` requests spread over the connections, all in flight
+    /// together; returns the wall time.
+    async fn run(&mut self, requests: u64) -> Duration {
+        let per_connection = requests / CONNECTIONS as u64;
+        let start = Instant::now();
+        let tasks: Vec<_> = self
+            .clients
+            .drain(..)
+            .map(|mut c| {
+                tokio::spawn(async move {
+                    for _ in 0..per_connection {
+                        c.step().await;
+                    }
+                    c
+                })
+            })
+            .collect();
+        for t in tasks {
+            self.clients.push(t.await.expect("client task"));
+        }
+        start.elapsed()
+    }
+}
+
+struct Setup {
+    contenders: Vec<Contender>,
+    covet_prefix: String,
+    fred: FredClient,
+}
+
+async fn setup() -> Setup {
+    let url = redis_url();
+    let idle = Duration::from_secs(IDLE_SECS);
+    let covet_config = || SessionConfig::default().with_idle_timeout(idle);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_nanos();
+    let covet_prefix = format!("covet-bench:sessions:{}:{nanos}:", std::process::id());
+
+    let covet_redis = CovetRedisStore::builder()
+        .key_prefix(covet_prefix.clone())
+        .connect(&url)
+        .await
+        .unwrap_or_else(|e| panic!("covet RedisStore at {url}: {e}"));
+
+    let fred = FredClient::new(
+        FredConfig::from_url(&url).expect("fred config from COVET_REDIS_URL"),
+        None,
+        None,
+        None,
+    );
+    fred.init()
+        .await
+        .unwrap_or_else(|e| panic!("fred client at {url}: {e}"));
+
+    let tower_expiry = tower_sessions::Expiry::OnInactivity(
+        tower_sessions::cookie::time::Duration::seconds(IDLE_SECS as i64),
+    );
+    let tower_014_expiry = tower_sessions_014::Expiry::OnInactivity(
+        tower_sessions_014::cookie::time::Duration::seconds(IDLE_SECS as i64),
+    );
+
+    let plain = Router::new().route("/", get(plain_handler));
+    let covet_memory = Router::new()
+        .route("/", get(covet_handler))
+        .layer(SessionLayer::new(CovetMemoryStore::new()).with_config(covet_config()));
+    let covet_redis = Router::new()
+        .route("/", get(covet_handler))
+        .layer(SessionLayer::new(covet_redis).with_config(covet_config()));
+    let tower_memory = Router::new().route("/", get(tower_handler)).layer(
+        tower_sessions::SessionManagerLayer::new(tower_sessions::MemoryStore::default())
+            .with_expiry(tower_expiry),
+    );
+    let tower_redis = Router::new().route("/", get(tower_014_handler)).layer(
+        tower_sessions_014::SessionManagerLayer::new(tower_sessions_redis_store::RedisStore::new(
+            fred.clone(),
+        ))
+        .with_expiry(tower_014_expiry),
+    );
+
+    let contenders = vec![
+        Contender::new("plain_no_session", plain, false).await,
+        Contender::new("covet_memory", covet_memory, true).await,
+        Contender::new("tower_sessions_memory", tower_memory, true).await,
+        Contender::new("covet_redis", covet_redis, true).await,
+        Contender::new("tower_sessions_redis", tower_redis, true).await,
+    ];
+    Setup {
+        contenders,
+        covet_prefix,
+        fred,
+    }
+}
+
+/// Interleaved rounds outside criterion; prints the best round of each
+/// contender and the ratios.
+fn rounds(rt: &Runtime, contenders: &mut [Contender]) {
+    let mut best = vec![Duration::MAX; contenders.len()];
+    let mut all = vec![Vec::with_capacity(ROUNDS); contenders.len()];
+    for _ in 0..ROUNDS {
+        for (i, ct) in contenders.iter_mut().enumerate() {
+            let d = rt.block_on(ct.run(ROUND));
+            best[i] = best[i].min(d);
+            all[i].push(ROUND as f64 / d.as_secs_f64());
+        }
+    }
+    let rps = |d: Duration| ROUND as f64 / d.as_secs_f64();
+    println!(
+        "\nInterleaved: {ROUNDS} rounds of {ROUND} requests per contender over {CONNECTIONS} connections"
+    );
+    println!(
+        "  {:<24} {:>10} {:>10}",
+        "contender", "best req/s", "median"
+    );
+    for (i, ct) in contenders.iter().enumerate() {
+        let mut v = all[i].clone();
+        v.sort_by(f64::total_cmp);
+        println!(
+            "  {:<24} {:>10.0} {:>10.0}",
+            ct.name,
+            rps(best[i]),
+            v[v.len() / 2]
+        );
+    }
+    let by_name = |name: &str| {
+        let i = contenders
+            .iter()
+            .position(|c| c.name == name)
+            .expect("contender");
+        rps(best[i])
+    };
+    println!(
+        "  covet / tower-sessions (best rounds): memory {:.2}x, redis {:.2}x",
+        by_name("covet_memory") / by_name("tower_sessions_memory"),
+        by_name("covet_redis") / by_name("tower_sessions_redis"),
+    );
+}
+
+/// Deletes every session the run stored in Redis.
+async fn cleanup(setup: &Setup) {
+    let client = redis::Client::open(redis_url()).expect("redis URL");
+    let mut con = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis connection for cleanup");
+    let pattern = format!("{}*", setup.covet_prefix);
+    let mut cursor = 0u64;
+    let mut covet_keys = 0usize;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut con)
+            .await
+            .expect("SCAN");
+        if !keys.is_empty() {
+            covet_keys += keys.len();
+            redis::cmd("UNLINK")
+                .arg(&keys)
+                .query_async::<()>(&mut con)
+                .await
+                .expect("UNLINK");
+        }
+        cursor = next;
+        if cursor == 0 {
+            break;
+        }
+    }
+    let tower_ids: Vec<String> = setup
+        .contenders
+        .iter()
+        .filter(|c| c.name == "tower_sessions_redis")
+        .flat_map(|c| c.clients.iter().filter_map(Client::session_id))
+        .collect();
+    let tower_keys: u64 = redis::cmd("UNLINK")
+        .arg(&tower_ids)
+        .query_async(&mut con)
+        .await
+        .expect("UNLINK");
+    println!(
+        "\nRedis cleanup: {covet_keys} covet session keys, {tower_keys} of {} tower-sessions keys",
+        tower_ids.len()
+    );
+    let _ = setup.fred.quit().await;
+}
+
+/// `COVET_BENCH_PROFILE=<contender>:<requests>`: one contender alone.
+fn profile(rt: &Runtime, setup: &mut Setup, spec: &str) {
+    let (name, requests) = spec
+        .split_once(':')
+        .and_then(|(n, r)| Some((n, r.parse::<u64>().ok()?)))
+        .expect("COVET_BENCH_PROFILE=<contender>:<requests>");
+    let ct = setup
+        .contenders
+        .iter_mut()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no contender {name}"));
+    let requests = requests.div_ceil(CONNECTIONS as u64) * CONNECTIONS as u64;
+    let d = rt.block_on(ct.run(requests));
+    println!(
+        "{name}: {requests} requests in {d:?}, {:.0} req/s",
+        requests as f64 / d.as_secs_f64()
+    );
+}
+
+fn main() {
+    let rt = Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let mut setup = rt.block_on(setup());
+    if let Ok(spec) = std::env::var("COVET_BENCH_PROFILE") {
+        profile(&rt, &mut setup, &spec);
+        rt.block_on(cleanup(&setup));
+        return;
+    }
+
+    let mut c = Criterion::default()
+        .warm_up_time(Duration::from_secs(2))
+        .measurement_time(Duration::from_secs(8))
+        .sample_size(20)
+        .configure_from_args();
+    {
+        let mut group = c.benchmark_group("session_rps");
+        group
+            .sampling_mode(SamplingMode::Flat)
+            .throughput(Throughput::Elements(BATCH));
+        for ct in &mut setup.contenders {
+            group.bench_function(ct.name, |b| {
+                b.iter_custom(|iters| rt.block_on(ct.run(iters * BATCH)));
+            });
+        }
+        group.finish();
+    }
+    rounds(&rt, &mut setup.contenders);
+    rt.block_on(cleanup(&setup));
+    c.final_summary();
+}

@@ -1,0 +1,8 @@
+#[covet::session_state(key = "cart")]
+fn cart() -> Vec<String> {
+    Vec::new()
+}
+
+fn main() {
+    let _ = cart();
+}

@@ -1,0 +1,1006 @@
+//! [`SqlStore`]: sessions in a PostgreSQL, MySQL/MariaDB or SQLite table,
+//! through sqlx.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::id::SessionId;
+use crate::store::{Changes, Data, Record, SessionStore};
+
+#[cfg(feature = "sql-mysql")]
+mod mysql;
+#[cfg(feature = "sql-postgres")]
+mod postgres;
+#[cfg(feature = "sql-sqlite")]
+mod sqlite;
+
+/// Default table of a [`SqlStore`].
+pub const DEFAULT_TABLE_NAME: &str = "covet_sessions";
+/// Default maximum number of connections of the pool that
+/// [`SqlStoreBuilder::connect`] opens.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
+
+/// Name of the store in errors when no database is chosen yet.
+const NAME: &str = "sql";
+/// Attempts to find an unused id in `create`.
+const CREATE_ATTEMPTS: u32 = 8;
+/// Attempts of one operation that hits a deadlock, a serialization failure
+/// or a busy SQLite database.
+const TRANSIENT_ATTEMPTS: u32 = 8;
+/// Longest identifier PostgreSQL keeps (longer ones are truncated).
+const MAX_IDENTIFIER_LEN: usize = 63;
+
+/// The pool of the database in use.
+#[derive(Clone)]
+enum Backend {
+    #[cfg(feature = "sql-postgres")]
+    Postgres(sqlx::PgPool),
+    #[cfg(feature = "sql-mysql")]
+    Mysql(sqlx::MySqlPool),
+    #[cfg(feature = "sql-sqlite")]
+    Sqlite(sqlx::SqlitePool),
+}
+
+/// Calls the function `$op` of the module of the store's database with its
+/// pool first, then `$arg`s, and awaits it.
+macro_rules! dispatch {
+    ($backend:expr, $op:ident($($arg:expr),* $(,)?)) => {
+        match $backend {
+            #[cfg(feature = "sql-postgres")]
+            Backend::Postgres(pool) => postgres::$op(pool, $($arg),*).await,
+            #[cfg(feature = "sql-mysql")]
+            Backend::Mysql(pool) => mysql::$op(pool, $($arg),*).await,
+            #[cfg(feature = "sql-sqlite")]
+            Backend::Sqlite(pool) => sqlite::$op(pool, $($arg),*).await,
+        }
+    };
+}
+
+impl Backend {
+    fn name(&self) -> &'static str {
+        match self {
+            #[cfg(feature = "sql-postgres")]
+            Backend::Postgres(_) => postgres::NAME,
+            #[cfg(feature = "sql-mysql")]
+            Backend::Mysql(_) => mysql::NAME,
+            #[cfg(feature = "sql-sqlite")]
+            Backend::Sqlite(_) => sqlite::NAME,
+        }
+    }
+
+    /// Whether `e` is worth retrying the whole operation for: a deadlock, a
+    /// serialization failure, a lock wait timeout or a busy database.
+    fn is_transient(&self, e: &sqlx::Error) -> bool {
+        match self {
+            #[cfg(feature = "sql-postgres")]
+            Backend::Postgres(_) => postgres::is_transient(e),
+            #[cfg(feature = "sql-mysql")]
+            Backend::Mysql(_) => mysql::is_transient(e),
+            #[cfg(feature = "sql-sqlite")]
+            Backend::Sqlite(_) => sqlite::is_transient(e),
+        }
+    }
+
+    fn statements(&self, table: &str) -> Statements {
+        match self {
+            #[cfg(feature = "sql-postgres")]
+            Backend::Postgres(_) => postgres::statements(table),
+            #[cfg(feature = "sql-mysql")]
+            Backend::Mysql(_) => mysql::statements(table),
+            #[cfg(feature = "sql-sqlite")]
+            Backend::Sqlite(_) => sqlite::statements(table),
+        }
+    }
+}
+
+/// The SQL of every operation, formatted once for the store's table.
+///
+/// Every dialect binds the parameters in the same order.
+#[derive(Debug)]
+struct Statements {
+    /// The table and its expiry index, each `IF NOT EXISTS`.
+    migrate: Vec<String>,
+    /// Binds key, data, expiry.
+    insert: String,
+    /// Binds key, now; selects data, expiry.
+    load: String,
+    /// Binds key, now; selects data and locks the row.
+    lock: String,
+    /// Binds data, expiry, key.
+    update: String,
+    /// Binds expiry, key, now.
+    touch: String,
+    /// Binds key.
+    delete: String,
+    /// Binds now.
+    delete_expired: String,
+}
+
+impl Statements {
+    /// The statements other than `migrate` for `table` (already quoted),
+    /// with `p(n)` the n-th (1-based) parameter's placeholder and `lock` the
+    /// clause that locks the selected row.
+    fn dml(table: &str, p: fn(usize) -> String, lock: &str, migrate: Vec<String>) -> Statements {
+        Statements {
+            migrate,
+            insert: format!(
+                "INSERT INTO {table} (storage_key, data, expires_at) VALUES ({}, {}, {})",
+                p(1),
+                p(2),
+                p(3)
+            ),
+            load: format!(
+                "SELECT data, expires_at FROM {table} WHERE storage_key = {} AND expires_at > {}",
+                p(1),
+                p(2)
+            ),
+            lock: format!(
+                "SELECT data FROM {table} WHERE storage_key = {} AND expires_at > {}{lock}",
+                p(1),
+                p(2)
+            ),
+            update: format!(
+                "UPDATE {table} SET data = {}, expires_at = {} WHERE storage_key = {}",
+                p(1),
+                p(2),
+                p(3)
+            ),
+            touch: format!(
+                "UPDATE {table} SET expires_at = {} WHERE storage_key = {} AND expires_at > {}",
+                p(1),
+                p(2),
+                p(3)
+            ),
+            delete: format!("DELETE FROM {table} WHERE storage_key = {}", p(1)),
+            delete_expired: format!("DELETE FROM {table} WHERE expires_at <= {}", p(1)),
+        }
+    }
+}
+
+/// Why one attempt of an operation failed.
+enum Failure {
+    /// The database failed; retried if transient.
+    Db(sqlx::Error),
+    /// Anything else (corrupt data, ...); never retried.
+    Session(Error),
+}
+
+impl From<sqlx::Error> for Failure {
+    fn from(e: sqlx::Error) -> Self {
+        Failure::Db(e)
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Session(e)
+    }
+}
+
+struct Inner {
+    backend: Backend,
+    table: String,
+    sql: Statements,
+}
+
+/// Sessions in one SQL table on PostgreSQL, MySQL/MariaDB or SQLite
+/// (features `sql-postgres`, `sql-mysql`, `sql-sqlite`), through sqlx.
+///
+/// The table (default [`DEFAULT_TABLE_NAME`]) has one row per session:
+///
+/// | column | type | holds |
+/// | --- | --- | --- |
+/// | `storage_key` | 64 characters, primary key | [`SessionId::storage_key`], the SHA-256 of the id (never the id itself) |
+/// | `data` | text | the session data as a JSON object |
+/// | `expires_at` | 64-bit integer, indexed | the expiry, in milliseconds since the Unix epoch |
+///
+/// [`migrate`](SqlStore::migrate) creates the table and the index on
+/// `expires_at` if they do not exist.
+///
+/// - `load`, `save` and `touch` treat a row past its expiry as absent; such
+///   rows stay in the table until
+///   [`delete_expired`](SessionStore::delete_expired) removes them (call it
+///   periodically, or let [`spawn_cleanup`](SqlStore::spawn_cleanup) do it).
+/// - `create` inserts a row under a fresh random id, drawing another one if
+///   the key is taken, so it never overwrites a session.
+/// - `save` runs in a transaction that locks the row (`SELECT ... FOR
+///   UPDATE` on PostgreSQL and MySQL, `BEGIN IMMEDIATE` on SQLite), applies
+///   the [`Changes`] to the stored data and writes it back, so two
+///   concurrent saves of different keys both keep their change. Deadlocks,
+///   serialization failures, lock wait timeouts and busy SQLite databases
+///   are retried a few times with a short backoff.
+///
+/// Database errors are [`Error::Store`] named after the database
+/// (`postgres`, `mysql`, `sqlite`) with sqlx's error as their source; a row
+/// whose data is not a JSON object is an [`Error::Store`] too, with
+/// serde_json's error as its source.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use covet_session::{SessionStore, SqlStore, store::{Changes, Data, Record}};
+/// # #[cfg(feature = "sql-sqlite")]
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let store = SqlStore::connect("sqlite::memory:").await?;
+/// store.migrate().await?;
+/// let expires = SystemTime::now() + Duration::from_secs(60);
+/// let id = store.create(&Record::new(Data::new(), expires)).await?;
+/// let mut changes = Changes::new(expires);
+/// changes.set.insert("user".into(), serde_json::json!(7));
+/// assert_eq!(store.save(&id, &changes).await?, Some(id.clone()));
+/// assert_eq!(store.load(&id).await?.unwrap().data["user"], 7);
+/// # Ok::<(), covet_session::Error>(())
+/// # }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct SqlStore {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for SqlStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqlStore")
+            .field("database", &self.inner.backend.name())
+            .field("table", &self.inner.table)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builder of a [`SqlStore`]: the table name, and the pool size when the
+/// store opens its own pool.
+///
+/// ```no_run
+/// use covet_session::SqlStore;
+/// # async fn f() -> covet_session::Result<()> {
+/// let store = SqlStore::builder()
+///     .table_name("shop_sessions")
+///     .max_connections(20)
+///     .connect("postgres://app@127.0.0.1:5432/shop")
+///     .await?;
+/// store.migrate().await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct SqlStoreBuilder {
+    table: String,
+    max_connections: u32,
+}
+
+impl SqlStoreBuilder {
+    /// The table holding the sessions (default [`DEFAULT_TABLE_NAME`]): 1
+    /// to 63 ASCII letters, digits or `_`, not starting with a digit.
+    /// Anything else makes the constructors fail with
+    /// [`Error::InvalidTableName`].
+    ///
+    /// ```
+    /// use covet_session::{Error, SqlStore};
+    /// # #[cfg(feature = "sql-sqlite")]
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let err = SqlStore::builder()
+    ///     .table_name("sessions; DROP TABLE users")
+    ///     .connect("sqlite::memory:")
+    ///     .await
+    ///     .unwrap_err();
+    /// assert!(matches!(err, Error::InvalidTableName(_)));
+    /// # });
+    /// ```
+    pub fn table_name(mut self, table: impl Into<String>) -> Self {
+        self.table = table.into();
+        self
+    }
+
+    /// The maximum number of connections of the pool that
+    /// [`connect`](SqlStoreBuilder::connect) opens (default
+    /// [`DEFAULT_MAX_CONNECTIONS`], at least 1). An in-memory SQLite
+    /// database always gets a single connection, kept open.
+    ///
+    /// ```
+    /// let builder = covet_session::SqlStore::builder().max_connections(4);
+    /// # let _ = builder;
+    /// ```
+    pub fn max_connections(mut self, max: u32) -> Self {
+        self.max_connections = max.max(1);
+        self
+    }
+
+    /// A store on a PostgreSQL pool.
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = sqlx::PgPool::connect("postgres://app@127.0.0.1:5432/app").await?;
+    /// let store = covet_session::SqlStore::builder()
+    ///     .table_name("app_sessions")
+    ///     .postgres(pool)?;
+    /// store.migrate().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "sql-postgres")]
+    pub fn postgres(self, pool: sqlx::PgPool) -> Result<SqlStore> {
+        self.finish(Backend::Postgres(pool))
+    }
+
+    /// A store on a MySQL or MariaDB pool.
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = sqlx::MySqlPool::connect("mysql://app@127.0.0.1:3306/app").await?;
+    /// let store = covet_session::SqlStore::builder()
+    ///     .table_name("app_sessions")
+    ///     .mysql(pool)?;
+    /// store.migrate().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "sql-mysql")]
+    pub fn mysql(self, pool: sqlx::MySqlPool) -> Result<SqlStore> {
+        self.finish(Backend::Mysql(pool))
+    }
+
+    /// A store on a SQLite pool.
+    ///
+    /// ```
+    /// # #[cfg(feature = "sql-sqlite")]
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let pool = sqlx::SqlitePool::connect("sqlite::memory:").await?;
+    /// let store = covet_session::SqlStore::builder()
+    ///     .table_name("app_sessions")
+    ///     .sqlite(pool)?;
+    /// store.migrate().await?;
+    /// assert_eq!(store.table_name(), "app_sessions");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    #[cfg(feature = "sql-sqlite")]
+    pub fn sqlite(self, pool: sqlx::SqlitePool) -> Result<SqlStore> {
+        self.finish(Backend::Sqlite(pool))
+    }
+
+    /// Opens a pool on `url` and builds the store on it. The scheme picks
+    /// the database: `postgres://` or `postgresql://` (feature
+    /// `sql-postgres`), `mysql://` or `mariadb://` (feature `sql-mysql`),
+    /// `sqlite:` (feature `sql-sqlite`; `sqlite::memory:` for an in-memory
+    /// database, `sqlite://path?mode=rwc` to create the file if missing).
+    /// Any other scheme, or one whose feature is off, is an
+    /// [`Error::Store`]. The table is not created: call
+    /// [`SqlStore::migrate`].
+    ///
+    /// ```
+    /// # #[cfg(feature = "sql-sqlite")]
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let store = covet_session::SqlStore::builder()
+    ///     .table_name("sessions")
+    ///     .connect("sqlite::memory:")
+    ///     .await?;
+    /// store.migrate().await?;
+    /// # Ok::<(), covet_session::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn connect(self, url: &str) -> Result<SqlStore> {
+        check_table_name(&self.table)?;
+        // Only the scheme is ever shown: the rest may hold a password.
+        let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
+        let backend = match scheme.to_ascii_lowercase().as_str() {
+            "postgres" | "postgresql" => self.connect_postgres(url).await?,
+            "mysql" | "mariadb" => self.connect_mysql(url).await?,
+            "sqlite" => self.connect_sqlite(url).await?,
+            _ => {
+                return Err(Error::store_msg(
+                    NAME,
+                    format!("unsupported database URL scheme `{scheme}`"),
+                ));
+            }
+        };
+        self.finish(backend)
+    }
+
+    #[cfg(feature = "sql-postgres")]
+    async fn connect_postgres(&self, url: &str) -> Result<Backend> {
+        sqlx::postgres::PgPoolOptions::new()
+            .max_connections(self.max_connections)
+            .connect(url)
+            .await
+            .map(Backend::Postgres)
+            .map_err(|e| Error::store(postgres::NAME, "connecting to PostgreSQL", e))
+    }
+
+    #[cfg(not(feature = "sql-postgres"))]
+    async fn connect_postgres(&self, _url: &str) -> Result<Backend> {
+        Err(feature_off("sql-postgres"))
+    }
+
+    #[cfg(feature = "sql-mysql")]
+    async fn connect_mysql(&self, url: &str) -> Result<Backend> {
+        sqlx::mysql::MySqlPoolOptions::new()
+            .max_connections(self.max_connections)
+            .connect(url)
+            .await
+            .map(Backend::Mysql)
+            .map_err(|e| Error::store(mysql::NAME, "connecting to MySQL", e))
+    }
+
+    #[cfg(not(feature = "sql-mysql"))]
+    async fn connect_mysql(&self, _url: &str) -> Result<Backend> {
+        Err(feature_off("sql-mysql"))
+    }
+
+    #[cfg(feature = "sql-sqlite")]
+    async fn connect_sqlite(&self, url: &str) -> Result<Backend> {
+        use std::str::FromStr as _;
+        let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)
+            .map_err(|e| Error::store(sqlite::NAME, "parsing the SQLite URL", e))?;
+        let mut pool = sqlx::sqlite::SqlitePoolOptions::new();
+        if url.contains(":memory:") || url.contains("mode=memory") {
+            // An in-memory database lives as long as a connection to it:
+            // one connection, never closed for idleness or age.
+            pool = pool
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None);
+        } else {
+            pool = pool.max_connections(self.max_connections);
+        }
+        pool.connect_with(options)
+            .await
+            .map(Backend::Sqlite)
+            .map_err(|e| Error::store(sqlite::NAME, "opening the SQLite database", e))
+    }
+
+    #[cfg(not(feature = "sql-sqlite"))]
+    async fn connect_sqlite(&self, _url: &str) -> Result<Backend> {
+        Err(feature_off("sql-sqlite"))
+    }
+
+    fn finish(self, backend: Backend) -> Result<SqlStore> {
+        check_table_name(&self.table)?;
+        let sql = backend.statements(&self.table);
+        Ok(SqlStore {
+            inner: Arc::new(Inner {
+                backend,
+                table: self.table,
+                sql,
+            }),
+        })
+    }
+}
+
+#[cfg(not(all(
+    feature = "sql-postgres",
+    feature = "sql-mysql",
+    feature = "sql-sqlite"
+)))]
+fn feature_off(feature: &str) -> Error {
+    Error::store_msg(
+        NAME,
+        format!("this database needs the `{feature}` feature of covet-session"),
+    )
+}
+
+/// Whether `table` is 1 to 63 ASCII letters, digits or `_`, not starting
+/// with a digit: a name that needs no escaping in any of the dialects.
+fn check_table_name(table: &str) -> Result<()> {
+    let bytes = table.as_bytes();
+    let valid = !bytes.is_empty()
+        && bytes.len() <= MAX_IDENTIFIER_LEN
+        && !bytes[0].is_ascii_digit()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'_');
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::InvalidTableName(table.to_owned()))
+    }
+}
+
+/// The name of the expiry index of `table`, at most 63 characters:
+/// `<table>_expires_at_idx`, or for long table names a prefix of the name
+/// and a hash of the whole name, so two tables never share an index name.
+fn index_name(table: &str) -> String {
+    const SUFFIX: &str = "_expires_at_idx";
+    if table.len() + SUFFIX.len() <= MAX_IDENTIFIER_LEN {
+        return format!("{table}{SUFFIX}");
+    }
+    let digest = Sha256::digest(table.as_bytes());
+    let mut hash = String::with_capacity(16);
+    for b in &digest[..8] {
+        hash.push_str(&format!("{b:02x}"));
+    }
+    // Table names are ASCII, so any byte index is a char boundary.
+    format!("{}_{hash}_exp_idx", &table[..38])
+}
+
+/// Milliseconds since the Unix epoch (0 before it, `i64::MAX` far after).
+fn to_ms(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn now_ms() -> i64 {
+    to_ms(SystemTime::now())
+}
+
+fn from_ms(ms: i64) -> SystemTime {
+    let after = Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    UNIX_EPOCH.checked_add(after).unwrap_or(UNIX_EPOCH)
+}
+
+fn encode(store: &'static str, data: &Data) -> Result<String> {
+    serde_json::to_string(data).map_err(|e| Error::store(store, "encoding the session data", e))
+}
+
+fn decode(store: &'static str, text: &str) -> Result<Data> {
+    serde_json::from_str(text).map_err(|e| {
+        Error::store(
+            store,
+            "decoding a stored session: its data is not a JSON object",
+            e,
+        )
+    })
+}
+
+/// The stored data `text` with `changes` applied, encoded again.
+fn merge(store: &'static str, text: &str, changes: &Changes) -> Result<String> {
+    let mut data = decode(store, text)?;
+    changes.apply_to(&mut data);
+    encode(store, &data)
+}
+
+impl SqlStore {
+    /// A store on a PostgreSQL pool, in the table [`DEFAULT_TABLE_NAME`].
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = sqlx::PgPool::connect("postgres://app@127.0.0.1:5432/app").await?;
+    /// let store = covet_session::SqlStore::postgres(pool);
+    /// store.migrate().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "sql-postgres")]
+    pub fn postgres(pool: sqlx::PgPool) -> SqlStore {
+        Self::with_default_table(Backend::Postgres(pool))
+    }
+
+    /// A store on a MySQL or MariaDB pool, in the table
+    /// [`DEFAULT_TABLE_NAME`].
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = sqlx::MySqlPool::connect("mysql://app@127.0.0.1:3306/app").await?;
+    /// let store = covet_session::SqlStore::mysql(pool);
+    /// store.migrate().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "sql-mysql")]
+    pub fn mysql(pool: sqlx::MySqlPool) -> SqlStore {
+        Self::with_default_table(Backend::Mysql(pool))
+    }
+
+    /// A store on a SQLite pool, in the table [`DEFAULT_TABLE_NAME`].
+    ///
+    /// ```
+    /// # #[cfg(feature = "sql-sqlite")]
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let pool = sqlx::SqlitePool::connect("sqlite::memory:").await?;
+    /// let store = covet_session::SqlStore::sqlite(pool);
+    /// store.migrate().await?;
+    /// assert_eq!(store.table_name(), covet_session::DEFAULT_TABLE_NAME);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    #[cfg(feature = "sql-sqlite")]
+    pub fn sqlite(pool: sqlx::SqlitePool) -> SqlStore {
+        Self::with_default_table(Backend::Sqlite(pool))
+    }
+
+    fn with_default_table(backend: Backend) -> SqlStore {
+        let sql = backend.statements(DEFAULT_TABLE_NAME);
+        SqlStore {
+            inner: Arc::new(Inner {
+                backend,
+                table: DEFAULT_TABLE_NAME.to_owned(),
+                sql,
+            }),
+        }
+    }
+
+    /// Opens a pool on `url` with the default settings; the scheme picks
+    /// the database (see [`SqlStoreBuilder::connect`]).
+    ///
+    /// ```no_run
+    /// # async fn f() -> covet_session::Result<()> {
+    /// let store = covet_session::SqlStore::connect("mysql://app@127.0.0.1:3306/app").await?;
+    /// store.migrate().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn connect(url: &str) -> Result<SqlStore> {
+        Self::builder().connect(url).await
+    }
+
+    /// A builder for the table name and pool size.
+    ///
+    /// ```
+    /// let builder = covet_session::SqlStore::builder().table_name("app_sessions");
+    /// # let _ = builder;
+    /// ```
+    pub fn builder() -> SqlStoreBuilder {
+        SqlStoreBuilder {
+            table: DEFAULT_TABLE_NAME.to_owned(),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+
+    /// The table holding the sessions.
+    ///
+    /// ```
+    /// # #[cfg(feature = "sql-sqlite")]
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let store = covet_session::SqlStore::connect("sqlite::memory:").await?;
+    /// assert_eq!(store.table_name(), "covet_sessions");
+    /// # Ok::<(), covet_session::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn table_name(&self) -> &str {
+        &self.inner.table
+    }
+
+    /// Creates the table and the index on its expiry column if they do not
+    /// exist. Safe to call at every start.
+    ///
+    /// ```
+    /// # #[cfg(feature = "sql-sqlite")]
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let store = covet_session::SqlStore::connect("sqlite::memory:").await?;
+    /// store.migrate().await?;
+    /// store.migrate().await?;
+    /// # Ok::<(), covet_session::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn migrate(&self) -> Result<()> {
+        let sql = &self.inner.sql;
+        self.run("creating the session table", || async move {
+            Ok(dispatch!(&self.inner.backend, migrate(sql))?)
+        })
+        .await
+    }
+
+    /// Spawns a Tokio task that calls
+    /// [`delete_expired`](SessionStore::delete_expired) every `period` (at
+    /// least 1ms), the first time at once. Failures are logged as `tracing`
+    /// error events and the task goes on. The task stops when the returned
+    /// [`CleanupTask`] is dropped.
+    ///
+    /// # Panics
+    ///
+    /// When called outside a Tokio runtime, as [`tokio::spawn`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # #[cfg(feature = "sql-sqlite")]
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let store = covet_session::SqlStore::connect("sqlite::memory:").await?;
+    /// store.migrate().await?;
+    /// let cleanup = store.spawn_cleanup(Duration::from_secs(300));
+    /// // ... serve requests ...
+    /// drop(cleanup); // stops the task
+    /// # Ok::<(), covet_session::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn spawn_cleanup(&self, period: Duration) -> CleanupTask {
+        let store = self.clone();
+        let period = period.max(Duration::from_millis(1));
+        let handle = tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(period);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                match store.delete_expired().await {
+                    Ok(removed) => tracing::debug!(
+                        table = %store.inner.table,
+                        removed,
+                        "deleted expired sessions"
+                    ),
+                    Err(e) => e.log("deleting expired sessions failed"),
+                }
+            }
+        });
+        CleanupTask { handle }
+    }
+
+    /// Runs `attempt` until it succeeds, fails for good, or has hit a
+    /// transient database error [`TRANSIENT_ATTEMPTS`] times.
+    async fn run<T, F, Fut>(&self, what: &str, mut attempt: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = std::result::Result<T, Failure>>,
+    {
+        let backend = &self.inner.backend;
+        let mut backoff = Duration::from_millis(2);
+        let mut tries = 1;
+        loop {
+            match attempt().await {
+                Ok(v) => return Ok(v),
+                Err(Failure::Session(e)) => return Err(e),
+                Err(Failure::Db(e)) if tries < TRANSIENT_ATTEMPTS && backend.is_transient(&e) => {
+                    tracing::debug!(error = %e, tries, "{what}: transient database error, retrying");
+                    tokio::time::sleep(jitter(backoff)).await;
+                    backoff = (backoff * 2).min(Duration::from_millis(200));
+                    tries += 1;
+                }
+                Err(Failure::Db(e)) => {
+                    return Err(Error::store(backend.name(), what.to_owned(), e));
+                }
+            }
+        }
+    }
+}
+
+/// `d` plus up to as much again, so retrying writers spread out.
+fn jitter(d: Duration) -> Duration {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |t| t.subsec_nanos());
+    let max = u32::try_from(d.as_micros()).unwrap_or(u32::MAX).max(1);
+    d + Duration::from_micros(u64::from(nanos % max))
+}
+
+/// The handle of the task that [`SqlStore::spawn_cleanup`] starts: dropping
+/// it aborts the task.
+///
+/// ```
+/// use std::time::Duration;
+/// # #[cfg(feature = "sql-sqlite")]
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let store = covet_session::SqlStore::connect("sqlite::memory:").await?;
+/// store.migrate().await?;
+/// let cleanup = store.spawn_cleanup(Duration::from_secs(60));
+/// assert!(!cleanup.is_finished());
+/// # Ok::<(), covet_session::Error>(())
+/// # }).unwrap();
+/// ```
+#[derive(Debug)]
+#[must_use = "the cleanup task stops when its handle is dropped"]
+pub struct CleanupTask {
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl CleanupTask {
+    /// Whether the task has stopped (it only stops when aborted or if the
+    /// runtime shuts down).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # #[cfg(feature = "sql-sqlite")]
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let store = covet_session::SqlStore::connect("sqlite::memory:").await?;
+    /// let cleanup = store.spawn_cleanup(Duration::from_secs(60));
+    /// assert!(!cleanup.is_finished());
+    /// # Ok::<(), covet_session::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn is_finished(&self) -> bool {
+        self.handle.is_finished()
+    }
+}
+
+impl Drop for CleanupTask {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStore for SqlStore {
+    async fn create(&self, record: &Record) -> Result<SessionId> {
+        let name = self.inner.backend.name();
+        let data = encode(name, &record.data)?;
+        let expires = to_ms(record.expires_at);
+        let sql = &self.inner.sql;
+        for _ in 0..CREATE_ATTEMPTS {
+            let id = SessionId::generate()?;
+            let key = id.storage_key();
+            let (key, data) = (key.as_str(), data.as_str());
+            let inserted = self
+                .run("creating a session", || async move {
+                    Ok(dispatch!(
+                        &self.inner.backend,
+                        insert(sql, key, data, expires)
+                    )?)
+                })
+                .await?;
+            if inserted {
+                return Ok(id);
+            }
+        }
+        Err(Error::store_msg(
+            name,
+            "found no unused session id to create a session",
+        ))
+    }
+
+    async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
+        let key = id.storage_key();
+        let key = key.as_str();
+        let sql = &self.inner.sql;
+        let row = self
+            .run("loading a session", || async move {
+                Ok(dispatch!(&self.inner.backend, load(sql, key, now_ms()))?)
+            })
+            .await?;
+        match row {
+            None => Ok(None),
+            Some((text, expires)) => {
+                let data = decode(self.inner.backend.name(), &text)?;
+                Ok(Some(Record::new(data, from_ms(expires))))
+            }
+        }
+    }
+
+    async fn save(&self, id: &SessionId, changes: &Changes) -> Result<Option<SessionId>> {
+        let key = id.storage_key();
+        let key = key.as_str();
+        let expires = to_ms(changes.expires_at);
+        let sql = &self.inner.sql;
+        let saved = self
+            .run("saving a session", || async move {
+                dispatch!(
+                    &self.inner.backend,
+                    save(sql, key, now_ms(), changes, expires)
+                )
+            })
+            .await?;
+        Ok(saved.then(|| id.clone()))
+    }
+
+    async fn delete(&self, id: &SessionId) -> Result<()> {
+        let key = id.storage_key();
+        let key = key.as_str();
+        let sql = &self.inner.sql;
+        self.run("deleting a session", || async move {
+            Ok(dispatch!(&self.inner.backend, delete(sql, key))?)
+        })
+        .await
+    }
+
+    /// Deletes every row past its expiry and returns how many it deleted.
+    async fn delete_expired(&self) -> Result<u64> {
+        let sql = &self.inner.sql;
+        self.run("deleting expired sessions", || async move {
+            Ok(dispatch!(
+                &self.inner.backend,
+                delete_expired(sql, now_ms())
+            )?)
+        })
+        .await
+    }
+
+    async fn touch(&self, id: &SessionId, expires_at: SystemTime) -> Result<Option<SessionId>> {
+        let key = id.storage_key();
+        let key = key.as_str();
+        let expires = to_ms(expires_at);
+        let sql = &self.inner.sql;
+        let touched = self
+            .run("touching a session", || async move {
+                Ok(dispatch!(
+                    &self.inner.backend,
+                    touch(sql, expires, key, now_ms())
+                )?)
+            })
+            .await?;
+        Ok(touched.then(|| id.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_names_are_plain_identifiers() {
+        for good in ["s", "_", "covet_sessions", "Sessions2", &"a".repeat(63)] {
+            assert!(check_table_name(good).is_ok(), "{good:?}");
+        }
+        for bad in [
+            "",
+            "1sessions",
+            "sessions;",
+            "ses sions",
+            "\"sessions\"",
+            "`sessions`",
+            "public.sessions",
+            "sessions--",
+            "séssions",
+            &"a".repeat(64),
+        ] {
+            assert!(
+                matches!(check_table_name(bad), Err(Error::InvalidTableName(ref n)) if n == bad),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn index_names_fit_and_differ() {
+        assert_eq!(
+            index_name("covet_sessions"),
+            "covet_sessions_expires_at_idx"
+        );
+        let long_a = format!("{}a", "x".repeat(62));
+        let long_b = format!("{}b", "x".repeat(62));
+        assert!(index_name(&long_a).len() <= MAX_IDENTIFIER_LEN);
+        assert_ne!(index_name(&long_a), index_name(&long_b));
+        assert_ne!(index_name(&long_a), long_a);
+        assert!(check_table_name(&index_name(&long_a)).is_ok());
+    }
+
+    #[test]
+    fn times_round_trip_in_milliseconds() {
+        let t = UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
+        assert_eq!(to_ms(t), 1_700_000_000_123);
+        assert_eq!(from_ms(to_ms(t)), t);
+        assert_eq!(to_ms(UNIX_EPOCH - Duration::from_secs(1)), 0);
+        assert_eq!(from_ms(-5), UNIX_EPOCH);
+    }
+
+    #[test]
+    fn merge_applies_changes_and_rejects_corrupt_data() {
+        let mut changes = Changes::new(SystemTime::now());
+        changes.set.insert("b".into(), serde_json::json!(2));
+        changes.removed.insert("a".into());
+        let merged = merge("sqlite", r#"{"a":1,"c":3}"#, &changes).unwrap();
+        let data: Data = serde_json::from_str(&merged).unwrap();
+        assert_eq!(data.len(), 2);
+        assert_eq!(data["b"], 2);
+        assert_eq!(data["c"], 3);
+        for corrupt in ["{not json", "[1,2]", "42", ""] {
+            let err = merge("sqlite", corrupt, &changes).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    Error::Store {
+                        store: "sqlite",
+                        ..
+                    }
+                ),
+                "{err}"
+            );
+            assert!(std::error::Error::source(&err).is_some());
+        }
+    }
+
+    #[test]
+    fn builder_defaults() {
+        let b = SqlStore::builder();
+        assert_eq!(b.table, DEFAULT_TABLE_NAME);
+        assert_eq!(b.max_connections, DEFAULT_MAX_CONNECTIONS);
+        assert_eq!(b.max_connections(0).max_connections, 1);
+    }
+
+    #[tokio::test]
+    async fn unknown_schemes_and_bad_tables_are_errors() {
+        let err = SqlStore::connect("oracle://scott:tiger@db/x")
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, Error::Store { .. }), "{text}");
+        let chain = format!("{err:?}");
+        assert!(!chain.contains("tiger"), "{chain}");
+        let err = SqlStore::builder()
+            .table_name("x; DROP TABLE y")
+            .connect("sqlite::memory:")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidTableName(_)));
+    }
+}
