@@ -34,9 +34,9 @@
 //!   connections, all in flight together (`iter_custom`,
 //!   `Throughput::Elements`), so criterion reports requests per second.
 //! * After the group, [`ROUNDS`] interleaved rounds of [`ROUND`] requests per
-//!   contender, outside criterion, give each contender's best round and the
-//!   ratios covet / tower-sessions; interleaving keeps the ratios honest
-//!   when the machine's load changes during the run.
+//!   contender, outside criterion, give each contender's best and median
+//!   round and the ratios covet / tower-sessions of both; interleaving keeps
+//!   the ratios honest when the machine's load changes during the run.
 //! * Redis is `COVET_REDIS_URL` (default `redis://127.0.0.1:6379`). covet's
 //!   sessions live under a key prefix unique to the run; tower-sessions'
 //!   under their ids (no prefix), which the run knows from the cookies. Both
@@ -73,7 +73,7 @@ const CONNECTIONS: usize = 16;
 /// Requests per criterion iteration (a multiple of `CONNECTIONS`).
 const BATCH: u64 = 256;
 /// Interleaved rounds after the criterion group.
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 7;
 /// Requests per contender and round (a multiple of `CONNECTIONS`).
 const ROUND: u64 = 2048;
 /// Idle expiry of every session, on both sides.
@@ -371,6 +371,11 @@ fn rounds(rt: &Runtime, contenders: &mut [Contender]) {
         }
     }
     let rps = |d: Duration| ROUND as f64 / d.as_secs_f64();
+    let median = |i: usize| {
+        let mut v = all[i].clone();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
     println!(
         "\nInterleaved: {ROUNDS} rounds of {ROUND} requests per contender over {CONNECTIONS} connections"
     );
@@ -379,26 +384,27 @@ fn rounds(rt: &Runtime, contenders: &mut [Contender]) {
         "contender", "best req/s", "median"
     );
     for (i, ct) in contenders.iter().enumerate() {
-        let mut v = all[i].clone();
-        v.sort_by(f64::total_cmp);
         println!(
             "  {:<24} {:>10.0} {:>10.0}",
             ct.name,
             rps(best[i]),
-            v[v.len() / 2]
+            median(i)
         );
     }
-    let by_name = |name: &str| {
-        let i = contenders
+    let index = |name: &str| {
+        contenders
             .iter()
             .position(|c| c.name == name)
-            .expect("contender");
-        rps(best[i])
+            .expect("contender")
     };
+    let (cm, tm) = (index("covet_memory"), index("tower_sessions_memory"));
+    let (cr, tr) = (index("covet_redis"), index("tower_sessions_redis"));
     println!(
-        "  covet / tower-sessions (best rounds): memory {:.2}x, redis {:.2}x",
-        by_name("covet_memory") / by_name("tower_sessions_memory"),
-        by_name("covet_redis") / by_name("tower_sessions_redis"),
+        "  covet / tower-sessions: memory {:.2}x (best) {:.2}x (median), redis {:.2}x (best) {:.2}x (median)",
+        rps(best[cm]) / rps(best[tm]),
+        median(cm) / median(tm),
+        rps(best[cr]) / rps(best[tr]),
+        median(cr) / median(tr),
     );
 }
 

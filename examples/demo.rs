@@ -106,7 +106,11 @@ async fn visit(session: Session) -> Result<String, SessionError> {
 }
 
 /// Adds `item` to the cart; saved automatically after the response.
-async fn add_to_cart(mut cart: SessionState<Cart>, session: Session, Path(item): Path<String>) -> String {
+async fn add_to_cart(
+    mut cart: SessionState<Cart>,
+    session: Session,
+    Path(item): Path<String>,
+) -> String {
     cart.items.push(item.clone());
     session.flash(format!("Added {item} to the cart."), Level::Info);
     format!("{} item(s): {}\n", cart.items.len(), cart.items.join(", "))

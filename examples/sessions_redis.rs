@@ -76,11 +76,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/logout", post(logout))
         // Plain HTTP on loopback: no `Secure` flag here; keep the default
         // behind HTTPS.
-        .layer(
-            SessionLayer::new(store).with_config(SessionConfig::default().with_secure(false)),
-        );
+        .layer(SessionLayer::new(store).with_config(SessionConfig::default().with_secure(false)));
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    println!("sessions in Redis at {url}; listening on http://{}", listener.local_addr()?);
+    println!(
+        "sessions in Redis at {url}; listening on http://{}",
+        listener.local_addr()?
+    );
     axum::serve(listener, app).await?;
     Ok(())
 }

@@ -11,6 +11,9 @@
 //! * [`session`]: HTTP sessions for tower and axum: the
 //!   [`Session`](session::Session) handle, the
 //!   [`SessionLayer`](session::SessionLayer) middleware and session stores.
+//! * [`session_state`]: typed session data; a handler takes
+//!   [`SessionState<Cart>`](session::SessionState), changes it in place, and
+//!   the change is saved.
 //!
 //! ```
 //! use covet::cache::{Cache, MemoryBackend};

@@ -1024,10 +1024,9 @@ async fn responses_are_shared_through_redis() {
         return;
     };
     let cache = || async {
-        let backend = covet::cache::RedisBackend::connect(&url)
+        covet::cache::RedisBackend::connect(&url)
             .await
-            .expect("connecting to Redis");
-        backend
+            .expect("connecting to Redis")
     };
     let ns = covet_test::unique_namespace("http");
     let a = Cache::builder()

@@ -152,7 +152,10 @@ async fn logout_removes_the_session(store: Store) {
     let removal = &bye.set_cookies[0];
     assert!(removal.starts_with("id=;"), "{removal}");
     assert!(removal.contains("Max-Age=0"), "{removal}");
-    assert!(removal.contains("HttpOnly") && removal.contains("Path=/"), "{removal}");
+    assert!(
+        removal.contains("HttpOnly") && removal.contains("Path=/"),
+        "{removal}"
+    );
     assert_eq!(browser.get("/").await.body, "visit 0", "the jar dropped it");
     if !client_side {
         let replay = browser
@@ -199,7 +202,9 @@ async fn bad_cookies_start_fresh(store: Store) {
         let r = browser.get_with_cookie("/", Some(bad)).await;
         assert_eq!((r.status, r.body.as_str()), (200, "visit 0"), "{bad}");
     }
-    let ok = browser.get_with_cookie("/", Some(&format!("id={id}"))).await;
+    let ok = browser
+        .get_with_cookie("/", Some(&format!("id={id}")))
+        .await;
     assert_eq!(ok.body, "visit 1");
 }
 
@@ -224,7 +229,10 @@ async fn concurrent_requests_merge(store: Store) {
         assert_eq!(t.await.expect("request task"), 200);
     }
     for i in 0..8 {
-        assert_eq!(browser.get(&format!("/get/k{i}")).await.body, format!("v{i}"));
+        assert_eq!(
+            browser.get(&format!("/get/k{i}")).await.body,
+            format!("v{i}")
+        );
     }
     assert_eq!(browser.get("/get/start").await.body, "1");
 }

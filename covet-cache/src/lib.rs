@@ -19,9 +19,9 @@ mod cache;
 mod codec;
 mod default;
 pub mod error;
+mod flight;
 #[cfg(feature = "http")]
 pub mod http;
-mod flight;
 mod key;
 mod stats;
 

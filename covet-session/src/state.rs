@@ -264,7 +264,7 @@ impl<T: SessionData + fmt::Debug> fmt::Debug for SessionState<T> {
 // type implements `Default` and `MissingDefault` otherwise, so a missing
 // `Default` is one error with the message below, on the type's name.
 #[doc(hidden)]
-pub mod checks {
+pub(crate) mod checks {
     use std::marker::PhantomData;
 
     #[derive(Debug)]

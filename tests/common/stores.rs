@@ -99,7 +99,11 @@ pub(crate) async fn redis_cluster() -> Option<Store> {
 }
 
 /// A table of its own for each SQL store under test.
-#[cfg(any(feature = "sql-postgres", feature = "sql-mysql", feature = "sql-sqlite"))]
+#[cfg(any(
+    feature = "sql-postgres",
+    feature = "sql-mysql",
+    feature = "sql-sqlite"
+))]
 fn sql_table() -> String {
     unique_namespace("covet_session_test").replace('-', "_")
 }

@@ -1,0 +1,84 @@
+//! The load generator the HTTP benchmarks share: apps served with
+//! `axum::serve` on loopback, driven by hyper 1 HTTP/1.1 keep-alive
+//! connections.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::serve::ListenerExt;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Request, StatusCode, header};
+use http_body_util::{BodyExt, Empty};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+
+/// Serves `app` on a fresh loopback port (`TCP_NODELAY`).
+pub(crate) async fn serve(app: Router) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port");
+    let addr = listener.local_addr().expect("listener address");
+    let listener = listener.tap_io(|tcp| {
+        tcp.set_nodelay(true)
+            .expect("TCP_NODELAY on the server side");
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("axum::serve") });
+    addr
+}
+
+/// One keep-alive HTTP/1.1 connection.
+pub(crate) struct Conn {
+    sender: SendRequest<Empty<Bytes>>,
+}
+
+/// A response, read to the end.
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
+}
+
+impl Conn {
+    /// Opens a connection to `addr`.
+    pub(crate) async fn connect(addr: SocketAddr) -> Conn {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        stream
+            .set_nodelay(true)
+            .expect("TCP_NODELAY on the client side");
+        let (sender, conn) = http1::handshake(TokioIo::new(stream))
+            .await
+            .expect("HTTP/1 handshake");
+        tokio::spawn(async move {
+            // Ends when the sender is dropped or the server closes.
+            let _ = conn.await;
+        });
+        Conn { sender }
+    }
+
+    /// `GET path`, with `cookie` as the `Cookie` header if given.
+    pub(crate) async fn get(&mut self, path: &str, cookie: Option<&HeaderValue>) -> Reply {
+        let mut req = Request::get(path).header(header::HOST, "127.0.0.1");
+        if let Some(cookie) = cookie {
+            req = req.header(header::COOKIE, cookie.clone());
+        }
+        let req = req.body(Empty::new()).expect("request");
+        self.sender.ready().await.expect("connection ready");
+        let resp = self.sender.send_request(req).await.expect("response");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .expect("response body")
+            .to_bytes();
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+}
