@@ -13,7 +13,23 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Router, response::IntoResponse};
 use common::stores::{self, Store};
-use covet::session::{Error, Flashes, Level, Session, SessionConfig, SessionLayer};
+use covet::session::{Error, Flashes, Level, Session, SessionConfig, SessionLayer, SessionState};
+
+/// The cart of the typed-session example.
+#[covet::session_state(key = "cart")]
+#[derive(Default)]
+struct Cart {
+    items: Vec<String>,
+}
+
+async fn add_to_cart(mut cart: SessionState<Cart>, Path(item): Path<String>) -> String {
+    cart.items.push(item);
+    cart.items.join(",")
+}
+
+async fn show_cart(cart: SessionState<Cart>) -> String {
+    cart.items.join(",")
+}
 use covet_test::http::{TestServer, cookie_value};
 
 async fn visit(session: Session) -> Result<String, Error> {
@@ -62,6 +78,8 @@ fn app(store: Store) -> Router {
         .route("/logout", post(logout))
         .route("/boom", post(boom))
         .route("/none", get(|| async { "no session here" }))
+        .route("/cart", get(show_cart))
+        .route("/cart/{item}", post(add_to_cart))
         .layer(SessionLayer::from_shared(store).with_config(config))
 }
 
@@ -237,6 +255,23 @@ async fn concurrent_requests_merge(store: Store) {
     assert_eq!(browser.get("/get/start").await.body, "1");
 }
 
+/// Typed session data through `SessionState`: saved after each request,
+/// never written when only read, kept apart from the other keys.
+async fn typed_state_round_trip(store: Store) {
+    let server = TestServer::start(app(store)).await;
+    let browser = server.browser();
+    let empty = browser.get("/cart").await;
+    assert_eq!(empty.body, "");
+    assert!(empty.set_cookies.is_empty(), "{:?}", empty.set_cookies);
+    assert_eq!(browser.post("/cart/book").await.body, "book");
+    assert_eq!(browser.post("/cart/pen").await.body, "book,pen");
+    assert_eq!(browser.get("/").await.body, "visit 0");
+    assert_eq!(browser.get("/cart").await.body, "book,pen");
+    assert_eq!(server.browser().get("/cart").await.body, "", "another visitor");
+    browser.post("/logout").await;
+    assert_eq!(browser.get("/cart").await.body, "");
+}
+
 macro_rules! session_http_suite {
     ($name:ident, $store:expr) => {
         mod $name {
@@ -255,6 +290,7 @@ macro_rules! session_http_suite {
                 server_errors_are_not_saved,
                 bad_cookies_start_fresh,
                 concurrent_requests_merge,
+                typed_state_round_trip,
             );
         }
     };
