@@ -267,7 +267,11 @@ async fn typed_state_round_trip(store: Store) {
     assert_eq!(browser.post("/cart/pen").await.body, "book,pen");
     assert_eq!(browser.get("/").await.body, "visit 0");
     assert_eq!(browser.get("/cart").await.body, "book,pen");
-    assert_eq!(server.browser().get("/cart").await.body, "", "another visitor");
+    assert_eq!(
+        server.browser().get("/cart").await.body,
+        "",
+        "another visitor"
+    );
     browser.post("/logout").await;
     assert_eq!(browser.get("/cart").await.body, "");
 }

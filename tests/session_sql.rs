@@ -236,10 +236,10 @@ async fn delete_expired_counts_and_removes_only_expired_rows(f: &Fixture) {
     assert_eq!(s.delete_expired().await.unwrap(), 3);
     let left: Vec<String> = f.rows().await.into_iter().map(|(k, _, _)| k).collect();
     assert_eq!(left.len(), 2);
-    assert!(left.contains(&live_a.storage_key()));
-    assert!(left.contains(&live_b.storage_key()));
+    assert!(left.contains(&live_a.storage_key().to_owned()));
+    assert!(left.contains(&live_b.storage_key().to_owned()));
     for id in &expired {
-        assert!(!left.contains(&id.storage_key()));
+        assert!(!left.contains(&id.storage_key().to_owned()));
     }
     assert_eq!(s.load(&live_a).await.unwrap().unwrap().data["a"], 1);
     assert_eq!(

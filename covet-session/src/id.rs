@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::OnceLock;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -37,9 +38,34 @@ pub const ID_LEN: usize = 43;
 /// assert!(!format!("{id:?}").contains(id.expose()));
 /// assert!("too-short".parse::<SessionId>().is_err());
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone)]
 pub struct SessionId {
     text: String,
+    /// `storage_key`, computed on first use.
+    key: OnceLock<String>,
+}
+
+impl PartialEq for SessionId {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for SessionId {}
+
+impl std::hash::Hash for SessionId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.text.hash(state);
+    }
+}
+
+impl SessionId {
+    fn from_text(text: String) -> Self {
+        SessionId {
+            text,
+            key: OnceLock::new(),
+        }
+    }
 }
 
 impl SessionId {
@@ -47,15 +73,13 @@ impl SessionId {
     pub fn generate() -> Result<Self> {
         let mut bytes = [0u8; ID_BYTES];
         getrandom::fill(&mut bytes).map_err(Error::Random)?;
-        Ok(SessionId {
-            text: URL_SAFE_NO_PAD.encode(bytes),
-        })
+        Ok(SessionId::from_text(URL_SAFE_NO_PAD.encode(bytes)))
     }
 
     /// An id that is a whole sealed session (a client-side store's cookie
     /// value), taken as is: the store that issued it authenticates it.
     pub(crate) fn from_sealed(value: String) -> Self {
-        SessionId { text: value }
+        SessionId::from_text(value)
     }
 
     /// The id as sent in the cookie. Treat it as a secret: do not log it.
@@ -64,15 +88,18 @@ impl SessionId {
     }
 
     /// The key stores file this session under: the lowercase hex SHA-256 of
-    /// the id (64 characters). The id cannot be recovered from it.
-    pub fn storage_key(&self) -> String {
-        let digest = Sha256::digest(self.text.as_bytes());
-        let mut out = String::with_capacity(64);
-        for b in digest {
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0xf)]));
-        }
-        out
+    /// the id (64 characters). The id cannot be recovered from it. Computed
+    /// once per id value.
+    pub fn storage_key(&self) -> &str {
+        self.key.get_or_init(|| {
+            let digest = Sha256::digest(self.text.as_bytes());
+            let mut out = String::with_capacity(64);
+            for b in digest {
+                out.push(char::from(HEX[usize::from(b >> 4)]));
+                out.push(char::from(HEX[usize::from(b & 0xf)]));
+            }
+            out
+        })
     }
 }
 
@@ -94,7 +121,7 @@ impl FromStr for SessionId {
         // The engine rejects non-zero trailing bits, so every id has exactly
         // one accepted spelling.
         match URL_SAFE_NO_PAD.decode(s) {
-            Ok(bytes) if bytes.len() == ID_BYTES => Ok(SessionId { text: s.to_owned() }),
+            Ok(bytes) if bytes.len() == ID_BYTES => Ok(SessionId::from_text(s.to_owned())),
             _ => Err(Error::InvalidId),
         }
     }

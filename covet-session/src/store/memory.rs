@@ -2,11 +2,12 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use moka::Expiry;
 use moka::future::Cache;
-use moka::ops::compute::{CompResult, Op};
+use parking_lot::Mutex;
 
 use crate::error::Result;
 use crate::id::SessionId;
@@ -17,12 +18,13 @@ pub const DEFAULT_MAX_SESSIONS: u64 = 100_000;
 
 /// Sessions in process memory, on a bounded moka cache.
 ///
-/// Each session expires at its own `expires_at` (a moka [`Expiry`]), after
-/// which it is never returned and its memory is reclaimed. When the bound is
-/// reached, moka evicts the least useful sessions. Saves merge changed keys
-/// atomically per session, so concurrent requests that change different keys
-/// both keep their change. Sessions do not survive a restart and are not
-/// shared between processes.
+/// Each session expires at its own `expires_at`, after which it is never
+/// returned and its memory is reclaimed (moka's per-entry expiry, a short
+/// slack after the session's own). When the bound is reached, moka evicts
+/// the least useful sessions. A save changes the stored session in place
+/// under a per-session lock, so concurrent requests that change different
+/// keys both keep their change. Sessions do not survive a restart and are
+/// not shared between processes.
 ///
 /// ```
 /// use covet_session::MemoryStore;
@@ -32,7 +34,45 @@ pub const DEFAULT_MAX_SESSIONS: u64 = 100_000;
 /// ```
 #[derive(Clone)]
 pub struct MemoryStore {
-    cache: Cache<String, Arc<Record>>,
+    cache: Cache<String, Arc<Slot>>,
+}
+
+/// One session. moka keeps the slot until `scheduled_ms`, a little after
+/// the session's expiry, so that most saves (which move the expiry a
+/// little) change the slot in place without rescheduling it in moka.
+struct Slot {
+    state: Mutex<SlotState>,
+    scheduled_ms: AtomicU64,
+}
+
+struct SlotState {
+    record: Record,
+    /// Set by `delete`: a slot that is still reachable (a save raced with
+    /// the delete) is never returned.
+    deleted: bool,
+}
+
+/// How far past a session's expiry moka keeps its slot: a save reschedules
+/// the slot in moka at most once per this period.
+const SLACK_MS: u64 = 60_000;
+
+impl Slot {
+    fn new(record: Record) -> Arc<Slot> {
+        let scheduled = epoch_ms(record.expires_at).saturating_add(SLACK_MS);
+        Arc::new(Slot {
+            state: Mutex::new(SlotState {
+                record,
+                deleted: false,
+            }),
+            scheduled_ms: AtomicU64::new(scheduled),
+        })
+    }
+}
+
+fn epoch_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 impl fmt::Debug for MemoryStore {
@@ -68,31 +108,32 @@ impl MemoryStoreBuilder {
         MemoryStore {
             cache: Cache::builder()
                 .max_capacity(self.max_sessions)
-                .expire_after(UntilExpiry)
+                .expire_after(UntilScheduled)
                 .build(),
         }
     }
 }
 
-struct UntilExpiry;
+struct UntilScheduled;
 
-fn remaining(r: &Record) -> Option<Duration> {
-    Some(
-        r.expires_at
-            .duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
+fn remaining(slot: &Slot) -> Option<Duration> {
+    let now = epoch_ms(SystemTime::now());
+    Some(Duration::from_millis(
+        slot.scheduled_ms
+            .load(Ordering::Acquire)
+            .saturating_sub(now),
+    ))
 }
 
-impl Expiry<String, Arc<Record>> for UntilExpiry {
-    fn expire_after_create(&self, _: &String, v: &Arc<Record>, _: Instant) -> Option<Duration> {
+impl Expiry<String, Arc<Slot>> for UntilScheduled {
+    fn expire_after_create(&self, _: &String, v: &Arc<Slot>, _: Instant) -> Option<Duration> {
         remaining(v)
     }
 
     fn expire_after_update(
         &self,
         _: &String,
-        v: &Arc<Record>,
+        v: &Arc<Slot>,
         _: Instant,
         _: Option<Duration>,
     ) -> Option<Duration> {
@@ -117,25 +158,32 @@ impl MemoryStore {
         }
     }
 
-    /// Read-modify-write of one live session; `false` if there is none.
+    /// Changes one live session in place; `false` if there is none.
     async fn update(&self, id: &SessionId, f: impl FnOnce(&mut Record) + Send) -> bool {
-        let result = self
-            .cache
-            .entry(id.storage_key())
-            .and_compute_with(|cur| {
-                let op = match cur {
-                    Some(e) if live(e.value()) => {
-                        let mut r = Record::clone(e.value());
-                        f(&mut r);
-                        Op::Put(Arc::new(r))
-                    }
-                    Some(_) => Op::Remove,
-                    None => Op::Nop,
-                };
-                std::future::ready(op)
-            })
-            .await;
-        matches!(result, CompResult::ReplacedWith(_))
+        let key = id.storage_key();
+        let Some(slot) = self.cache.get(key).await else {
+            return false;
+        };
+        let reschedule = {
+            let mut st = slot.state.lock();
+            if st.deleted || !live(&st.record) {
+                return false;
+            }
+            f(&mut st.record);
+            let wanted = epoch_ms(st.record.expires_at);
+            if wanted > slot.scheduled_ms.load(Ordering::Acquire) {
+                slot.scheduled_ms
+                    .store(wanted.saturating_add(SLACK_MS), Ordering::Release);
+                true
+            } else {
+                false
+            }
+        };
+        if reschedule {
+            // moka reads the new schedule through `expire_after_update`.
+            self.cache.insert(key.to_owned(), slot).await;
+        }
+        true
     }
 }
 
@@ -146,8 +194,8 @@ impl SessionStore for MemoryStore {
             let id = SessionId::generate()?;
             let entry = self
                 .cache
-                .entry(id.storage_key())
-                .or_insert_with(std::future::ready(Arc::new(record.clone())))
+                .entry(id.storage_key().to_owned())
+                .or_insert_with(std::future::ready(Slot::new(record.clone())))
                 .await;
             if entry.is_fresh() {
                 return Ok(id);
@@ -156,12 +204,11 @@ impl SessionStore for MemoryStore {
     }
 
     async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
-        Ok(self
-            .cache
-            .get(&id.storage_key())
-            .await
-            .filter(|r| live(r))
-            .map(|r| Record::clone(&r)))
+        let Some(slot) = self.cache.get(id.storage_key()).await else {
+            return Ok(None);
+        };
+        let st = slot.state.lock();
+        Ok((!st.deleted && live(&st.record)).then(|| st.record.clone()))
     }
 
     async fn save(&self, id: &SessionId, changes: &Changes) -> Result<Option<SessionId>> {
@@ -175,7 +222,9 @@ impl SessionStore for MemoryStore {
     }
 
     async fn delete(&self, id: &SessionId) -> Result<()> {
-        self.cache.invalidate(&id.storage_key()).await;
+        if let Some(slot) = self.cache.remove(id.storage_key()).await {
+            slot.state.lock().deleted = true;
+        }
         Ok(())
     }
 
@@ -185,7 +234,10 @@ impl SessionStore for MemoryStore {
         let expired: Vec<Arc<String>> = self
             .cache
             .iter()
-            .filter(|(_, r)| !live(r))
+            .filter(|(_, slot)| {
+                let st = slot.state.lock();
+                st.deleted || !live(&st.record)
+            })
             .map(|(k, _)| k)
             .collect();
         let mut n = 0;
@@ -241,7 +293,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(400)).await;
         assert_eq!(store.load(&id).await.unwrap(), None);
         assert!(store.delete_expired().await.unwrap() <= 1);
-        assert!(!store.cache.contains_key(&id.storage_key()));
+        assert!(!store.cache.contains_key(id.storage_key()));
         // moka's timer wheel frees the entry within a tick (about a second).
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while store.cache.entry_count() != 1 {
@@ -254,7 +306,40 @@ mod tests {
         }
         assert!(store.load(&keep).await.unwrap().is_some());
         // The map holds the hash of the id, never the id.
-        assert!(store.cache.contains_key(&keep.storage_key()));
+        assert!(store.cache.contains_key(keep.storage_key()));
         assert!(!store.cache.contains_key(keep.expose()));
+    }
+
+    #[tokio::test]
+    async fn touched_sessions_outlive_their_first_expiry() {
+        let store = MemoryStore::new();
+        let id = store
+            .create(&record(SystemTime::now() + Duration::from_millis(300)))
+            .await
+            .unwrap();
+        let later = SystemTime::now() + Duration::from_secs(120);
+        assert!(store.touch(&id, later).await.unwrap().is_some());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let r = store.load(&id).await.unwrap().expect("still live");
+        assert_eq!(r.expires_at, later);
+        // The slot was rescheduled past the new expiry.
+        let slot = store.cache.get(id.storage_key()).await.unwrap();
+        assert!(slot.scheduled_ms.load(Ordering::Acquire) > epoch_ms(later));
+    }
+
+    #[tokio::test]
+    async fn a_deleted_slot_is_never_used_again() {
+        let store = MemoryStore::new();
+        let id = store
+            .create(&record(SystemTime::now() + Duration::from_secs(60)))
+            .await
+            .unwrap();
+        let slot = store.cache.get(id.storage_key()).await.unwrap();
+        store.delete(&id).await.unwrap();
+        // A save that raced with the delete puts the slot back: still gone.
+        store.cache.insert(id.storage_key().to_owned(), slot).await;
+        assert_eq!(store.load(&id).await.unwrap(), None);
+        let changes = Changes::new(SystemTime::now() + Duration::from_secs(60));
+        assert_eq!(store.save(&id, &changes).await.unwrap(), None);
     }
 }

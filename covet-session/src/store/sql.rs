@@ -810,7 +810,7 @@ impl SessionStore for SqlStore {
         for _ in 0..CREATE_ATTEMPTS {
             let id = SessionId::generate()?;
             let key = id.storage_key();
-            let (key, data) = (key.as_str(), data.as_str());
+            let (key, data) = (key, data.as_str());
             let inserted = self
                 .run("creating a session", || async move {
                     Ok(dispatch!(
@@ -831,7 +831,7 @@ impl SessionStore for SqlStore {
 
     async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
         let key = id.storage_key();
-        let key = key.as_str();
+        let key = key;
         let sql = &self.inner.sql;
         let row = self
             .run("loading a session", || async move {
@@ -849,7 +849,7 @@ impl SessionStore for SqlStore {
 
     async fn save(&self, id: &SessionId, changes: &Changes) -> Result<Option<SessionId>> {
         let key = id.storage_key();
-        let key = key.as_str();
+        let key = key;
         let expires = to_ms(changes.expires_at);
         let sql = &self.inner.sql;
         let saved = self
@@ -865,7 +865,7 @@ impl SessionStore for SqlStore {
 
     async fn delete(&self, id: &SessionId) -> Result<()> {
         let key = id.storage_key();
-        let key = key.as_str();
+        let key = key;
         let sql = &self.inner.sql;
         self.run("deleting a session", || async move {
             Ok(dispatch!(&self.inner.backend, delete(sql, key))?)
@@ -887,7 +887,7 @@ impl SessionStore for SqlStore {
 
     async fn touch(&self, id: &SessionId, expires_at: SystemTime) -> Result<Option<SessionId>> {
         let key = id.storage_key();
-        let key = key.as_str();
+        let key = key;
         let expires = to_ms(expires_at);
         let sql = &self.inner.sql;
         let touched = self
