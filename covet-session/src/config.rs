@@ -1,5 +1,6 @@
 //! [`SessionConfig`]: the cookie and the idle timeout.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 pub use cookie::SameSite;
@@ -35,6 +36,8 @@ pub struct SessionConfig {
     path: String,
     domain: Option<String>,
     idle_timeout: Duration,
+    /// `; HttpOnly; ...; Max-Age=N`: the attributes, rendered once.
+    attributes: OnceLock<String>,
 }
 
 impl Default for SessionConfig {
@@ -47,6 +50,7 @@ impl Default for SessionConfig {
             path: "/".to_owned(),
             domain: None,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            attributes: OnceLock::new(),
         }
     }
 }
@@ -54,12 +58,14 @@ impl Default for SessionConfig {
 impl SessionConfig {
     /// The cookie name (default `id`).
     pub fn with_cookie_name(mut self, name: impl Into<String>) -> Self {
+        self.attributes = OnceLock::new();
         self.cookie_name = name.into();
         self
     }
 
     /// Whether the cookie is `HttpOnly` (default `true`).
     pub fn with_http_only(mut self, http_only: bool) -> Self {
+        self.attributes = OnceLock::new();
         self.http_only = http_only;
         self
     }
@@ -67,30 +73,35 @@ impl SessionConfig {
     /// Whether the cookie is `Secure` (default `true`; turn it off only for
     /// plain-HTTP development).
     pub fn with_secure(mut self, secure: bool) -> Self {
+        self.attributes = OnceLock::new();
         self.secure = secure;
         self
     }
 
     /// The `SameSite` attribute (default `Lax`).
     pub fn with_same_site(mut self, same_site: SameSite) -> Self {
+        self.attributes = OnceLock::new();
         self.same_site = same_site;
         self
     }
 
     /// The `Path` attribute (default `/`).
     pub fn with_path(mut self, path: impl Into<String>) -> Self {
+        self.attributes = OnceLock::new();
         self.path = path.into();
         self
     }
 
     /// The `Domain` attribute (default none: the cookie stays on this host).
     pub fn with_domain(mut self, domain: impl Into<String>) -> Self {
+        self.attributes = OnceLock::new();
         self.domain = Some(domain.into());
         self
     }
 
     /// How long an unused session lives (default two weeks).
     pub fn with_idle_timeout(mut self, idle_timeout: Duration) -> Self {
+        self.attributes = OnceLock::new();
         self.idle_timeout = idle_timeout;
         self
     }
@@ -147,10 +158,61 @@ impl SessionConfig {
         c
     }
 
+    /// The `Set-Cookie` value carrying `value`: the attributes are rendered
+    /// by the cookie crate once per configuration, then reused.
+    pub(crate) fn set_cookie_value(&self, value: &str) -> String {
+        let attributes = self.attributes.get_or_init(|| {
+            let rendered = self.cookie(String::new()).to_string();
+            rendered
+                .get(self.cookie_name.len() + 1..)
+                .unwrap_or_default()
+                .to_owned()
+        });
+        let mut out =
+            String::with_capacity(self.cookie_name.len() + 1 + value.len() + attributes.len());
+        out.push_str(&self.cookie_name);
+        out.push('=');
+        out.push_str(value);
+        out.push_str(attributes);
+        out
+    }
+
     /// A cookie that removes ours: same attributes, empty, expired.
     pub(crate) fn removal_cookie(&self) -> cookie::Cookie<'static> {
         let mut c = self.cookie(String::new());
         c.make_removal();
         c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prerendered_cookies_match_the_cookie_crate() {
+        let configs = [
+            SessionConfig::default(),
+            SessionConfig::default()
+                .with_cookie_name("sid")
+                .with_secure(false)
+                .with_http_only(false)
+                .with_same_site(SameSite::Strict)
+                .with_path("/app")
+                .with_domain("example.com")
+                .with_idle_timeout(Duration::from_secs(90)),
+            SessionConfig::default().with_same_site(SameSite::None),
+        ];
+        for config in configs {
+            for value in ["abc", "Zm9v_-09"] {
+                assert_eq!(
+                    config.set_cookie_value(value),
+                    config.cookie(value.to_owned()).to_string()
+                );
+            }
+            // A setter after first use renders the attributes again.
+            let changed = config.clone().with_path("/other");
+            assert!(changed.set_cookie_value("v").contains("Path=/other"));
+        }
     }
 }

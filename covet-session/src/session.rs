@@ -292,8 +292,8 @@ impl Session {
             Nothing,
             Delete(Option<SessionId>),
             Create(Data),
-            Save(SessionId, Changes, Data),
-            Touch(SessionId, Data),
+            Save(SessionId, Changes),
+            Touch(SessionId),
         }
         let plan = {
             let st = self.inner.state.lock();
@@ -311,9 +311,9 @@ impl Session {
                         .iter()
                         .filter_map(|k| Some((k.clone(), st.data.get(k)?.clone())))
                         .collect();
-                    Plan::Save(id, changes, st.data.clone())
+                    Plan::Save(id, changes)
                 } else if self.needs_refresh(st.expires_at, now) {
-                    Plan::Touch(id, st.data.clone())
+                    Plan::Touch(id)
                 } else {
                     Plan::Nothing
                 }
@@ -343,22 +343,26 @@ impl Session {
             Plan::Create(data) => SaveOutcome::Created {
                 id: store.create(&Record::new(data, expires_at)).await?,
             },
-            Plan::Save(id, changes, data) => {
+            Plan::Save(id, changes) => {
                 if let Some(id) = store.save(&id, &changes).await? {
                     SaveOutcome::Refreshed { id }
                 } else {
-                    // Expired or deleted meanwhile: store the whole session anew.
+                    // Expired or deleted meanwhile: store the whole session
+                    // anew, with its data as it is now.
+                    let data = self.inner.state.lock().data.clone();
                     SaveOutcome::Created {
                         id: store.create(&Record::new(data, expires_at)).await?,
                     }
                 }
             }
-            Plan::Touch(id, data) => {
+            Plan::Touch(id) => {
                 if let Some(id) = store.touch(&id, expires_at).await? {
                     SaveOutcome::Refreshed { id }
-                } else if data.is_empty() {
-                    return Ok(SaveOutcome::Unchanged);
                 } else {
+                    let data = self.inner.state.lock().data.clone();
+                    if data.is_empty() {
+                        return Ok(SaveOutcome::Unchanged);
+                    }
                     SaveOutcome::Created {
                         id: store.create(&Record::new(data, expires_at)).await?,
                     }

@@ -82,13 +82,13 @@ where
                             return Poll::Ready(Ok(internal_error()));
                         }
                         Ok(SaveOutcome::Created { id } | SaveOutcome::Refreshed { id }) => {
-                            Some(this.config.cookie(id.expose().to_owned()))
+                            Some(this.config.set_cookie_value(id.expose()))
                         }
-                        Ok(SaveOutcome::Deleted) => Some(this.config.removal_cookie()),
+                        Ok(SaveOutcome::Deleted) => Some(this.config.removal_cookie().to_string()),
                         Ok(_) => None,
                     };
                     if let Some(cookie) = cookie {
-                        match HeaderValue::try_from(cookie.to_string()) {
+                        match HeaderValue::try_from(cookie) {
                             Ok(v) => {
                                 response.headers_mut().append(header::SET_COOKIE, v);
                             }
