@@ -831,7 +831,6 @@ impl SessionStore for SqlStore {
 
     async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
         let key = id.storage_key();
-        let key = key;
         let sql = &self.inner.sql;
         let row = self
             .run("loading a session", || async move {
@@ -849,7 +848,6 @@ impl SessionStore for SqlStore {
 
     async fn save(&self, id: &SessionId, changes: &Changes) -> Result<Option<SessionId>> {
         let key = id.storage_key();
-        let key = key;
         let expires = to_ms(changes.expires_at);
         let sql = &self.inner.sql;
         let saved = self
@@ -865,7 +863,6 @@ impl SessionStore for SqlStore {
 
     async fn delete(&self, id: &SessionId) -> Result<()> {
         let key = id.storage_key();
-        let key = key;
         let sql = &self.inner.sql;
         self.run("deleting a session", || async move {
             Ok(dispatch!(&self.inner.backend, delete(sql, key))?)
@@ -887,7 +884,6 @@ impl SessionStore for SqlStore {
 
     async fn touch(&self, id: &SessionId, expires_at: SystemTime) -> Result<Option<SessionId>> {
         let key = id.storage_key();
-        let key = key;
         let expires = to_ms(expires_at);
         let sql = &self.inner.sql;
         let touched = self
