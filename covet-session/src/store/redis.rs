@@ -175,7 +175,8 @@ impl RedisStoreBuilder {
     }
 
     /// Uses the connection of an existing [`RedisBackend`] (sessions and
-    /// cache then share one multiplexed connection).
+    /// cache then share one multiplexed connection, and the backend's
+    /// command timeout applies).
     pub fn from_backend(self, backend: &RedisBackend) -> RedisStore {
         self.finish(backend)
     }
@@ -194,7 +195,7 @@ impl RedisStoreBuilder {
             inner: Arc::new(Inner {
                 conn: backend.connection(),
                 prefix: self.prefix,
-                command_timeout: self.command_timeout,
+                command_timeout: backend.command_timeout(),
                 cluster: backend.is_cluster(),
             }),
         }
@@ -265,16 +266,11 @@ impl RedisStore {
     where
         F: std::future::Future<Output = redis::RedisResult<T>>,
     {
-        let timeout = self.inner.command_timeout;
-        match tokio::time::timeout(timeout, f(self.inner.conn.clone())).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(Error::store(NAME, what.to_owned(), e)),
-            Err(elapsed) => Err(Error::store(
-                NAME,
-                format!("{what} timed out after {}ms", timeout.as_millis()),
-                elapsed,
-            )),
-        }
+        // The connection enforces the command timeout itself (its response
+        // timeout), so a dead server surfaces here as an error.
+        f(self.inner.conn.clone())
+            .await
+            .map_err(|e| Error::store(NAME, what.to_owned(), e))
     }
 }
 
@@ -336,9 +332,10 @@ impl SessionStore for RedisStore {
         Ok(Some(Record::new(data, expires_at)))
     }
 
-    /// One `MULTI`/`EXEC` transaction: `EXISTS`, then the changes
-    /// (`DEL` when cleared, `HDEL` of removed keys, `HSET` of set keys and
-    /// the expiry field, `PEXPIREAT`), all applied atomically. If the
+    /// One `MULTI`/`EXEC` transaction: `PEXPIREAT` (which also says
+    /// whether the session exists), then the changes (`DEL` when cleared,
+    /// `HDEL` of removed keys, `HSET` of set keys and the expiry field), all
+    /// applied atomically. If the
     /// session did not exist the transaction created a stray hash, which is
     /// removed at once, and the save reports `None`. (A transaction costs
     /// the server a fraction of a Lua script.)
@@ -346,7 +343,8 @@ impl SessionStore for RedisStore {
         let key = self.redis_key(id);
         let expires = epoch_ms(changes.expires_at);
         let mut pipe = redis::pipe();
-        pipe.atomic().cmd("EXISTS").arg(&key);
+        // PEXPIREAT answers 0 for a missing key: the existence check.
+        pipe.atomic().cmd("PEXPIREAT").arg(&key).arg(expires);
         if changes.cleared {
             pipe.cmd("DEL").arg(&key).ignore();
         }
@@ -361,7 +359,10 @@ impl SessionStore for RedisStore {
             hset.arg(k).arg(encode(k, v)?);
         }
         hset.ignore();
-        pipe.cmd("PEXPIREAT").arg(&key).arg(expires).ignore();
+        if changes.cleared {
+            // DEL dropped the expiry with the old hash.
+            pipe.cmd("PEXPIREAT").arg(&key).arg(expires).ignore();
+        }
         let (existed,): (i64,) = self
             .run("saving a session", |mut c| async move {
                 pipe.query_async(&mut c).await
