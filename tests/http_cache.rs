@@ -81,11 +81,13 @@ async fn configurable(
     if let (Some(etag), Some(inm)) = (etag, req_headers.get(header::IF_NONE_MATCH))
         && inm.to_str().ok() == Some(etag.as_str())
     {
-        o.hit(&format!("{name}:304"));
-        let refs: Vec<(&str, &str)> = headers
+        let validations = o.hit(&format!("{name}:304")).to_string();
+        let mut refs: Vec<(&str, &str)> = headers
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
+        // A header only the 304s carry: the stored response must take it.
+        refs.push(("x-validated", validations.as_str()));
         let mut r = resp(&refs, String::new());
         *r.status_mut() = StatusCode::NOT_MODIFIED;
         return r;
@@ -181,6 +183,29 @@ async fn stream(State(o): State<Origin>) -> Response {
     r
 }
 
+/// Server-sent events: one event, then the rest once the test says go.
+async fn events(State(o): State<Origin>) -> impl IntoResponse {
+    o.hit("events");
+    let release = o.release.clone();
+    let events = futures_util::stream::unfold(0u8, move |state| {
+        let release = release.clone();
+        async move {
+            match state {
+                0 => Some((
+                    Ok::<_, Infallible>(axum::response::sse::Event::default().data("one")),
+                    1,
+                )),
+                1 => {
+                    release.notified().await;
+                    Some((Ok(axum::response::sse::Event::default().data("two")), 2))
+                }
+                _ => None,
+            }
+        }
+    });
+    axum::response::sse::Sse::new(events)
+}
+
 async fn bypass(State(o): State<Origin>) -> impl IntoResponse {
     let n = o.hit("bypass");
     (
@@ -239,6 +264,7 @@ impl App {
             .route("/slow", get(slow))
             .route("/big", get(big))
             .route("/stream", get(stream))
+            .route("/events", get(events))
             .route("/bypass", get(bypass))
             .route("/opted-in", get(opted_in))
             .route(
@@ -567,8 +593,17 @@ async fn stale_responses_are_revalidated_and_a_304_freshens_them() {
         "covet; fwd=stale; fwd-status=304; ttl=1; stored"
     );
     assert_eq!(app.origin.count("reval:304"), 1);
+    assert_eq!(
+        second.headers["x-validated"], "1",
+        "headers updated from the 304"
+    );
+    assert_eq!(
+        second.headers["x-version"], "1",
+        "other stored headers kept"
+    );
     let third = app.get(&path).await;
     assert!(third.is_hit(), "freshened: {}", third.cache_status());
+    assert_eq!(third.headers["x-validated"], "1");
     assert_eq!(app.origin.count("reval:304"), 1);
 }
 
@@ -922,6 +957,40 @@ async fn streaming_responses_are_not_held_back() {
     let again = app.get("/stream").await;
     assert!(again.is_hit(), "{}", again.cache_status());
     assert_eq!(again.body, "first;second");
+}
+
+#[tokio::test]
+async fn server_sent_events_stream_through() {
+    let app = App::start().await;
+    let mut resp = app
+        .client
+        .get(app.server.url("/events"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let status = resp.headers()["cache-status"]
+        .to_str()
+        .expect("ASCII")
+        .to_owned();
+    assert!(status.contains("fwd=uri-miss"), "{status}");
+    assert!(
+        !status.contains("stored"),
+        "an event stream is not cacheable: {status}"
+    );
+    let first = tokio::time::timeout(Duration::from_secs(10), resp.chunk())
+        .await
+        .expect("the first event came through while the stream was open")
+        .expect("chunk")
+        .expect("some bytes");
+    assert_eq!(&first[..], b"data: one\n\n");
+    app.origin.release.notify_one();
+    let mut rest = Vec::new();
+    while let Some(c) = resp.chunk().await.expect("chunk") {
+        rest.extend_from_slice(&c);
+    }
+    assert_eq!(rest, b"data: two\n\n");
+    assert_eq!(app.origin.count("events"), 1);
 }
 
 #[tokio::test]
