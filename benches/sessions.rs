@@ -46,23 +46,20 @@
 //! that many requests to one contender (for `perf` or callgrind), then
 //! prints its requests per second.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::routing::get;
-use axum::serve::ListenerExt;
-use bytes::Bytes;
+use common::{Conn, Reply, serve};
 use covet::session::{
     MemoryStore as CovetMemoryStore, RedisStore as CovetRedisStore, Session as CovetSession,
     SessionConfig, SessionLayer,
 };
 use criterion::{Criterion, SamplingMode, Throughput};
-use http::{HeaderValue, Request, StatusCode, header};
-use http_body_util::{BodyExt, Empty};
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
-use tokio::net::{TcpListener, TcpStream};
+use http::{HeaderValue, StatusCode, header};
 use tokio::runtime::{Builder, Runtime};
 use tower_sessions_redis_store::fred::prelude::{
     Client as FredClient, ClientLike, Config as FredConfig,
@@ -109,23 +106,9 @@ fn redis_url() -> String {
     std::env::var("COVET_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
 }
 
-/// Serves `app` on a fresh loopback port.
-async fn serve(app: Router) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a loopback port");
-    let addr = listener.local_addr().expect("listener address");
-    let listener = listener.tap_io(|tcp| {
-        tcp.set_nodelay(true)
-            .expect("TCP_NODELAY on the server side");
-    });
-    tokio::spawn(async move { axum::serve(listener, app).await.expect("axum::serve") });
-    addr
-}
-
 /// One keep-alive connection and the session it carries.
 struct Client {
-    sender: SendRequest<Empty<Bytes>>,
+    conn: Conn,
     /// `name=value` of the session cookie, once the server has set one.
     cookie: Option<HeaderValue>,
     /// The body the next response must carry.
@@ -135,27 +118,10 @@ struct Client {
     contender: &'static str,
 }
 
-struct Reply {
-    status: StatusCode,
-    set_cookie: Option<HeaderValue>,
-    body: Bytes,
-}
-
 impl Client {
     async fn connect(addr: SocketAddr, contender: &'static str, sessions: bool) -> Client {
-        let stream = TcpStream::connect(addr).await.expect("connect");
-        stream
-            .set_nodelay(true)
-            .expect("TCP_NODELAY on the client side");
-        let (sender, conn) = http1::handshake(TokioIo::new(stream))
-            .await
-            .expect("HTTP/1 handshake");
-        tokio::spawn(async move {
-            // Ends when the sender is dropped or the server closes.
-            let _ = conn.await;
-        });
         Client {
-            sender,
+            conn: Conn::connect(addr).await,
             cookie: None,
             next: 0,
             sessions,
@@ -164,26 +130,7 @@ impl Client {
     }
 
     async fn send(&mut self) -> Reply {
-        let mut req = Request::get("/").header(header::HOST, "127.0.0.1");
-        if let Some(cookie) = &self.cookie {
-            req = req.header(header::COOKIE, cookie.clone());
-        }
-        let req = req.body(Empty::new()).expect("request");
-        self.sender.ready().await.expect("connection ready");
-        let resp = self.sender.send_request(req).await.expect("response");
-        let status = resp.status();
-        let set_cookie = resp.headers().get(header::SET_COOKIE).cloned();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .expect("response body")
-            .to_bytes();
-        Reply {
-            status,
-            set_cookie,
-            body,
-        }
+        self.conn.get("/", self.cookie.as_ref()).await
     }
 
     /// One request whose answer must be the expected count.
@@ -224,7 +171,9 @@ impl Client {
         self.check(&first);
         if self.sessions {
             let set_cookie = first
-                .set_cookie
+                .headers
+                .get(header::SET_COOKIE)
+                .cloned()
                 .unwrap_or_else(|| panic!("{}: no Set-Cookie on a new session", self.contender));
             let pair = set_cookie
                 .to_str()

@@ -12,6 +12,117 @@ use crate::error::{Error, Result};
 use crate::id::SessionId;
 use crate::store::{Changes, Data, Record, SessionStore};
 
+/// The queries every database runs the same way, for one pool type;
+/// `$begin` opens the transaction a save runs in.
+macro_rules! queries {
+    ($pool:ty, |$p:ident| $begin:expr) => {
+        pub(super) async fn migrate(pool: &$pool, sql: &Statements) -> sqlx::Result<()> {
+            for statement in &sql.migrate {
+                sqlx::query(statement).execute(pool).await?;
+            }
+            Ok(())
+        }
+
+        /// `false` if the key is taken.
+        pub(super) async fn insert(
+            pool: &$pool,
+            sql: &Statements,
+            key: &str,
+            data: &str,
+            expires: i64,
+        ) -> sqlx::Result<bool> {
+            let inserted = sqlx::query(&sql.insert)
+                .bind(key)
+                .bind(data)
+                .bind(expires)
+                .execute(pool)
+                .await;
+            match inserted {
+                Ok(_) => Ok(true),
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
+                Err(e) => Err(e),
+            }
+        }
+
+        pub(super) async fn load(
+            pool: &$pool,
+            sql: &Statements,
+            key: &str,
+            now: i64,
+        ) -> sqlx::Result<Option<(String, i64)>> {
+            sqlx::query_as(&sql.load)
+                .bind(key)
+                .bind(now)
+                .fetch_optional(pool)
+                .await
+        }
+
+        /// Locks the live row, merges `changes` into it and writes it back;
+        /// `false` if there is no live row.
+        pub(super) async fn save(
+            $p: &$pool,
+            sql: &Statements,
+            key: &str,
+            now: i64,
+            changes: &Changes,
+            expires: i64,
+        ) -> Result<bool, Failure> {
+            let mut tx = $begin.await?;
+            let row: Option<(String,)> = sqlx::query_as(&sql.lock)
+                .bind(key)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some((text,)) = row else {
+                tx.rollback().await?;
+                return Ok(false);
+            };
+            let data = merge(NAME, &text, changes)?;
+            sqlx::query(&sql.update)
+                .bind(data)
+                .bind(expires)
+                .bind(key)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(true)
+        }
+
+        pub(super) async fn touch(
+            pool: &$pool,
+            sql: &Statements,
+            expires: i64,
+            key: &str,
+            now: i64,
+        ) -> sqlx::Result<bool> {
+            let done = sqlx::query(&sql.touch)
+                .bind(expires)
+                .bind(key)
+                .bind(now)
+                .execute(pool)
+                .await?;
+            Ok(done.rows_affected() > 0)
+        }
+
+        pub(super) async fn delete(pool: &$pool, sql: &Statements, key: &str) -> sqlx::Result<()> {
+            sqlx::query(&sql.delete).bind(key).execute(pool).await?;
+            Ok(())
+        }
+
+        pub(super) async fn delete_expired(
+            pool: &$pool,
+            sql: &Statements,
+            now: i64,
+        ) -> sqlx::Result<u64> {
+            let done = sqlx::query(&sql.delete_expired)
+                .bind(now)
+                .execute(pool)
+                .await?;
+            Ok(done.rows_affected())
+        }
+    };
+}
+
 #[cfg(feature = "sql-mysql")]
 mod mysql;
 #[cfg(feature = "sql-postgres")]
