@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use axum::Router;
@@ -1119,4 +1119,64 @@ async fn responses_are_shared_through_redis() {
     assert!(from_b.is_hit(), "{}", from_b.cache_status());
     assert_eq!(from_b.body, "shared #1 lang=de");
     a.clear().await.expect("clear");
+}
+
+/// A plain hyper 1 server (no axum): `HttpCache` wraps a `service_fn`
+/// whose request body is hyper's `Incoming`, which has no `Default`.
+#[tokio::test]
+async fn plain_hyper_services_are_cached_too() {
+    use http_body_util::Full;
+    use hyper::body::Incoming;
+    use hyper_util::rt::TokioIo;
+    use hyper_util::service::TowerToHyperService;
+
+    let cache = Cache::memory();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let svc = HttpCache::new(
+        tower::service_fn(move |_req: http::Request<Incoming>| {
+            let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+            async move {
+                let mut r = http::Response::new(Full::new(bytes::Bytes::from(format!("n={n}"))));
+                r.headers_mut().insert(
+                    "cache-control",
+                    HeaderValue::from_static("max-age=60, stale-while-revalidate=60"),
+                );
+                Ok::<_, Infallible>(r)
+            }
+        }),
+        cache.clone(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let server = tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let svc = TowerToHyperService::new(svc.clone());
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tcp), svc)
+                    .await;
+            });
+        }
+    });
+    let client = reqwest::Client::new();
+    let url = format!("http://{addr}/plain");
+    let first = client.get(&url).send().await.expect("request");
+    assert_eq!(first.text().await.expect("body"), "n=1");
+    settle().await;
+    let second = client.get(&url).send().await.expect("request");
+    assert!(
+        second.headers()["cache-status"]
+            .to_str()
+            .expect("ASCII")
+            .contains("; hit")
+    );
+    assert_eq!(second.text().await.expect("body"), "n=1");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    server.abort();
 }

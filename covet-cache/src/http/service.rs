@@ -135,7 +135,7 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
-    ReqBody: Default + Send + 'static,
+    ReqBody: Send + 'static,
     ResBody: Body + Send + 'static,
     ResBody::Data: Send,
     ResBody::Error: Send,
@@ -253,7 +253,7 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
-    ReqBody: Default + Send + 'static,
+    ReqBody: Send + 'static,
     ResBody: Body + Send + 'static,
     ResBody::Data: Send,
     ResBody::Error: Send,
@@ -328,7 +328,8 @@ where
                     return Ok(serve(&ctx, &r, now, hit(&r, now)));
                 }
                 Use::StaleWhileRevalidate => {
-                    refresh_in_background(&ctx, inner, r.clone());
+                    // The client's own (GET) body goes with the background request.
+                    refresh_in_background(&ctx, inner, body, r.clone());
                     let mut status = hit(&r, now);
                     status.detail = Some("stale-while-revalidate");
                     return Ok(serve(&ctx, &r, now, status));
@@ -686,7 +687,7 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
-    ReqBody: Default + Send + 'static,
+    ReqBody: Send + 'static,
     ResBody: Body + Send + 'static,
     ResBody::Data: Send,
     ResBody::Error: Send,
@@ -762,12 +763,16 @@ fn freshened(
 }
 
 /// `stale-while-revalidate`: one background revalidation per key.
-fn refresh_in_background<S, ReqBody, ResBody>(ctx: &Ctx, inner: S, r: Arc<StoredResponse>)
-where
+fn refresh_in_background<S, ReqBody, ResBody>(
+    ctx: &Ctx,
+    inner: S,
+    body: ReqBody,
+    r: Arc<StoredResponse>,
+) where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
-    ReqBody: Default + Send + 'static,
+    ReqBody: Send + 'static,
     ResBody: Body + Send + 'static,
     ResBody::Data: Send,
     ResBody::Error: Send,
@@ -799,18 +804,9 @@ where
     handle.spawn(async move {
         let _leader = leader;
         let result = if r.has_validator() {
-            revalidate(&mut bg, inner, ReqBody::default(), r).await
+            revalidate(&mut bg, inner, body, r).await
         } else {
-            forward(
-                &bg,
-                inner,
-                ReqBody::default(),
-                "stale",
-                Some(r),
-                None,
-                false,
-            )
-            .await
+            forward(&bg, inner, body, "stale", Some(r), None, false).await
         };
         // Reading the body to its end stores it.
         if let Ok(response) = result {

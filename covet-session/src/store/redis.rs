@@ -1,7 +1,6 @@
 //! [`RedisStore`]: sessions in Redis or a Redis Cluster, one hash per
 //! session.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -301,7 +300,8 @@ impl SessionStore for RedisStore {
 
     async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
         let key = self.redis_key(id);
-        let mut fields: HashMap<String, String> = self
+        // Pairs, not a map: the fields go straight into the session data.
+        let fields: Vec<(String, String)> = self
             .run("loading a session", |mut c| async move {
                 redis::cmd("HGETALL").arg(&key).query_async(&mut c).await
             })
@@ -309,25 +309,28 @@ impl SessionStore for RedisStore {
         if fields.is_empty() {
             return Ok(None);
         }
-        let expires_at = match fields.remove(EXPIRES_FIELD).and_then(|v| v.parse().ok()) {
-            Some(ms) => UNIX_EPOCH + Duration::from_millis(ms),
-            None => {
-                return Err(Error::store_msg(
-                    NAME,
-                    "a stored session has no valid expiry field",
-                ));
-            }
-        };
-        if expires_at <= SystemTime::now() {
-            return Ok(None);
-        }
+        let mut expires_ms = None;
         let mut data = Data::with_capacity(fields.len());
         for (k, v) in fields {
+            if k == EXPIRES_FIELD {
+                expires_ms = v.parse::<u64>().ok();
+                continue;
+            }
             let value = serde_json::from_str(&v).map_err(|source| Error::Decode {
                 key: k.clone(),
                 source,
             })?;
             data.insert(k, value);
+        }
+        let Some(ms) = expires_ms else {
+            return Err(Error::store_msg(
+                NAME,
+                "a stored session has no valid expiry field",
+            ));
+        };
+        let expires_at = UNIX_EPOCH + Duration::from_millis(ms);
+        if expires_at <= SystemTime::now() {
+            return Ok(None);
         }
         Ok(Some(Record::new(data, expires_at)))
     }
