@@ -338,7 +338,14 @@ where
                     if ctx.req_cc.only_if_cached {
                         return Ok(gateway_timeout(&ctx));
                     }
-                    return revalidate(&mut ctx, inner, body, r).await;
+                    // RFC 9211: `request` when only the request's
+                    // directives keep a fresh response from being used.
+                    let fwd = if r.age(now) < r.lifetime() && !r.policy.no_cache {
+                        "request"
+                    } else {
+                        "stale"
+                    };
+                    return revalidate(&mut ctx, inner, body, r, fwd).await;
                 }
             }
         }
@@ -682,6 +689,7 @@ async fn revalidate<S, ReqBody, ResBody>(
     mut inner: S,
     body: ReqBody,
     r: Arc<StoredResponse>,
+    fwd: &'static str,
 ) -> Result<Response<HttpCacheBody<ResBody>>, S::Error>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
@@ -693,7 +701,7 @@ where
     ResBody::Error: Send,
 {
     if ctx.head() || !r.has_validator() {
-        return forward(ctx, inner, body, "stale", Some(r), None, false).await;
+        return forward(ctx, inner, body, fwd, Some(r), None, false).await;
     }
     ctx.shared.cache.stats_inner().http_misses.incr();
     let request_time = SystemTime::now();
@@ -718,7 +726,7 @@ where
         let fresh = Arc::new(fresh);
         store(&ctx.shared, &ctx.primary, ctx.index.clone(), fresh.clone()).await;
         let status = CacheStatus {
-            fwd: Some("stale"),
+            fwd: Some(fwd),
             fwd_status: Some(304),
             ttl: Some(fresh.ttl_secs(now)),
             stored: true,
@@ -731,7 +739,7 @@ where
     if response.status().is_server_error() && stale_if_error_allows(&r, SystemTime::now()) {
         return Ok(serve_stale_on_error(ctx, &r, Some(response.status())));
     }
-    Ok(finish(ctx, response, request_time, "stale", None, false))
+    Ok(finish(ctx, response, request_time, fwd, None, false))
 }
 
 fn freshened(
@@ -804,7 +812,7 @@ fn refresh_in_background<S, ReqBody, ResBody>(
     handle.spawn(async move {
         let _leader = leader;
         let result = if r.has_validator() {
-            revalidate(&mut bg, inner, body, r).await
+            revalidate(&mut bg, inner, body, r, "stale").await
         } else {
             forward(&bg, inner, body, "stale", Some(r), None, false).await
         };
