@@ -157,6 +157,39 @@ where
     }
 }
 
+/// The origin services the steps below work with: what the public
+/// `Service` impl requires, under one name.
+trait Origin<ReqBody, ResBody>:
+    Service<
+        Request<ReqBody>,
+        Response = Response<ResBody>,
+        Future: Send + 'static,
+        Error: Send + 'static,
+    > + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S, ReqBody, ResBody> Origin<ReqBody, ResBody> for S
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+}
+
+/// Response bodies that stream through the layer.
+trait OriginBody: Body<Data: Send, Error: Send> + Send + 'static {}
+
+impl<B> OriginBody for B
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Send,
+{
+}
+
 fn primary_key(config: &Config, parts: &Parts) -> Option<String> {
     let mut key = String::with_capacity(config.key_prefix.len() + 64);
     key.push_str(&config.key_prefix);
@@ -250,13 +283,9 @@ async fn handle<S, ReqBody, ResBody>(
     req: Request<ReqBody>,
 ) -> Result<Response<HttpCacheBody<ResBody>>, S::Error>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
+    S: Origin<ReqBody, ResBody>,
     ReqBody: Send + 'static,
-    ResBody: Body + Send + 'static,
-    ResBody::Data: Send,
-    ResBody::Error: Send,
+    ResBody: OriginBody,
 {
     let method = req.method().clone();
     if method != Method::GET && method != Method::HEAD {
@@ -485,10 +514,8 @@ async fn forward<S, ReqBody, ResBody>(
     collapsed: bool,
 ) -> Result<Response<HttpCacheBody<ResBody>>, S::Error>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    ResBody: Body + Send + 'static,
-    ResBody::Data: Send,
-    ResBody::Error: Send,
+    S: Origin<ReqBody, ResBody>,
+    ResBody: OriginBody,
 {
     ctx.shared.cache.stats_inner().http_misses.incr();
     let request_time = SystemTime::now();
@@ -542,7 +569,7 @@ fn finish<B>(
     collapsed: bool,
 ) -> Response<HttpCacheBody<B>>
 where
-    B: Body + Send + 'static,
+    B: OriginBody,
 {
     let response_time = SystemTime::now();
     if response.extensions().get::<Handled>().is_some() {
@@ -692,13 +719,9 @@ async fn revalidate<S, ReqBody, ResBody>(
     fwd: &'static str,
 ) -> Result<Response<HttpCacheBody<ResBody>>, S::Error>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
+    S: Origin<ReqBody, ResBody>,
     ReqBody: Send + 'static,
-    ResBody: Body + Send + 'static,
-    ResBody::Data: Send,
-    ResBody::Error: Send,
+    ResBody: OriginBody,
 {
     if ctx.head() || !r.has_validator() {
         return forward(ctx, inner, body, fwd, Some(r), None, false).await;
@@ -777,13 +800,9 @@ fn refresh_in_background<S, ReqBody, ResBody>(
     body: ReqBody,
     r: Arc<StoredResponse>,
 ) where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
+    S: Origin<ReqBody, ResBody>,
     ReqBody: Send + 'static,
-    ResBody: Body + Send + 'static,
-    ResBody::Data: Send,
-    ResBody::Error: Send,
+    ResBody: OriginBody,
 {
     let Ok(handle) = tokio::runtime::Handle::try_current() else {
         return;
