@@ -164,36 +164,17 @@ impl Fixture {
 /// One test per case and database, each on its own table.
 macro_rules! per_database {
     ($($case:ident),* $(,)?) => {
-        #[cfg(feature = "sql-postgres")]
-        mod postgres {
+        per_database!(@db "sql-postgres", postgres, Postgres; $($case),*);
+        per_database!(@db "sql-mysql", mysql, Mysql; $($case),*);
+        per_database!(@db "sql-sqlite", sqlite, Sqlite; $($case),*);
+    };
+    (@db $feature:literal, $module:ident, $db:ident; $($case:ident),*) => {
+        #[cfg(feature = $feature)]
+        mod $module {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
-                    if let Some(f) = super::fixture(super::Db::Postgres).await {
-                        super::$case(&f).await;
-                        f.finish().await;
-                    }
-                }
-            )*
-        }
-        #[cfg(feature = "sql-mysql")]
-        mod mysql {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    if let Some(f) = super::fixture(super::Db::Mysql).await {
-                        super::$case(&f).await;
-                        f.finish().await;
-                    }
-                }
-            )*
-        }
-        #[cfg(feature = "sql-sqlite")]
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    if let Some(f) = super::fixture(super::Db::Sqlite).await {
+                    if let Some(f) = super::fixture(super::Db::$db).await {
                         super::$case(&f).await;
                         f.finish().await;
                     }
