@@ -847,7 +847,11 @@ async fn concurrent_misses_go_to_the_origin_once() {
 #[tokio::test]
 async fn set_cookie_responses_are_not_stored_unless_allowed() {
     let app = App::start().await;
-    let path = cc_path("cookie", &["max-age=60"], &[("set-cookie", "sid=secret")]);
+    let path = cc_path(
+        "cookie",
+        &["public, max-age=60"],
+        &[("set-cookie", "sid=secret")],
+    );
     let first = app.get(&path).await;
     assert!(first.cache_status().contains("detail=set-cookie"));
     settle().await;
@@ -868,25 +872,40 @@ async fn set_cookie_responses_are_not_stored_unless_allowed() {
         second.headers.get("set-cookie").is_none(),
         "never replayed to others"
     );
+    // Only an explicitly shareable response is stored, even when allowed.
+    let implicit = cc_path(
+        "cookie-implicit",
+        &["max-age=60"],
+        &[("set-cookie", "sid=x")],
+    );
+    let first = allowed.get(&implicit).await;
+    assert!(
+        first.cache_status().contains("detail=set-cookie"),
+        "{}",
+        first.cache_status()
+    );
+    settle().await;
+    assert!(!allowed.get(&implicit).await.is_hit());
 }
 
 #[tokio::test]
-async fn authorization_needs_public_s_maxage_or_must_revalidate() {
+async fn authorization_needs_an_explicitly_shareable_response() {
     let app = App::start().await;
     let auth = [("authorization", "Bearer alice")];
     let private = cc_path("auth", &["max-age=60"], &[]);
     app.get_with(&private, &auth).await;
     settle().await;
     assert!(!app.get_with(&private, &auth).await.is_hit());
-    for (name, cc) in [
-        ("auth-public", "public, max-age=60"),
-        ("auth-smax", "s-maxage=60"),
-        ("auth-mr", "max-age=60, must-revalidate"),
+    for (name, cc, stored) in [
+        ("auth-public", "public, max-age=60", true),
+        ("auth-smax", "s-maxage=60", true),
+        // must-revalidate alone is not explicit enough by default.
+        ("auth-mr", "max-age=60, must-revalidate", false),
     ] {
         let path = cc_path(name, &[cc], &[]);
         app.get_with(&path, &auth).await;
         settle().await;
-        assert!(app.get_with(&path, &auth).await.is_hit(), "{name}");
+        assert_eq!(app.get_with(&path, &auth).await.is_hit(), stored, "{name}");
     }
     // A response stored without Authorization is not served to a request with it.
     let shared = cc_path("auth-shared", &["max-age=60"], &[]);
@@ -894,6 +913,16 @@ async fn authorization_needs_public_s_maxage_or_must_revalidate() {
     settle().await;
     assert!(app.get(&shared).await.is_hit());
     assert!(!app.get_with(&shared, &auth).await.is_hit());
+
+    // RFC 9111 as written: must-revalidate is enough (§3.5).
+    let rfc = App::with(Cache::memory(), |l| {
+        l.private_requests(covet::cache::http::PrivateRequests::Rfc9111)
+    })
+    .await;
+    let path = cc_path("auth-mr", &["max-age=60, must-revalidate"], &[]);
+    rfc.get_with(&path, &auth).await;
+    settle().await;
+    assert!(rfc.get_with(&path, &auth).await.is_hit());
 }
 
 #[tokio::test]

@@ -99,13 +99,19 @@ pub struct ResponseDirectives {
     pub stale_while_revalidate: Delta,
     /// `stale-if-error` (RFC 5861).
     pub stale_if_error: Delta,
+    /// Some `Cache-Control` line broke the grammar (for example
+    /// `no-store; must-revalidate`): a cache must not read such a header as
+    /// permission to store.
+    pub malformed: bool,
 }
 
 impl ResponseDirectives {
     /// Parses every `Cache-Control` line of `headers`.
     pub fn from_headers(headers: &HeaderMap) -> Self {
         let mut d = ResponseDirectives::default();
-        for (name, value) in directives(headers) {
+        let (list, malformed) = directives(headers);
+        d.malformed = malformed;
+        for (name, value) in list {
             match name.as_str() {
                 "max-age" => d.max_age.set_once(value.as_deref()),
                 "s-maxage" => d.s_maxage.set_once(value.as_deref()),
@@ -160,7 +166,7 @@ impl RequestDirectives {
     pub fn from_headers(headers: &HeaderMap) -> Self {
         let mut d = RequestDirectives::default();
         let mut any = false;
-        for (name, value) in directives(headers) {
+        for (name, value) in directives(headers).0 {
             any = true;
             match name.as_str() {
                 "max-age" => d.max_age.set_once(value.as_deref()),
@@ -197,19 +203,28 @@ fn pragma_no_cache(headers: &HeaderMap) -> bool {
         .any(|p| p.trim().eq_ignore_ascii_case("no-cache"))
 }
 
-/// Every directive of every `Cache-Control` line: lowercase name and the
-/// unquoted value. Lines that are not visible ASCII are skipped whole.
-fn directives(headers: &HeaderMap) -> impl Iterator<Item = (String, Option<String>)> + '_ {
-    headers
-        .get_all(CACHE_CONTROL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(split_list)
+/// Every directive of every `Cache-Control` line (lowercase name and the
+/// unquoted value), and whether any line broke the grammar of RFC 9111
+/// §5.2 (a name that is not a token, a value that is neither a token nor a
+/// closed quoted string, whitespace around `=`, bytes that are not visible
+/// ASCII). Malformed items are left out of the list; callers that decide
+/// about storing treat a malformed header as a refusal.
+fn directives(headers: &HeaderMap) -> (Vec<(String, Option<String>)>, bool) {
+    let mut out = Vec::new();
+    let mut malformed = false;
+    for line in headers.get_all(CACHE_CONTROL) {
+        match line.to_str() {
+            Ok(line) => malformed |= !split_list(line, &mut out),
+            Err(_) => malformed = true,
+        }
+    }
+    (out, malformed)
 }
 
 /// Splits one header line into directives, honouring quoted strings (a
-/// comma inside quotes does not end a directive).
-fn split_list(line: &str) -> Vec<(String, Option<String>)> {
+/// comma inside quotes does not end a directive); `false` if some item
+/// was malformed (and left out).
+fn split_list(line: &str, out: &mut Vec<(String, Option<String>)>) -> bool {
     let mut items = Vec::new();
     let mut start = 0;
     let mut in_quotes = false;
@@ -230,23 +245,50 @@ fn split_list(line: &str) -> Vec<(String, Option<String>)> {
             start = i + 1;
         }
     }
+    if in_quotes {
+        // An unterminated quoted string swallows the rest of the line.
+        return false;
+    }
     items.push(&line[start..]);
-    let mut out = Vec::new();
+    let mut well_formed = true;
     for item in items {
-        let item = item.trim();
+        let item = item.trim_matches([' ', '\t']);
         if item.is_empty() {
+            // Empty list elements are allowed (RFC 9110 §5.6.1).
             continue;
         }
         let (name, value) = match item.split_once('=') {
-            Some((n, v)) => (n.trim(), Some(unquote(v.trim()))),
+            Some((n, v)) => (n, Some(v)),
             None => (item, None),
         };
-        if name.is_empty() || !name.bytes().all(is_tchar) {
+        let value_ok = value.is_none_or(valid_value);
+        if name.is_empty() || !name.bytes().all(is_tchar) || !value_ok {
+            well_formed = false;
             continue;
         }
-        out.push((name.to_ascii_lowercase(), value));
+        out.push((name.to_ascii_lowercase(), value.map(unquote)));
     }
-    out
+    well_formed
+}
+
+/// A directive value: a token, or a quoted string closed at its end.
+fn valid_value(v: &str) -> bool {
+    if let Some(inner) = v.strip_prefix('"') {
+        let mut escaped = false;
+        let mut closed_at = None;
+        for (i, c) in inner.char_indices() {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                closed_at = Some(i);
+                break;
+            }
+        }
+        return closed_at.is_some_and(|i| i + 1 == inner.len());
+    }
+    !v.is_empty() && v.bytes().all(is_tchar)
 }
 
 fn is_tchar(b: u8) -> bool {
@@ -327,6 +369,7 @@ mod tests {
         assert_eq!(d.max_age, Delta::Secs(7));
         let d = resp(&["ext=\"unterminated, max-age=5"]);
         assert_eq!(d.max_age, Delta::Absent, "inside the open quote");
+        assert!(d.malformed);
     }
 
     #[test]
@@ -335,9 +378,7 @@ mod tests {
             "max-age=abc",
             "max-age=-1",
             "max-age=1.5",
-            "max-age=",
             "max-age",
-            "max-age= 5x",
             "max-age=\"\"",
         ] {
             assert_eq!(resp(&[v]).max_age, Delta::Invalid, "{v}");
@@ -355,10 +396,48 @@ mod tests {
 
     #[test]
     fn unknown_and_malformed_directives_are_ignored() {
-        let d = resp(&["foo, bar=baz, , =5, max-age=5, ,,"]);
+        let d = resp(&["foo, bar=baz, , max-age=5, ,,"]);
         assert_eq!(d.max_age, Delta::Secs(5));
+        assert!(
+            !d.malformed,
+            "unknown directives and empty elements are fine"
+        );
         let d = resp(&["community=\"UCI\""]);
         assert_eq!(d, ResponseDirectives::default());
+    }
+
+    #[test]
+    fn malformed_lines_are_flagged() {
+        for v in [
+            "no-store; must-revalidate",
+            "=5, max-age=5",
+            "max-age=",
+            "max-age= 5",
+            "max-age =5",
+            "max-age=\"5\"x",
+            "private, ext=\"open",
+            "max age=5",
+        ] {
+            let d = resp(&[v]);
+            assert!(d.malformed, "{v}");
+            assert!(!d.no_store, "{v}: a malformed item is not read");
+        }
+        // One bad line taints the whole header.
+        assert!(resp(&["max-age=60", "no-store;"]).malformed);
+        let mut h = HeaderMap::new();
+        h.append(
+            CACHE_CONTROL,
+            HeaderValue::from_bytes(b"max-age=60, \xff").unwrap(),
+        );
+        assert!(ResponseDirectives::from_headers(&h).malformed);
+        for v in [
+            "max-age=60",
+            "public,max-age=60",
+            "ext=\"a, \\\"b\\\"\", max-age=1",
+            "max-age=3600.0",
+        ] {
+            assert!(!resp(&[v]).malformed, "{v}");
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use http::Response;
+use http_body::Body;
 
 use super::body::HttpCacheBody;
 
@@ -13,11 +14,11 @@ type Inner<B, E> = Pin<Box<dyn Future<Output = Result<Response<HttpCacheBody<B>>
 
 /// The response future of [`HttpCache`](super::HttpCache): a cache lookup,
 /// then the stored response or the origin's.
-pub struct ResponseFuture<B, E> {
+pub struct ResponseFuture<B: Body, E> {
     inner: Inner<B, E>,
 }
 
-impl<B, E> ResponseFuture<B, E> {
+impl<B: Body, E> ResponseFuture<B, E> {
     pub(crate) fn new(
         fut: impl Future<Output = Result<Response<HttpCacheBody<B>>, E>> + Send + 'static,
     ) -> Self {
@@ -27,13 +28,13 @@ impl<B, E> ResponseFuture<B, E> {
     }
 }
 
-impl<B, E> fmt::Debug for ResponseFuture<B, E> {
+impl<B: Body, E> fmt::Debug for ResponseFuture<B, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }
 
-impl<B, E> Future for ResponseFuture<B, E> {
+impl<B: Body, E> Future for ResponseFuture<B, E> {
     type Output = Result<Response<HttpCacheBody<B>>, E>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {

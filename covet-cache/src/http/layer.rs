@@ -4,24 +4,13 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::Uri;
 use http::request::Parts;
 use tower::Layer;
 
-use super::flight::HttpFlights;
+use super::config::{Config, Forwarding, KeyExtension, KeyUri, PrivateRequests, Shared};
 use super::service::HttpCache;
 use crate::Cache;
-
-/// The key prefix of stored responses, inside the cache's namespace.
-pub const DEFAULT_KEY_PREFIX: &str = "http:";
-/// Bodies larger than this stream through without being stored.
-pub const DEFAULT_MAX_BODY_SIZE: usize = 1 << 20;
-/// How long a response is kept once stale: for revalidation with its
-/// validator, or for clients that accept stale responses (`max-stale`).
-pub const DEFAULT_STALE_RETENTION: Duration = Duration::from_secs(10 * 60);
-/// The cache name in `Cache-Status`.
-pub const DEFAULT_CACHE_NAME: &str = "covet";
-
-pub(crate) type KeyExtension = Arc<dyn Fn(&Parts) -> Option<String> + Send + Sync>;
 
 /// What a response says about being stored, as a response extension: a
 /// per-route opt-out ([`Bypass`](CachePolicy::Bypass)) under a layer that
@@ -38,43 +27,6 @@ pub enum CachePolicy {
     Bypass,
     /// Store it if HTTP allows (the opt-in of an `opt_in` layer).
     Store,
-}
-
-#[derive(Clone)]
-pub(crate) struct Config {
-    pub(crate) default_ttl: Option<Duration>,
-    pub(crate) max_body_size: usize,
-    pub(crate) key_prefix: String,
-    pub(crate) key_extension: Option<KeyExtension>,
-    pub(crate) allow_set_cookie: bool,
-    pub(crate) opt_in: bool,
-    pub(crate) stale_retention: Duration,
-    pub(crate) cache_name: String,
-    pub(crate) coalesce: bool,
-}
-
-impl fmt::Debug for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
-            .field("default_ttl", &self.default_ttl)
-            .field("max_body_size", &self.max_body_size)
-            .field("key_prefix", &self.key_prefix)
-            .field("key_extension", &self.key_extension.is_some())
-            .field("allow_set_cookie", &self.allow_set_cookie)
-            .field("opt_in", &self.opt_in)
-            .field("stale_retention", &self.stale_retention)
-            .field("cache_name", &self.cache_name)
-            .field("coalesce", &self.coalesce)
-            .finish()
-    }
-}
-
-/// What every clone of one layer's services shares.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) cache: Cache,
-    pub(crate) config: Config,
-    pub(crate) flights: HttpFlights,
 }
 
 /// A tower layer that caches HTTP responses in a [`Cache`] as a shared
@@ -112,43 +64,35 @@ impl HttpCacheLayer {
     /// coalescing on.
     pub fn new(cache: Cache) -> Self {
         HttpCacheLayer {
-            shared: Arc::new(Shared {
-                cache,
-                config: Config {
-                    default_ttl: None,
-                    max_body_size: DEFAULT_MAX_BODY_SIZE,
-                    key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
-                    key_extension: None,
-                    allow_set_cookie: false,
-                    opt_in: false,
-                    stale_retention: DEFAULT_STALE_RETENTION,
-                    cache_name: DEFAULT_CACHE_NAME.to_owned(),
-                    coalesce: true,
-                },
-                flights: HttpFlights::default(),
-            }),
+            shared: Arc::new(Shared::new(cache, Config::default())),
         }
     }
 
     fn with(mut self, f: impl FnOnce(&mut Config)) -> Self {
         let mut config = self.shared.config.clone();
         f(&mut config);
-        self.shared = Arc::new(Shared {
-            cache: self.shared.cache.clone(),
-            config,
-            flights: HttpFlights::default(),
-        });
+        self.shared = Arc::new(Shared::new(self.shared.cache.clone(), config));
         self
     }
 
-    /// Freshness for cacheable responses (status 200, 203, 204, 300, 301,
-    /// 308, 404, 405, 410, 414, 501) that carry no explicit freshness
-    /// (`max-age`, `s-maxage`, `Expires`): Django's `cache_page`. Without
-    /// it such responses get the RFC's heuristic from `Last-Modified`, or
-    /// are only kept for revalidation.
+    /// Freshness for shareable 2xx and 3xx responses (status 200, 203, 204,
+    /// 300, 301, 308) that carry no explicit freshness (`max-age`,
+    /// `s-maxage`, `Expires`): Django's `cache_page`. Without it such
+    /// responses get the RFC's heuristic from `Last-Modified`, or are only
+    /// kept for revalidation. It never applies to other statuses (see
+    /// [`negative_ttl`](Self::negative_ttl)), nor makes a response to a
+    /// request with credentials shareable.
     #[must_use]
     pub fn default_ttl(self, ttl: Duration) -> Self {
         self.with(|c| c.default_ttl = Some(ttl))
+    }
+
+    /// Freshness for `404` and `410` responses without explicit freshness
+    /// (off by default: a missing page is only cached when the origin says
+    /// for how long, or through this).
+    #[must_use]
+    pub fn negative_ttl(self, ttl: Duration) -> Self {
+        self.with(|c| c.negative_ttl = Some(ttl))
     }
 
     /// Bodies larger than `bytes` are not stored; they stream through and
@@ -167,7 +111,8 @@ impl HttpCacheLayer {
 
     /// Adds a part to every key, computed from the request, for example a
     /// tenant header: requests with different extensions never share a
-    /// stored response. `None` adds nothing.
+    /// stored response. `None` adds nothing. The part is percent-encoded in
+    /// the key, so it cannot be mistaken for another part.
     ///
     /// ```
     /// use covet_cache::{Cache, http::HttpCacheLayer};
@@ -185,9 +130,10 @@ impl HttpCacheLayer {
         self.with(|c| c.key_extension = Some(f))
     }
 
-    /// Stores responses that carry `Set-Cookie` (without the `Set-Cookie`
-    /// lines: a stored response never hands one visitor's cookie to
-    /// another). Off by default: such responses are not stored.
+    /// Stores responses that carry `Set-Cookie` when they are explicitly
+    /// shareable (`public`, `s-maxage` or [`CachePolicy::Store`]), without
+    /// the `Set-Cookie` lines: a stored response never hands one visitor's
+    /// cookie to another. Off by default: such responses are not stored.
     #[must_use]
     pub fn allow_set_cookie(self, allow: bool) -> Self {
         self.with(|c| c.allow_set_cookie = allow)
@@ -223,11 +169,117 @@ impl HttpCacheLayer {
         self.with(|c| c.coalesce = coalesce)
     }
 
+    /// How long a request waits for the response of a coalesced origin
+    /// request of another before it goes to the origin itself (default 5
+    /// seconds), so one slow origin request never holds many clients.
+    #[must_use]
+    pub fn coalesce_timeout(self, timeout: Duration) -> Self {
+        self.with(|c| c.coalesce_timeout = timeout)
+    }
+
+    /// How many `stale-while-revalidate` refreshes run in the background
+    /// at once (default 64); past that, stale responses are served without
+    /// starting another.
+    #[must_use]
+    pub fn max_background_refreshes(self, refreshes: usize) -> Self {
+        self.with(|c| c.max_background_refreshes = refreshes)
+    }
+
+    /// Cookies known not to change responses (analytics, consent): a
+    /// request whose `Cookie` holds only these is not private, and they
+    /// are left out of a `Vary: Cookie` key.
+    ///
+    /// ```
+    /// use covet_cache::{Cache, http::HttpCacheLayer};
+    /// let layer = HttpCacheLayer::new(Cache::memory()).ignore_cookies(["_ga", "_gid"]);
+    /// # let _ = layer;
+    /// ```
+    #[must_use]
+    pub fn ignore_cookies<I>(self, names: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        let names: Vec<String> = names.into_iter().map(Into::into).collect();
+        self.with(|c| c.ignore_cookies = names)
+    }
+
+    /// What requests with credentials (`Cookie`, `Authorization`) may get
+    /// from the cache and store; default [`PrivateRequests::Explicit`].
+    #[must_use]
+    pub fn private_requests(self, policy: PrivateRequests) -> Self {
+        self.with(|c| c.private_requests = policy)
+    }
+
+    /// The hosts this layer caches for (Django's `ALLOWED_HOSTS`:
+    /// `example.com`, `.example.com` for it and its subdomains, `*`);
+    /// requests for any other host bypass the cache (`Cache-Status` detail
+    /// `host`). By default every valid host is cached under its own keys.
+    #[must_use]
+    pub fn allowed_hosts<I>(self, hosts: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        let hosts: Vec<String> = hosts.into_iter().map(Into::into).collect();
+        self.with(|c| c.allowed_hosts = Some(hosts))
+    }
+
+    /// Tells the layer that a proxy in front of the app sets these
+    /// forwarding headers on every request (and drops what clients send):
+    /// keys then take their scheme and host from them, so `http` and
+    /// `https` responses, and each public host, are kept apart and
+    /// invalidation by absolute URI finds them. Without it, forwarding
+    /// headers that are present are part of the key as they are.
+    #[must_use]
+    pub fn trusted_forwarding(self, headers: Forwarding) -> Self {
+        self.with(|c| c.trusted_forwarding = Some(headers))
+    }
+
+    /// The URI keys are built from, for routers that rewrite the request
+    /// URI before this layer sees it. Under axum the original URI
+    /// (`OriginalUri`, set by the outermost router) is used without this,
+    /// so routers nested at different paths never share entries.
+    ///
+    /// ```
+    /// use covet_cache::{Cache, http::HttpCacheLayer};
+    /// #[derive(Clone)]
+    /// struct BeforeRewrite(http::Uri);
+    /// let layer = HttpCacheLayer::new(Cache::memory()).key_uri(|req| {
+    ///     req.extensions
+    ///         .get::<BeforeRewrite>()
+    ///         .map_or_else(|| req.uri.clone(), |b| b.0.clone())
+    /// });
+    /// # let _ = layer;
+    /// ```
+    #[must_use]
+    pub fn key_uri(self, f: impl Fn(&Parts) -> Uri + Send + Sync + 'static) -> Self {
+        let f: KeyUri = Arc::new(f);
+        self.with(|c| c.key_uri = Some(f))
+    }
+
+    /// How many `Vary` variants of one URI are kept (default 16); a new
+    /// one past that drops the oldest.
+    #[must_use]
+    pub fn max_variants(self, variants: usize) -> Self {
+        self.with(|c| c.max_variants = variants)
+    }
+
+    /// Stores a response with `Vary: Cookie` or `Vary: Authorization` for
+    /// requests that carry those credentials, one variant per credential
+    /// value (off by default: only the variant for requests without them is
+    /// stored). Such a variant needs no `public`: it is keyed by the
+    /// credentials it answers.
+    #[must_use]
+    pub fn vary_by_credentials(self, allow: bool) -> Self {
+        self.with(|c| c.vary_by_credentials = allow)
+    }
+
     /// Removes the stored responses (every variant) for `uri` under this
-    /// layer's key prefix, for every key extension. Returns how many keys
-    /// were removed.
+    /// layer's key prefix, for every forwarding header and key extension.
+    /// Returns how many keys were removed.
     pub async fn invalidate(&self, uri: &str) -> crate::Result<u64> {
-        super::service::invalidate_uri(&self.shared.cache, &self.shared.config.key_prefix, uri)
+        super::storage::invalidate_uri(&self.shared.cache, &self.shared.config.key_prefix, uri)
             .await
     }
 }

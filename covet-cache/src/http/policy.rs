@@ -5,10 +5,12 @@ use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
 use http::header::{
-    AUTHORIZATION, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED, SET_COOKIE,
+    ETAG, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_UNMODIFIED_SINCE, LAST_MODIFIED,
+    SET_COOKIE,
 };
 use http::{HeaderMap, Method, StatusCode};
 
+use super::config::{Config, PrivateRequests};
 use super::directives::{RequestDirectives, ResponseDirectives};
 use super::freshness::{Lifetime, freshness_lifetime, heuristically_cacheable, parse_date};
 use super::stored::StoredResponse;
@@ -16,31 +18,64 @@ use super::stored::StoredResponse;
 /// Why a response was not stored (the `detail` of `Cache-Status`).
 pub(crate) type NotStored = &'static str;
 
-/// What the layer's configuration says about storing.
+/// The request side of a storing decision.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct StoreRules {
-    pub(crate) default_ttl: Option<Duration>,
-    pub(crate) allow_set_cookie: bool,
-    pub(crate) stale_retention: Duration,
+pub(crate) struct Requester<'a> {
+    pub(crate) method: &'a Method,
+    pub(crate) cc: &'a RequestDirectives,
+    /// `"cookie"` or `"authorization"` when the request carries them.
+    pub(crate) credentials: Option<&'static str>,
 }
 
-/// Whether a response to a GET may be stored (RFC 9111 §3), and for how
-/// long it is fresh.
-#[allow(clippy::too_many_arguments)]
+/// The response side of a storing decision.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Candidate<'a> {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: &'a HeaderMap,
+    pub(crate) cc: &'a ResponseDirectives,
+    /// The response carries [`CachePolicy::Store`](super::CachePolicy::Store).
+    pub(crate) opted_in: bool,
+}
+
+impl Candidate<'_> {
+    /// Shareable with anyone by the origin's own words: `public`,
+    /// `s-maxage`, or the app's `CachePolicy::Store`.
+    pub(crate) fn explicitly_shareable(&self) -> bool {
+        self.cc.public || self.cc.s_maxage.is_present() || self.opted_in
+    }
+
+    fn explicit_freshness(&self) -> bool {
+        self.cc.max_age.is_present()
+            || self.cc.s_maxage.is_present()
+            || self.headers.contains_key(http::header::EXPIRES)
+    }
+}
+
+/// Whether a final status may be stored and shared: the statuses that say
+/// the same to everyone (RFC 9110 §15.1's cacheable-by-default ones, less
+/// 405, 414 and 501), and temporary redirects only with explicit
+/// freshness. An app opts other statuses in with `CachePolicy::Store`.
+fn shareable_status(c: &Candidate<'_>) -> bool {
+    match c.status.as_u16() {
+        200 | 203 | 204 | 300 | 301 | 308 | 404 | 410 => true,
+        302 | 307 => c.explicit_freshness(),
+        _ => c.opted_in,
+    }
+}
+
+/// Whether a response to a GET may be stored (RFC 9111 §3, with the
+/// security defaults of the module docs), and for how long it is fresh.
 pub(crate) fn storable(
-    method: &Method,
-    req_headers: &HeaderMap,
-    req_cc: &RequestDirectives,
-    status: StatusCode,
-    headers: &HeaderMap,
-    cc: &ResponseDirectives,
-    rules: &StoreRules,
+    config: &Config,
+    req: &Requester<'_>,
+    c: &Candidate<'_>,
     response_time: SystemTime,
 ) -> Result<Lifetime, NotStored> {
-    if method != Method::GET {
+    let (status, headers, cc) = (c.status, c.headers, c.cc);
+    if req.method != Method::GET {
         return Err("method");
     }
-    if req_cc.no_store {
+    if req.cc.no_store {
         return Err("request-no-store");
     }
     if status.is_informational()
@@ -48,6 +83,10 @@ pub(crate) fn storable(
         || status == StatusCode::NOT_MODIFIED
     {
         return Err("status");
+    }
+    if cc.malformed {
+        // Fail closed: `no-store; private` must never read as "store".
+        return Err("cache-control");
     }
     // must-understand lets a cache that knows the status ignore no-store.
     let understood = heuristically_cacheable(status) || status.is_success();
@@ -60,25 +99,38 @@ pub(crate) fn storable(
     if cc.private {
         return Err("private");
     }
-    if req_headers.contains_key(AUTHORIZATION)
-        && !(cc.public || cc.s_maxage.is_present() || cc.must_revalidate)
-    {
-        return Err("authorization");
+    let vary = super::key::vary_names(headers)?;
+    let varies_on_credentials = |cred: &str| {
+        vary.iter().any(|n| match cred {
+            "cookie" => n == "cookie",
+            _ => n == "authorization" || n == "proxy-authorization",
+        })
+    };
+    if let Some(cred) = req.credentials {
+        let keyed_by_it = config.vary_by_credentials && varies_on_credentials(cred);
+        if varies_on_credentials(cred) && !config.vary_by_credentials {
+            return Err("vary-credentials");
+        }
+        let shareable = match config.private_requests {
+            PrivateRequests::Explicit => c.explicitly_shareable(),
+            PrivateRequests::Rfc9111 => c.explicitly_shareable() || cc.must_revalidate,
+        };
+        if !shareable && !keyed_by_it {
+            return Err(cred);
+        }
     }
-    if headers.contains_key(SET_COOKIE) && !rules.allow_set_cookie {
+    if headers.contains_key(SET_COOKIE) && !(config.allow_set_cookie && c.explicitly_shareable()) {
         return Err("set-cookie");
     }
-    if super::key::vary_names(headers).is_none() {
-        return Err("vary-star");
-    }
-    let explicit = cc.max_age.is_present()
-        || cc.s_maxage.is_present()
-        || headers.contains_key(http::header::EXPIRES)
-        || cc.public;
-    if !explicit && !heuristically_cacheable(status) {
+    if !shareable_status(c) {
         return Err("status");
     }
-    let lifetime = freshness_lifetime(status, headers, cc, rules.default_ttl, response_time);
+    let default = if c.opted_in {
+        config.default_ttl
+    } else {
+        config.default_ttl_for(status)
+    };
+    let lifetime = freshness_lifetime(status, headers, cc, default, response_time);
     let has_validator = headers.contains_key(ETAG) || headers.contains_key(LAST_MODIFIED);
     let stale_window = cc
         .stale_while_revalidate
@@ -94,9 +146,9 @@ pub(crate) fn storable(
 /// How long the backend keeps a stored response: its freshness, then the
 /// longest stale window it may still be used in (revalidation,
 /// `max-stale`, `stale-while-revalidate`, `stale-if-error`).
-pub(crate) fn retention(r: &StoredResponse, rules: &StoreRules) -> Duration {
+pub(crate) fn retention(r: &StoredResponse, config: &Config) -> Duration {
     let stale = Duration::from_secs(r.policy.swr.unwrap_or(0).max(r.policy.sie.unwrap_or(0)));
-    (r.lifetime() + stale.max(rules.stale_retention)).max(Duration::from_secs(1))
+    (r.lifetime() + stale.max(config.stale_retention)).max(Duration::from_secs(1))
 }
 
 /// What a stored response may be used for, for this request, now.
@@ -171,6 +223,47 @@ pub(crate) fn stale_if_error_allows(r: &StoredResponse, now: SystemTime) -> bool
     r.policy
         .sie
         .is_some_and(|s| staleness <= Duration::from_secs(s))
+}
+
+/// What a client's own preconditions say about a `2xx` response the cache
+/// fetched without them (RFC 9110 §13.2.2): `412` when `If-Match` or
+/// `If-Unmodified-Since` fail, `304` when `If-None-Match` or
+/// `If-Modified-Since` match, else `None` (send the response).
+pub(crate) fn precondition_outcome(
+    req: &HeaderMap,
+    headers: &HeaderMap,
+    fallback_date: SystemTime,
+) -> Option<StatusCode> {
+    let etag = headers.get(ETAG).and_then(|v| v.to_str().ok());
+    if req.contains_key(IF_MATCH) {
+        let matched = req
+            .get_all(IF_MATCH)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(split_etags)
+            .any(|c| c == "*" || etag.is_some_and(|e| strong_eq(c, e)));
+        if !matched {
+            return Some(StatusCode::PRECONDITION_FAILED);
+        }
+    } else if let Some(since) = req
+        .get(IF_UNMODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_date)
+        && let Some(modified) = headers
+            .get(LAST_MODIFIED)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_date)
+        && modified > since
+    {
+        return Some(StatusCode::PRECONDITION_FAILED);
+    }
+    not_modified(req, headers, fallback_date).then_some(StatusCode::NOT_MODIFIED)
+}
+
+/// Strong comparison: equal opaque tags, neither of them weak.
+fn strong_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.trim(), b.trim());
+    !a.starts_with("W/") && a.starts_with('"') && a.len() >= 2 && a == b
 }
 
 /// Whether a client's conditional GET/HEAD is answered with 304 by a

@@ -24,6 +24,9 @@ pub(crate) enum HttpEntry {
         vary: Vec<String>,
         /// Random per index.
         generation: u64,
+        /// The hashes of the variants stored, oldest first (at most the
+        /// layer's `max_variants`).
+        variants: Vec<u64>,
     },
 }
 
@@ -55,22 +58,51 @@ pub(crate) struct StoredPolicy {
     pub(crate) swr: Option<u64>,
     /// `stale-if-error` seconds.
     pub(crate) sie: Option<u64>,
-    /// May answer requests with `Authorization` (`public`, `s-maxage` or
-    /// `must-revalidate`, RFC 9111 §3.5).
-    pub(crate) auth_ok: bool,
+    /// Explicitly shareable: `public`, `s-maxage`, or stored with
+    /// `CachePolicy::Store`; only such responses answer private requests.
+    pub(crate) shareable: bool,
+    /// `must-revalidate` (which RFC 9111 §3.5 also lets answer requests
+    /// with `Authorization`, under `PrivateRequests::Rfc9111`).
+    pub(crate) must_revalidate: bool,
+    /// Stored with `CachePolicy::Store` (kept when a 304 updates it).
+    pub(crate) opted_in: bool,
 }
 
 impl StoredPolicy {
-    pub(crate) fn from_directives(cc: &ResponseDirectives) -> Self {
+    pub(crate) fn from_directives(cc: &ResponseDirectives, opted_in: bool) -> Self {
         StoredPolicy {
             no_cache: cc.no_cache,
             forbids_stale: cc.forbids_stale(),
             swr: cc.stale_while_revalidate.secs(),
             sie: cc.stale_if_error.secs(),
-            auth_ok: cc.public || cc.s_maxage.is_present() || cc.must_revalidate,
+            shareable: cc.public || cc.s_maxage.is_present() || opted_in,
+            must_revalidate: cc.must_revalidate,
+            opted_in,
         }
     }
 }
+
+/// Fields of a `304` never merged into a stored response nor the response
+/// served from it: the stored body and the stored key depend on them
+/// (RFC 9111 §3.2 lets a cache keep such fields).
+const BODY_BOUND: &[HeaderName] = &[
+    CONTENT_LENGTH,
+    http::header::CONTENT_ENCODING,
+    http::header::CONTENT_RANGE,
+    http::header::VARY,
+];
+
+/// Fields of a `304` that the client whose request was revalidated gets,
+/// but that are never stored: the origin said them to that client (a
+/// session cookie refreshed for a logged-in user must never reach anyone
+/// else), and representation metadata must not change under a stored
+/// body.
+const REQUESTER_ONLY: &[&str] = &[
+    "set-cookie",
+    "set-cookie2",
+    "content-type",
+    "content-language",
+];
 
 /// Headers a stored response never keeps: hop-by-hop fields and our own
 /// per-delivery ones (RFC 9111 §3.1).
@@ -126,29 +158,53 @@ impl StoredResponse {
             || self.headers.contains_key(http::header::LAST_MODIFIED)
     }
 
-    /// Updates this response from a `304 Not Modified` (RFC 9111 §4.3.4):
-    /// every header of the 304 replaces the stored one, except
-    /// `Content-Length`; the age clock and the lifetime restart.
-    pub(crate) fn freshen(
-        &mut self,
-        not_modified: &HeaderMap,
-        clock: AgeClock,
-        lifetime: Lifetime,
-    ) {
+    /// The headers of this response updated from a `304 Not Modified`
+    /// (RFC 9111 §3.2, §4.3.4): every field of the 304 replaces the stored
+    /// one, except those the stored body depends on, hop-by-hop fields and,
+    /// `for_storage`, those meant for the requester only.
+    pub(crate) fn merged_headers(&self, not_modified: &HeaderMap, for_storage: bool) -> HeaderMap {
         let mut incoming = not_modified.clone();
         strip_unstorable(&mut incoming);
-        incoming.remove(CONTENT_LENGTH);
-        let names: Vec<HeaderName> = incoming.keys().cloned().collect();
-        for name in names {
-            self.headers.remove(&name);
-            for v in incoming.get_all(&name) {
-                self.headers.append(name.clone(), v.clone());
+        for name in BODY_BOUND {
+            incoming.remove(name);
+        }
+        if for_storage {
+            for name in REQUESTER_ONLY {
+                incoming.remove(*name);
             }
         }
-        self.clock = clock;
-        self.lifetime_ms = u64::try_from(lifetime.duration().as_millis()).unwrap_or(u64::MAX);
-        self.policy =
-            StoredPolicy::from_directives(&ResponseDirectives::from_headers(&self.headers));
+        let mut merged = self.headers.clone();
+        let names: Vec<HeaderName> = incoming.keys().cloned().collect();
+        for name in names {
+            merged.remove(&name);
+            for v in incoming.get_all(&name) {
+                merged.append(name.clone(), v.clone());
+            }
+        }
+        merged
+    }
+
+    /// This response with `headers` (from [`merged_headers`]), restarted
+    /// age clock and lifetime.
+    ///
+    /// [`merged_headers`]: StoredResponse::merged_headers
+    pub(crate) fn freshened(
+        &self,
+        headers: HeaderMap,
+        clock: AgeClock,
+        lifetime: Lifetime,
+    ) -> StoredResponse {
+        let cc = ResponseDirectives::from_headers(&headers);
+        StoredResponse {
+            status: self.status,
+            policy: StoredPolicy::from_directives(&cc, self.policy.opted_in),
+            headers,
+            body: self.body.clone(),
+            clock,
+            lifetime_ms: u64::try_from(lifetime.duration().as_millis()).unwrap_or(u64::MAX),
+            vary: self.vary.clone(),
+            vary_values: self.vary_values.clone(),
+        }
     }
 
     /// The response to send: the stored headers plus `Age`.
@@ -258,13 +314,14 @@ mod tests {
     }
 
     #[test]
-    fn freshen_replaces_headers_but_not_content_length() {
+    fn a_304_updates_headers_but_never_the_body_bound_or_requester_only_ones() {
         let mut headers = HeaderMap::new();
         headers.insert("content-length", HeaderValue::from_static("5"));
+        headers.insert("content-type", HeaderValue::from_static("text/plain"));
         headers.insert("etag", HeaderValue::from_static("\"v1\""));
         headers.insert("x-old", HeaderValue::from_static("keep"));
         headers.insert("cache-control", HeaderValue::from_static("max-age=1"));
-        let mut r = StoredResponse {
+        let r = StoredResponse {
             status: StatusCode::OK,
             headers,
             body: Bytes::from_static(b"hello"),
@@ -275,26 +332,43 @@ mod tests {
             lifetime_ms: 1000,
             vary: vec![],
             vary_values: vec![],
-            policy: StoredPolicy::default(),
+            policy: StoredPolicy::from_directives(&ResponseDirectives::default(), true),
         };
         let mut nm = HeaderMap::new();
         nm.insert("content-length", HeaderValue::from_static("0"));
+        nm.insert("content-encoding", HeaderValue::from_static("gzip"));
+        nm.insert("content-type", HeaderValue::from_static("text/html"));
+        nm.insert("vary", HeaderValue::from_static("cookie"));
+        nm.insert("set-cookie", HeaderValue::from_static("id=alice"));
         nm.insert(
             "cache-control",
             HeaderValue::from_static("max-age=60, must-revalidate"),
         );
         nm.insert("connection", HeaderValue::from_static("close"));
+        let stored = r.merged_headers(&nm, true);
+        assert_eq!(stored["content-length"], "5");
+        assert_eq!(stored["content-type"], "text/plain");
+        assert_eq!(stored["cache-control"], "max-age=60, must-revalidate");
+        assert_eq!(stored["x-old"], "keep");
+        for absent in ["connection", "set-cookie", "content-encoding", "vary"] {
+            assert!(!stored.contains_key(absent), "{absent}");
+        }
+        let requester = r.merged_headers(&nm, false);
+        assert_eq!(requester["set-cookie"], "id=alice");
+        assert_eq!(requester["content-type"], "text/html");
+        assert_eq!(requester["content-length"], "5");
+        assert!(!requester.contains_key("content-encoding"));
         let clock = AgeClock {
             initial_age_ms: 0,
             response_time_ms: 99,
         };
-        r.freshen(&nm, clock, Lifetime::Explicit(Duration::from_secs(60)));
-        assert_eq!(r.headers["content-length"], "5");
-        assert_eq!(r.headers["cache-control"], "max-age=60, must-revalidate");
-        assert_eq!(r.headers["x-old"], "keep");
-        assert!(!r.headers.contains_key("connection"));
-        assert_eq!(r.lifetime_ms, 60_000);
-        assert!(r.policy.forbids_stale);
-        assert_eq!(r.clock, clock);
+        let fresh = r.freshened(stored, clock, Lifetime::Explicit(Duration::from_secs(60)));
+        assert_eq!(fresh.lifetime_ms, 60_000);
+        assert!(fresh.policy.forbids_stale);
+        assert!(
+            fresh.policy.opted_in && fresh.policy.shareable,
+            "the opt-in survives"
+        );
+        assert_eq!(fresh.clock, clock);
     }
 }
