@@ -23,7 +23,6 @@ fn in_secs(s: u64) -> SystemTime {
 
 fn store(secret: &[u8]) -> CookieStore {
     CookieStore::builder(derive_key(secret).unwrap())
-        .cookie_name("sid")
         .build()
         .unwrap()
 }
@@ -161,7 +160,7 @@ async fn an_oversize_session_is_a_500_without_a_cookie() {
 #[tokio::test]
 async fn session_save_reports_the_oversize_error_typed() {
     let store: Arc<dyn SessionStore> = Arc::new(CookieStore::new(Key::generate()));
-    let session = Session::new(store.clone());
+    let session = Session::new(store.clone(), &covet::session::SessionConfig::default());
     session.insert("blob", "x".repeat(5000)).unwrap();
     let err = session.save().await.unwrap_err();
     assert!(
@@ -171,7 +170,7 @@ async fn session_save_reports_the_oversize_error_typed() {
     assert_eq!(session.id(), None);
 
     // A stored session that grows too large keeps its last good value.
-    let session = Session::new(store.clone());
+    let session = Session::new(store.clone(), &covet::session::SessionConfig::default());
     session.insert("n", 1).unwrap();
     assert!(matches!(
         session.save().await.unwrap(),
@@ -184,7 +183,10 @@ async fn session_save_reports_the_oversize_error_typed() {
         Err(Error::CookieTooLarge { .. })
     ));
     assert_eq!(session.id(), Some(id.clone()));
-    let again = Session::load(store, &id).await.unwrap().unwrap();
+    let again = Session::load(store, &id, &covet::session::SessionConfig::default())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(again.get::<i32>("n").unwrap(), Some(1));
     assert!(!again.contains("blob"));
 }
@@ -197,7 +199,6 @@ async fn rotating_keys_keeps_sessions_and_moves_them_to_the_new_key() {
     let rotated = layer(
         CookieStore::builder(derive_key(SECRET).unwrap())
             .old_key(derive_key(OLD_SECRET).unwrap())
-            .cookie_name("sid")
             .build()
             .unwrap(),
     );

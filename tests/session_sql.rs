@@ -187,7 +187,7 @@ macro_rules! per_database {
 per_database!(
     delete_expired_counts_and_removes_only_expired_rows,
     cleanup_task_removes_expired_rows,
-    corrupt_data_is_a_typed_error,
+    corrupt_data_is_a_typed_corrupt_record_error,
     twenty_concurrent_saves_all_persist,
     rows_hold_the_storage_key_and_json,
     expired_rows_are_absent_until_swept,
@@ -271,7 +271,7 @@ async fn cleanup_task_removes_expired_rows(f: &Fixture) {
     assert_eq!(f.rows().await.len(), 2, "the task is stopped");
 }
 
-async fn corrupt_data_is_a_typed_error(f: &Fixture) {
+async fn corrupt_data_is_a_typed_corrupt_record_error(f: &Fixture) {
     let s = &f.store;
     let id = s
         .create(&Record::new(data(&[("a", json!(1))]), in_secs(60)))
@@ -285,14 +285,14 @@ async fn corrupt_data_is_a_typed_error(f: &Fixture) {
         ))
         .await;
         let err = s.load(&id).await.unwrap_err();
-        assert!(matches!(err, Error::Store { .. }), "{err}");
+        assert!(matches!(err, Error::CorruptRecord { .. }), "{err}");
         let source = std::error::Error::source(&err).expect("a source");
         assert!(source.is::<serde_json::Error>(), "{source}");
 
         let mut changes = Changes::new(in_secs(60));
         changes.set.insert("b".into(), json!(2));
         let err = s.save(&id, &changes).await.unwrap_err();
-        assert!(matches!(err, Error::Store { .. }), "{err}");
+        assert!(matches!(err, Error::CorruptRecord { .. }), "{err}");
         // The failed save wrote nothing.
         let rows = f.rows().await;
         assert_eq!(rows[0].1, corrupt);

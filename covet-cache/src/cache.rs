@@ -151,7 +151,9 @@ impl CacheBuilder {
     }
 
     /// Prefix of every key (default `covet`): 1 to 64 characters, no `:`,
-    /// whitespace, control characters or glob metacharacters.
+    /// whitespace, control characters or glob metacharacters, and not
+    /// starting with `__covet` (reserved: sessions live under
+    /// `__covet_session:`, so no cache operation ever reaches them).
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
         self.namespace = namespace.into();
         self
@@ -217,6 +219,9 @@ impl CacheBuilder {
             });
         if !ns_ok {
             return Err(ConfigError::InvalidNamespace(self.namespace));
+        }
+        if ns.starts_with("__covet") {
+            return Err(ConfigError::ReservedNamespace(self.namespace));
         }
         if self.default_ttl == Some(Duration::ZERO) {
             return Err(ConfigError::ZeroDuration("default_ttl"));

@@ -125,6 +125,10 @@ pub enum ConfigError {
         "invalid namespace {0:?}: namespaces are 1 to 64 characters without whitespace, control characters or glob metacharacters"
     )]
     InvalidNamespace(String),
+    /// Namespaces starting with `__covet` are reserved (sessions live
+    /// under `__covet_session:`, out of reach of every cache's `clear()`).
+    #[error("the namespace {0:?} is reserved: namespaces starting with `__covet` belong to covet")]
+    ReservedNamespace(String),
     /// A TTL of zero was given.
     #[error("`{0}` must be greater than zero")]
     ZeroDuration(&'static str),

@@ -24,6 +24,7 @@ mod flight;
 pub mod http;
 mod key;
 mod stats;
+pub mod time;
 
 #[doc(hidden)]
 pub mod __private {

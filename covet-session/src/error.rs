@@ -96,9 +96,96 @@ pub enum Error {
     /// RFC 6265 token set.
     #[error("invalid cookie name {0:?}")]
     InvalidCookieName(String),
+    /// An insert would make the session's stored form `size` bytes, more
+    /// than the configured `limit`
+    /// ([`SessionConfig::with_max_size`](crate::SessionConfig::with_max_size)).
+    /// The session is unchanged.
+    #[error("the session would be {size} bytes, more than the limit of {limit}")]
+    TooLarge {
+        /// The size the session would have.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// Keys starting with `__covet` belong to covet (the user id, timeouts,
+    /// flash messages, the CSRF secret): `insert` and `remove` refuse them.
+    #[error("session keys starting with `__covet` are reserved: {0:?}")]
+    ReservedKey(String),
+    /// A stored session could not be decoded. [`Session`](crate::Session)
+    /// treats such a record as absent: it deletes it, logs it (with a hash
+    /// of the id, never the id) and starts a fresh session.
+    #[error("a stored session in `{store}` could not be decoded")]
+    CorruptRecord {
+        /// Name of the store.
+        store: &'static str,
+        /// What failed to decode.
+        #[source]
+        source: BoxError,
+    },
+    /// The store cannot do this (for example, a `CookieStore` cannot list
+    /// or revoke the sessions of a user: each lives only in a browser).
+    #[error("session store `{store}` does not support {operation}")]
+    Unsupported {
+        /// Name of the store.
+        store: &'static str,
+        /// The operation.
+        operation: &'static str,
+    },
+}
+
+/// A session configuration that browsers or the server would not honour;
+/// returned by [`SessionConfig::validate`](crate::SessionConfig::validate)
+/// and [`SessionLayer::try_with_config`](crate::SessionLayer::try_with_config).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The cookie name is not an RFC 6265 token.
+    #[error("invalid cookie name {0:?}: expected an RFC 6265 token")]
+    InvalidCookieName(String),
+    /// A `__Host-` cookie must be `Secure`, have `Path=/` and no `Domain`.
+    #[error(
+        "a `__Host-` cookie is refused by browsers unless Secure, Path=/ and without Domain: {reason}"
+    )]
+    HostPrefix {
+        /// Which rule is broken.
+        reason: &'static str,
+    },
+    /// A `__Secure-` cookie must be `Secure`.
+    #[error("a `__Secure-` cookie is refused by browsers unless Secure")]
+    SecurePrefix,
+    /// `SameSite=None` cookies must be `Secure`.
+    #[error("a SameSite=None cookie is refused by browsers unless Secure")]
+    SameSiteNoneWithoutSecure,
+    /// A `Path` or `Domain` value that would break the `Set-Cookie` line.
+    #[error("invalid cookie {attribute} {value:?}")]
+    InvalidAttribute {
+        /// `Path` or `Domain`.
+        attribute: &'static str,
+        /// The value given.
+        value: String,
+    },
+    /// A timeout outside one second to 400 days.
+    #[error("{setting} of {value:?} is out of range (1 s to 400 days)")]
+    TimeoutOutOfRange {
+        /// Which timeout.
+        setting: &'static str,
+        /// The value given.
+        value: std::time::Duration,
+    },
+    /// A size limit of zero.
+    #[error("the session size limit must not be zero")]
+    ZeroMaxSize,
 }
 
 impl Error {
+    /// Builds [`Error::CorruptRecord`] from a decoding error.
+    pub fn corrupt(store: &'static str, source: impl Into<BoxError>) -> Self {
+        Error::CorruptRecord {
+            store,
+            source: source.into(),
+        }
+    }
+
     /// Builds [`Error::Store`] from a client error.
     pub fn store(
         store: &'static str,

@@ -45,7 +45,7 @@ pub struct Flash {
 /// use std::sync::Arc;
 /// use covet_session::{Flashes, Level, MemoryStore, Session};
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-/// let session = Session::new(Arc::new(MemoryStore::new()));
+/// let session = Session::new(Arc::new(MemoryStore::new()), &covet_session::SessionConfig::default());
 /// session.flash("Saved.", Level::Success);
 /// let flashes = Flashes::take(&session);
 /// assert_eq!(flashes.len(), 1);
@@ -122,7 +122,7 @@ impl Session {
     /// use std::sync::Arc;
     /// use covet_session::{Level, MemoryStore, Session};
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-    /// let session = Session::new(Arc::new(MemoryStore::new()));
+    /// let session = Session::new(Arc::new(MemoryStore::new()), &covet_session::SessionConfig::default());
     /// session.flash("Saved.", Level::Success);
     /// session.flash("Quota at 90 %", Level::Warning);
     /// let flashes = session.take_flashes();
@@ -147,7 +147,7 @@ impl Session {
             level,
             message: message.into(),
         });
-        if let Err(err) = self.insert(FLASH_KEY, &queued) {
+        if let Err(err) = self.insert_internal(FLASH_KEY, &queued) {
             tracing::error!(error = %err, "flash message dropped");
         }
     }
@@ -159,7 +159,7 @@ impl Session {
         if !self.contains(FLASH_KEY) {
             return Vec::new();
         }
-        match self.remove::<Vec<Flash>>(FLASH_KEY) {
+        match self.remove_internal::<Vec<Flash>>(FLASH_KEY) {
             Ok(list) => list.unwrap_or_default(),
             Err(err) => {
                 tracing::warn!(error = %err, "stored flash messages do not decode; dropped");
@@ -178,12 +178,15 @@ mod tests {
     #[tokio::test]
     async fn flashes_survive_a_save_and_are_taken_once() {
         let store = Arc::new(MemoryStore::new());
-        let session = Session::new(store.clone());
+        let session = Session::new(store.clone(), &crate::SessionConfig::default());
         session.flash("hello", Level::Info);
         session.save().await.unwrap();
         let id = session.id().unwrap();
 
-        let next = Session::load(store.clone(), &id).await.unwrap().unwrap();
+        let next = Session::load(store.clone(), &id, &crate::SessionConfig::default())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(
             next.take_flashes(),
             vec![Flash {
@@ -192,16 +195,22 @@ mod tests {
             }]
         );
         next.save().await.unwrap();
-        let after = Session::load(store, &id).await.unwrap().unwrap();
+        let after = Session::load(store, &id, &crate::SessionConfig::default())
+            .await
+            .unwrap()
+            .unwrap();
         assert!(after.take_flashes().is_empty());
     }
 
     #[tokio::test]
     async fn garbage_under_the_flash_key_is_not_an_error() {
-        let session = Session::new(Arc::new(MemoryStore::new()));
-        session.insert(FLASH_KEY, "not a list").unwrap();
+        let session = Session::new(
+            Arc::new(MemoryStore::new()),
+            &crate::SessionConfig::default(),
+        );
+        session.insert_internal(FLASH_KEY, "not a list").unwrap();
         assert!(session.take_flashes().is_empty());
-        session.insert(FLASH_KEY, 42).unwrap();
+        session.insert_internal(FLASH_KEY, 42).unwrap();
         session.flash("fresh", Level::Error);
         assert_eq!(session.take_flashes().len(), 1);
     }

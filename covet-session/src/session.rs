@@ -5,16 +5,32 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use http::HeaderValue;
 use parking_lot::Mutex;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::config::SessionConfig;
 use crate::error::{Error, Result};
 use crate::id::SessionId;
 use crate::store::{Changes, Data, Record, SessionStore};
+use crate::time::{from_ms, to_ms};
 
-/// Default idle timeout: two weeks.
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(14 * 24 * 60 * 60);
+pub use crate::config::DEFAULT_IDLE_TIMEOUT;
+
+/// Keys starting with this belong to covet.
+pub(crate) const RESERVED_PREFIX: &str = "__covet";
+/// When the session was created, or its user logged in (ms since the epoch).
+pub(crate) const CREATED_KEY: &str = "__covet_created";
+/// The logged-in user.
+pub(crate) const USER_KEY: &str = "__covet_user";
+/// The `User-Agent` at creation or login.
+pub(crate) const AGENT_KEY: &str = "__covet_ua";
+/// The last time the session was written (ms since the epoch).
+pub(crate) const SEEN_KEY: &str = "__covet_seen";
+const META_KEYS: [&str; 4] = [CREATED_KEY, USER_KEY, AGENT_KEY, SEEN_KEY];
+/// The per-session CSRF secret (rotated at login).
+pub(crate) const CSRF_SECRET_KEY: &str = "__covet.csrf";
 
 /// A session: a cheap-to-clone handle (an `Arc`) on the data of one visitor.
 ///
@@ -30,15 +46,16 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(14 * 24 * 60 * 60
 ///
 /// ```
 /// use std::sync::Arc;
-/// use covet_session::{MemoryStore, Session, SessionStore};
+/// use covet_session::{MemoryStore, Session, SessionConfig, SessionStore};
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// let store: Arc<dyn SessionStore> = Arc::new(MemoryStore::new());
-/// let session = Session::new(store.clone());
+/// let config = SessionConfig::default();
+/// let session = Session::new(store.clone(), &config);
 /// session.insert("visits", 1u64).unwrap();
 /// session.save().await.unwrap();
 /// let id = session.id().unwrap();
 ///
-/// let again = Session::load(store, &id).await.unwrap().unwrap();
+/// let again = Session::load(store, &id, &config).await.unwrap().unwrap();
 /// assert_eq!(again.get::<u64>("visits").unwrap(), Some(1));
 /// # });
 /// ```
@@ -49,12 +66,65 @@ pub struct Session {
 
 struct Inner {
     store: Arc<dyn SessionStore>,
-    /// The id the request presented (not yet checked against the store).
-    presented: Option<SessionId>,
-    idle_timeout: Duration,
+    /// The ids the request presented (not yet checked against the store).
+    presented: Vec<SessionId>,
+    config: Arc<SessionConfig>,
+    /// The request's `User-Agent`, recorded at creation and login.
+    user_agent: Option<HeaderValue>,
     /// Serializes loading and saving.
     io: tokio::sync::Mutex<()>,
     state: Mutex<State>,
+}
+
+/// covet's own fields of a session, kept apart from its data.
+#[derive(Debug, Default, Clone)]
+struct Meta {
+    created_ms: Option<u64>,
+    user: Option<String>,
+    agent: Option<String>,
+    seen_ms: Option<u64>,
+}
+
+impl Meta {
+    fn value(&self, key: &str) -> Option<serde_json::Value> {
+        match key {
+            CREATED_KEY => self.created_ms.map(Into::into),
+            USER_KEY => self.user.clone().map(Into::into),
+            AGENT_KEY => self.agent.clone().map(Into::into),
+            SEEN_KEY => self.seen_ms.map(Into::into),
+            _ => None,
+        }
+    }
+
+    /// Takes covet's fields out of stored `data`.
+    fn take_from(data: &mut Data) -> Meta {
+        Meta {
+            created_ms: data.remove(CREATED_KEY).and_then(|v| v.as_u64()),
+            user: data
+                .remove(USER_KEY)
+                .and_then(|v| v.as_str().map(str::to_owned)),
+            agent: data
+                .remove(AGENT_KEY)
+                .and_then(|v| v.as_str().map(str::to_owned)),
+            seen_ms: data.remove(SEEN_KEY).and_then(|v| v.as_u64()),
+        }
+    }
+
+    /// Writes every field into `data`, as stores keep them.
+    fn put_into(&self, data: &mut Data) {
+        for key in META_KEYS {
+            if let Some(v) = self.value(key) {
+                data.insert(key.to_owned(), v);
+            }
+        }
+    }
+}
+
+/// The cookie a response must carry after the saves so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CookieAction {
+    Set(SessionId),
+    Remove,
 }
 
 #[derive(Default)]
@@ -62,16 +132,28 @@ struct State {
     loaded: bool,
     /// The id of the stored session; `None` until a new session is created.
     id: Option<SessionId>,
+    /// The data, with covet's internal keys (flash messages, the CSRF
+    /// secret) but not the fields in `meta`.
     data: Data,
+    meta: Meta,
     changed: HashSet<String>,
     removed: HashSet<String>,
     cleared: bool,
     expires_at: Option<SystemTime>,
+    /// The next save stores the session under a new id.
+    rotate: bool,
+    /// Logged out, or found deleted: nothing is written any more.
+    ended: bool,
+    /// `logout` was called.
+    logged_out: bool,
+    /// The stored form's size, computed on the first insert.
+    size: Option<usize>,
+    cookie: Option<CookieAction>,
 }
 
 impl State {
     fn is_modified(&self) -> bool {
-        self.cleared || !self.changed.is_empty() || !self.removed.is_empty()
+        self.cleared || self.rotate || !self.changed.is_empty() || !self.removed.is_empty()
     }
 
     fn loaded(&self) -> Result<()> {
@@ -81,6 +163,70 @@ impl State {
             Err(Error::NotLoaded)
         }
     }
+
+    /// Whether there is anything worth storing.
+    fn has_content(&self) -> bool {
+        !self.data.is_empty() || self.meta.user.is_some()
+    }
+
+    fn size(&mut self) -> usize {
+        if let Some(s) = self.size {
+            return s;
+        }
+        let mut total = 2;
+        for (k, v) in &self.data {
+            total += entry_len(k, v);
+        }
+        for key in META_KEYS {
+            if let Some(v) = self.meta.value(key) {
+                total += entry_len(key, &v);
+            }
+        }
+        self.size = Some(total);
+        total
+    }
+
+    fn set_meta(&mut self, key: &'static str, f: impl FnOnce(&mut Meta)) {
+        f(&mut self.meta);
+        self.changed.insert(key.to_owned());
+        self.size = None;
+    }
+
+    /// Every field, for a store that writes the whole session.
+    fn full_data(&self) -> Data {
+        let mut data = self.data.clone();
+        self.meta.put_into(&mut data);
+        data
+    }
+}
+
+/// Counts bytes without keeping them.
+struct Counter(usize);
+
+impl std::io::Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+pub(crate) fn json_len(v: &impl Serialize) -> usize {
+    let mut c = Counter(0);
+    // Writing to a counter cannot fail, and a Value always serializes.
+    let _ = serde_json::to_writer(&mut c, v);
+    c.0
+}
+
+/// The bytes one entry adds to the stored JSON object: `"key":value,`.
+fn entry_len(key: &str, value: &serde_json::Value) -> usize {
+    json_len(&key) + 1 + json_len(value) + 1
+}
+
+fn is_reserved(key: &str) -> bool {
+    key.starts_with(RESERVED_PREFIX)
 }
 
 /// What [`Session::save`] did, which tells the layer which cookie to send.
@@ -89,7 +235,8 @@ impl State {
 pub enum SaveOutcome {
     /// Nothing to store (never loaded, or unchanged and fresh enough).
     Unchanged,
-    /// A new session was stored under a new id: send the cookie.
+    /// A new session was stored under a new id (a first save, or the id
+    /// was rotated): send the cookie.
     Created {
         /// The new id.
         id: SessionId,
@@ -99,38 +246,52 @@ pub enum SaveOutcome {
         /// The session id.
         id: SessionId,
     },
-    /// The session was cleared and deleted: send a removal cookie.
+    /// The session is gone from the store (logged out, cleared, or deleted
+    /// by someone else while this request ran): send a removal cookie.
     Deleted,
 }
 
+/// A short hash of a session id for logs: never the id itself.
+pub(crate) fn log_id(id: &SessionId) -> &str {
+    &id.storage_key()[..12]
+}
+
 impl Session {
-    /// A new, empty session in `store`, loaded (nothing to read) and not yet
-    /// stored: [`save`](Session::save) creates it if it holds any data.
-    pub fn new(store: Arc<dyn SessionStore>) -> Self {
-        let s = Self::lazy(store, None, DEFAULT_IDLE_TIMEOUT);
+    /// A new, empty session in `store` with the timeouts and size limit of
+    /// `config`, loaded (nothing to read) and not yet stored:
+    /// [`save`](Session::save) creates it if it holds any data.
+    pub fn new(store: Arc<dyn SessionStore>, config: &SessionConfig) -> Self {
+        let s = Self::lazy(store, Vec::new(), Arc::new(config.clone()), None);
         s.inner.state.lock().loaded = true;
         s
     }
 
-    /// The session `id` from `store`, or `None` if it is unknown or expired.
-    pub async fn load(store: Arc<dyn SessionStore>, id: &SessionId) -> Result<Option<Self>> {
-        let s = Self::lazy(store, Some(id.clone()), DEFAULT_IDLE_TIMEOUT);
+    /// The session `id` from `store`, or `None` if it is unknown, expired
+    /// (idle or absolute timeout of `config`) or undecodable.
+    pub async fn load(
+        store: Arc<dyn SessionStore>,
+        id: &SessionId,
+        config: &SessionConfig,
+    ) -> Result<Option<Self>> {
+        let s = Self::lazy(store, vec![id.clone()], Arc::new(config.clone()), None);
         s.ensure_loaded().await?;
         Ok(s.id().is_some().then_some(s))
     }
 
-    /// A handle that reads `presented` from the store on first use
-    /// (an unknown or missing id gives a fresh session).
+    /// A handle that reads one of the `presented` ids from the store on
+    /// first use (none that loads gives a fresh session).
     pub(crate) fn lazy(
         store: Arc<dyn SessionStore>,
-        presented: Option<SessionId>,
-        idle_timeout: Duration,
+        presented: Vec<SessionId>,
+        config: Arc<SessionConfig>,
+        user_agent: Option<HeaderValue>,
     ) -> Self {
         Session {
             inner: Arc::new(Inner {
                 store,
                 presented,
-                idle_timeout,
+                config,
+                user_agent,
                 io: tokio::sync::Mutex::new(()),
                 state: Mutex::new(State::default()),
             }),
@@ -142,6 +303,13 @@ impl Session {
     /// The `SessionLayer` attaches an unloaded handle so that requests which
     /// never use the session never reach the store; the axum extractor calls
     /// this for you. Calling it again is free.
+    ///
+    /// When the request presented several cookies with the session name
+    /// (one may have been planted from a sibling domain), the session is
+    /// the one that loads; if more than one loads, none is trusted and the
+    /// request gets a fresh session. A stored record that cannot be decoded
+    /// is deleted and logged, and the request gets a fresh session; a
+    /// session past its absolute timeout is deleted.
     pub async fn ensure_loaded(&self) -> Result<()> {
         if self.inner.state.lock().loaded {
             return Ok(());
@@ -150,18 +318,79 @@ impl Session {
         if self.inner.state.lock().loaded {
             return Ok(());
         }
-        let record = match &self.inner.presented {
-            Some(id) => self.inner.store.load(id).await?,
-            None => None,
-        };
+        let store = &self.inner.store;
+        let mut found: Option<(SessionId, Record)> = None;
+        let mut ambiguous = false;
+        for (i, id) in self.inner.presented.iter().enumerate() {
+            if self.inner.presented[..i].contains(id) {
+                continue;
+            }
+            match store.load(id).await {
+                Ok(Some(record)) => {
+                    if found.is_some() {
+                        ambiguous = true;
+                    } else {
+                        found = Some((id.clone(), record));
+                    }
+                }
+                Ok(None) => {}
+                Err(Error::CorruptRecord {
+                    store: name,
+                    source,
+                }) => {
+                    tracing::warn!(
+                        target: "covet::session",
+                        session = log_id(id),
+                        store = name,
+                        error = %source,
+                        "a stored session does not decode; deleting it and starting afresh"
+                    );
+                    if let Err(e) = store.delete(id).await {
+                        e.log("deleting an undecodable session failed");
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if ambiguous {
+            tracing::warn!(
+                target: "covet::session",
+                "several session cookies name live sessions; trusting none of them"
+            );
+            found = None;
+        }
+        let mut loaded = None;
+        if let Some((id, mut record)) = found {
+            let meta = Meta::take_from(&mut record.data);
+            let absolute = self.inner.config.absolute_timeout();
+            let expired = meta
+                .created_ms
+                .is_some_and(|c| from_ms(c) + absolute <= SystemTime::now());
+            if expired {
+                tracing::info!(
+                    target: "covet::session",
+                    session = log_id(&id),
+                    "session past its absolute timeout; deleting it"
+                );
+                store.delete(&id).await?;
+            } else {
+                loaded = Some((id, record, meta));
+            }
+        }
         let mut st = self.inner.state.lock();
-        if let Some(Record {
-            data, expires_at, ..
-        }) = record
-        {
-            st.id = self.inner.presented.clone();
-            st.data = data;
-            st.expires_at = Some(expires_at);
+        if let Some((id, record, meta)) = loaded {
+            st.id = Some(id);
+            st.data = record.data;
+            st.expires_at = Some(record.expires_at);
+            if meta.created_ms.is_none() {
+                // Stored before creation times were kept: start counting.
+                st.meta = meta;
+                st.set_meta(CREATED_KEY, |m| {
+                    m.created_ms = Some(to_ms(SystemTime::now()));
+                });
+            } else {
+                st.meta = meta;
+            }
         }
         st.loaded = true;
         Ok(())
@@ -198,17 +427,37 @@ impl Session {
     }
 
     /// Stores `value` at `key`. Inserting a value equal to the stored one
-    /// records no change.
+    /// records no change. Keys starting with `__covet` are
+    /// [reserved](Error::ReservedKey); an insert that would make the
+    /// session larger than its size limit is [`Error::TooLarge`] and
+    /// changes nothing; after [`logout`](Session::logout) inserts are
+    /// ignored.
     pub fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<()> {
+        if is_reserved(key) {
+            return Err(Error::ReservedKey(key.to_owned()));
+        }
+        self.insert_internal(key, value)
+    }
+
+    /// [`insert`](Session::insert) without the reserved-key check, for
+    /// covet's own keys (flash messages, the CSRF secret).
+    pub(crate) fn insert_internal<T: Serialize>(&self, key: &str, value: T) -> Result<()> {
         let v = serde_json::to_value(&value).map_err(|source| Error::Encode {
             key: key.to_owned(),
             source,
         })?;
         let mut st = self.inner.state.lock();
         st.loaded()?;
-        if st.data.get(key) == Some(&v) {
+        if st.ended || st.data.get(key) == Some(&v) {
             return Ok(());
         }
+        let old = st.data.get(key).map_or(0, |o| entry_len(key, o));
+        let size = st.size() - old + entry_len(key, &v);
+        let limit = self.inner.config.max_size();
+        if size > limit {
+            return Err(Error::TooLarge { size, limit });
+        }
+        st.size = Some(size);
         st.removed.remove(key);
         st.changed.insert(key.to_owned());
         st.data.insert(key.to_owned(), v);
@@ -216,13 +465,27 @@ impl Session {
     }
 
     /// Removes `key` and returns its value decoded as `T`. The key is
-    /// removed even if decoding fails.
+    /// removed even if decoding fails. Keys starting with `__covet` are
+    /// [reserved](Error::ReservedKey).
     pub fn remove<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        if is_reserved(key) {
+            return Err(Error::ReservedKey(key.to_owned()));
+        }
+        self.remove_internal(key)
+    }
+
+    pub(crate) fn remove_internal<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         let mut st = self.inner.state.lock();
         st.loaded()?;
+        if st.ended {
+            return Ok(None);
+        }
         let Some(v) = st.data.remove(key) else {
             return Ok(None);
         };
+        if let Some(size) = st.size {
+            st.size = Some(size.saturating_sub(entry_len(key, &v)));
+        }
         st.changed.remove(key);
         st.removed.insert(key.to_owned());
         drop(st);
@@ -237,9 +500,18 @@ impl Session {
         self.inner.state.lock().data.contains_key(key)
     }
 
-    /// The keys present, sorted (empty before loading).
+    /// The keys present, sorted, without covet's own (empty before
+    /// loading).
     pub fn keys(&self) -> Vec<String> {
-        let mut keys: Vec<String> = self.inner.state.lock().data.keys().cloned().collect();
+        let mut keys: Vec<String> = self
+            .inner
+            .state
+            .lock()
+            .data
+            .keys()
+            .filter(|k| !is_reserved(k))
+            .cloned()
+            .collect();
         keys.sort_unstable();
         keys
     }
@@ -249,18 +521,26 @@ impl Session {
         self.inner.state.lock().data.is_empty()
     }
 
-    /// Removes every key. If nothing is inserted afterwards, saving deletes
-    /// the session from the store and the layer sends a removal cookie.
-    /// Works before loading too (the presented id is then deleted).
+    /// Removes every key (and the logged-in user). If nothing is inserted
+    /// afterwards, saving deletes the session from the store and the layer
+    /// sends a removal cookie. Works before loading too (the presented id
+    /// is then deleted). To end a login, prefer [`logout`](Session::logout):
+    /// later writes cannot undo it.
     pub fn clear(&self) {
         let mut st = self.inner.state.lock();
         if !st.loaded {
             st.loaded = true;
-            st.id = self.inner.presented.clone();
+            st.id = self.inner.presented.first().cloned();
         }
         st.data.clear();
         st.changed.clear();
         st.removed.clear();
+        let created = st.meta.created_ms;
+        st.meta = Meta {
+            created_ms: created,
+            ..Meta::default()
+        };
+        st.size = None;
         st.cleared = true;
     }
 
@@ -274,67 +554,240 @@ impl Session {
         self.inner.state.lock().expires_at
     }
 
+    /// When the session was created (or its user logged in): what the
+    /// absolute timeout counts from. `None` before it is stored.
+    pub fn created_at(&self) -> Option<SystemTime> {
+        self.inner.state.lock().meta.created_ms.map(from_ms)
+    }
+
     /// The idle timeout this handle applies when saving.
     pub fn idle_timeout(&self) -> Duration {
-        self.inner.idle_timeout
+        self.inner.config.idle_timeout()
+    }
+
+    /// The configuration this handle applies.
+    pub fn config(&self) -> &SessionConfig {
+        &self.inner.config
+    }
+
+    /// Stores the data under a fresh id at the next save, and deletes the
+    /// old record: a cookie captured before (or planted by an attacker)
+    /// then loads nothing. Call it on every privilege change;
+    /// [`login`](Session::login) calls it for you.
+    pub fn cycle_id(&self) {
+        let mut st = self.inner.state.lock();
+        if !st.ended {
+            st.rotate = true;
+        }
+    }
+
+    /// Records that `user_id` logged in: the id is cycled, the user
+    /// agent recorded, the creation time (for the absolute timeout)
+    /// restarted, and when the session belonged to a different user it
+    /// starts from empty data (Django's rule). Call it on every login.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use covet_session::{MemoryStore, Session, SessionConfig};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let session = Session::new(Arc::new(MemoryStore::new()), &SessionConfig::default());
+    /// session.insert("cart", vec!["book"]).unwrap();
+    /// session.login("alice").unwrap();
+    /// assert_eq!(session.user_id().as_deref(), Some("alice"));
+    /// assert!(session.contains("cart"), "the same user keeps the data");
+    /// session.login("bob").unwrap();
+    /// assert!(!session.contains("cart"), "another user starts afresh");
+    /// # });
+    /// ```
+    pub fn login(&self, user_id: &str) -> Result<()> {
+        let agent = self
+            .inner
+            .user_agent
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let mut st = self.inner.state.lock();
+        st.loaded()?;
+        if st.ended {
+            return Ok(());
+        }
+        if st.meta.user.as_deref().is_some_and(|u| u != user_id) {
+            st.data.clear();
+            st.changed.clear();
+            st.removed.clear();
+            st.cleared = true;
+        }
+        // A new login starts without the anonymous session's CSRF secret.
+        if st.data.remove(CSRF_SECRET_KEY).is_some() {
+            st.removed.insert(CSRF_SECRET_KEY.to_owned());
+        }
+        let now = to_ms(SystemTime::now());
+        st.set_meta(USER_KEY, |m| m.user = Some(user_id.to_owned()));
+        st.set_meta(CREATED_KEY, |m| m.created_ms = Some(now));
+        st.set_meta(AGENT_KEY, |m| m.agent = agent);
+        st.rotate = true;
+        Ok(())
+    }
+
+    /// The user recorded by [`login`](Session::login), if any.
+    pub fn user_id(&self) -> Option<String> {
+        self.inner.state.lock().meta.user.clone()
+    }
+
+    /// Ends the session: at the end of the request its record is deleted
+    /// and a removal cookie (with the same attributes) is sent, with
+    /// `Clear-Site-Data` if [configured](SessionConfig::with_clear_site_data).
+    /// Writes later in the same request are ignored, and a slower request
+    /// that loaded the session before cannot bring it back.
+    pub fn logout(&self) {
+        let mut st = self.inner.state.lock();
+        if !st.loaded {
+            st.loaded = true;
+            st.id = self.inner.presented.first().cloned();
+        }
+        st.data.clear();
+        st.changed.clear();
+        st.removed.clear();
+        st.meta = Meta::default();
+        st.size = None;
+        st.rotate = false;
+        st.cleared = true;
+        st.ended = true;
+        st.logged_out = true;
+    }
+
+    /// Whether [`logout`](Session::logout) was called (or the session was
+    /// found deleted) during this request.
+    pub fn is_ended(&self) -> bool {
+        self.inner.state.lock().ended
     }
 
     /// Stores what changed; see [`SaveOutcome`]. A session that was not
-    /// modified is only touched (expiry moved) once an eighth of the idle
-    /// timeout has passed since its last extension.
+    /// modified is only renewed (its expiry written) once per
+    /// [renewal interval](SessionConfig::with_renewal_interval). A session
+    /// that existed when it was loaded and is gone now (logged out, or
+    /// deleted, meanwhile) is never re-created: the outcome is
+    /// [`Deleted`](SaveOutcome::Deleted). The outcome is also recorded for
+    /// the `SessionLayer`, which sends the matching cookie even when the
+    /// save happened inside a handler.
     pub async fn save(&self) -> Result<SaveOutcome> {
         let _io = self.inner.io.lock().await;
+        let outcome = self.save_locked().await?;
+        let mut st = self.inner.state.lock();
+        match &outcome {
+            SaveOutcome::Created { id } | SaveOutcome::Refreshed { id } => {
+                st.cookie = Some(CookieAction::Set(id.clone()));
+            }
+            SaveOutcome::Deleted => st.cookie = Some(CookieAction::Remove),
+            SaveOutcome::Unchanged => {}
+        }
+        Ok(outcome)
+    }
+
+    /// Whether [`logout`](Session::logout) was called in this request.
+    pub(crate) fn logged_out(&self) -> bool {
+        self.inner.state.lock().logged_out
+    }
+
+    /// The cookie the saves so far call for, taken (for the layer).
+    pub(crate) fn take_cookie_action(&self) -> Option<CookieAction> {
+        self.inner.state.lock().cookie.take()
+    }
+
+    async fn save_locked(&self) -> Result<SaveOutcome> {
         let store = &self.inner.store;
+        let config = &self.inner.config;
         let now = SystemTime::now();
-        let expires_at = now + self.inner.idle_timeout;
 
         enum Plan {
             Nothing,
-            Delete(Option<SessionId>),
+            Delete(Option<SessionId>, bool),
             Create(Data),
+            Rotate(SessionId, Data),
             Save(SessionId, Changes),
-            Touch(SessionId),
         }
-        let plan = {
-            let st = self.inner.state.lock();
-            if !st.loaded {
+        let (plan, expires_at) = {
+            let mut st = self.inner.state.lock();
+            let created = match st.meta.created_ms {
+                Some(c) => from_ms(c),
+                None => now,
+            };
+            let expires_at = (now + config.idle_timeout()).min(created + config.absolute_timeout());
+            let plan = if !st.loaded {
                 Plan::Nothing
-            } else if st.cleared && st.data.is_empty() {
-                Plan::Delete(st.id.clone())
-            } else if let Some(id) = st.id.clone() {
-                if st.is_modified() {
-                    let mut changes = Changes::new(expires_at);
-                    changes.cleared = st.cleared;
-                    changes.removed = st.removed.clone();
-                    changes.set = st
-                        .changed
-                        .iter()
-                        .filter_map(|k| Some((k.clone(), st.data.get(k)?.clone())))
-                        .collect();
-                    Plan::Save(id, changes)
-                } else if self.needs_refresh(st.expires_at, now) {
-                    Plan::Touch(id)
-                } else {
+            } else if st.ended {
+                // A logout with a cookie presented removes it even if the
+                // session was not found.
+                let presented = !self.inner.presented.is_empty();
+                if st.cookie == Some(CookieAction::Remove) && st.id.is_none() {
                     Plan::Nothing
+                } else {
+                    Plan::Delete(st.id.clone(), presented)
                 }
-            } else if st.data.is_empty() {
-                Plan::Nothing
+            } else if st.cleared && !st.has_content() {
+                Plan::Delete(st.id.clone(), false)
             } else {
-                Plan::Create(st.data.clone())
-            }
+                let seen = to_ms(now);
+                match st.id.clone() {
+                    None if !st.has_content() => Plan::Nothing,
+                    None => {
+                        if st.meta.created_ms.is_none() {
+                            st.meta.created_ms = Some(seen);
+                        }
+                        st.meta.seen_ms = Some(seen);
+                        Plan::Create(st.full_data())
+                    }
+                    Some(id) if st.rotate => {
+                        st.meta.seen_ms = Some(seen);
+                        Plan::Rotate(id, st.full_data())
+                    }
+                    Some(id) => {
+                        let renew = self.needs_renewal(st.expires_at, expires_at, now);
+                        if st.is_modified() || renew {
+                            st.set_meta(SEEN_KEY, |m| m.seen_ms = Some(seen));
+                            let mut changes = Changes::new(expires_at);
+                            changes.cleared = st.cleared;
+                            changes.removed = st.removed.clone();
+                            let keys: Vec<String> = if st.cleared {
+                                // The store drops everything: write it all.
+                                st.data
+                                    .keys()
+                                    .cloned()
+                                    .chain(META_KEYS.iter().map(|k| (*k).to_owned()))
+                                    .collect()
+                            } else {
+                                st.changed.iter().cloned().collect()
+                            };
+                            for k in keys {
+                                let v = match st.data.get(&k) {
+                                    Some(v) => Some(v.clone()),
+                                    None => st.meta.value(&k),
+                                };
+                                if let Some(v) = v {
+                                    changes.set.insert(k, v);
+                                }
+                            }
+                            Plan::Save(id, changes)
+                        } else {
+                            Plan::Nothing
+                        }
+                    }
+                }
+            };
+            (plan, expires_at)
         };
 
         let outcome = match plan {
             Plan::Nothing => return Ok(SaveOutcome::Unchanged),
-            Plan::Delete(id) => {
+            Plan::Delete(id, presented) => {
                 if let Some(id) = &id {
                     store.delete(id).await?;
                 }
                 let mut st = self.inner.state.lock();
                 st.id = None;
                 st.expires_at = None;
-                self.reset(&mut st);
-                return Ok(if id.is_some() {
+                Self::reset(&mut st);
+                return Ok(if id.is_some() || presented {
                     SaveOutcome::Deleted
                 } else {
                     SaveOutcome::Unchanged
@@ -343,51 +796,67 @@ impl Session {
             Plan::Create(data) => SaveOutcome::Created {
                 id: store.create(&Record::new(data, expires_at)).await?,
             },
-            Plan::Save(id, changes) => {
-                if let Some(id) = store.save(&id, &changes).await? {
-                    SaveOutcome::Refreshed { id }
-                } else {
-                    // Expired or deleted meanwhile: store the whole session
-                    // anew, with its data as it is now.
-                    let data = self.inner.state.lock().data.clone();
-                    SaveOutcome::Created {
-                        id: store.create(&Record::new(data, expires_at)).await?,
-                    }
+            Plan::Rotate(old, data) => {
+                // Never bring back a session deleted since it was loaded.
+                if store.load(&old).await?.is_none() {
+                    return Ok(self.gone(&old));
                 }
+                let id = store.create(&Record::new(data, expires_at)).await?;
+                store.delete(&old).await?;
+                SaveOutcome::Created { id }
             }
-            Plan::Touch(id) => {
-                if let Some(id) = store.touch(&id, expires_at).await? {
-                    SaveOutcome::Refreshed { id }
-                } else {
-                    let data = self.inner.state.lock().data.clone();
-                    if data.is_empty() {
-                        return Ok(SaveOutcome::Unchanged);
-                    }
-                    SaveOutcome::Created {
-                        id: store.create(&Record::new(data, expires_at)).await?,
-                    }
-                }
-            }
+            Plan::Save(id, changes) => match store.save(&id, &changes).await? {
+                Some(id) => SaveOutcome::Refreshed { id },
+                None => return Ok(self.gone(&id)),
+            },
         };
         let mut st = self.inner.state.lock();
         if let SaveOutcome::Created { id } | SaveOutcome::Refreshed { id } = &outcome {
             st.id = Some(id.clone());
         }
         st.expires_at = Some(expires_at);
-        self.reset(&mut st);
+        Self::reset(&mut st);
         Ok(outcome)
     }
 
-    fn reset(&self, st: &mut State) {
+    /// The session vanished from the store while this request ran (a
+    /// logout, an expiry, a revocation): it stays gone.
+    fn gone(&self, id: &SessionId) -> SaveOutcome {
+        tracing::info!(
+            target: "covet::session",
+            session = log_id(id),
+            "the session was deleted while the request ran; not re-creating it"
+        );
+        let mut st = self.inner.state.lock();
+        st.id = None;
+        st.expires_at = None;
+        st.data.clear();
+        st.meta = Meta::default();
+        st.ended = true;
+        Self::reset(&mut st);
+        SaveOutcome::Deleted
+    }
+
+    fn reset(st: &mut State) {
         st.changed.clear();
         st.removed.clear();
         st.cleared = false;
+        st.rotate = false;
     }
 
-    fn needs_refresh(&self, expires_at: Option<SystemTime>, now: SystemTime) -> bool {
-        let idle = self.inner.idle_timeout;
-        match expires_at.and_then(|e| e.duration_since(now).ok()) {
-            Some(left) => idle.saturating_sub(left) >= idle / 8,
+    /// Whether an unchanged session is due a renewal write: its stored
+    /// expiry lags the one a save would write by the renewal interval.
+    fn needs_renewal(
+        &self,
+        stored: Option<SystemTime>,
+        wanted: SystemTime,
+        _now: SystemTime,
+    ) -> bool {
+        let interval = self.inner.config.renewal_interval();
+        match stored {
+            Some(stored) => wanted
+                .duration_since(stored)
+                .is_ok_and(|lag| lag >= interval),
             None => true,
         }
     }
@@ -414,10 +883,14 @@ mod tests {
         Arc::new(MemoryStore::new())
     }
 
+    fn config() -> SessionConfig {
+        SessionConfig::default()
+    }
+
     #[tokio::test]
     async fn tracks_changes_and_ignores_equal_inserts() {
         let store = store();
-        let s = Session::new(store.clone());
+        let s = Session::new(store.clone(), &config());
         assert_eq!(s.save().await.unwrap(), SaveOutcome::Unchanged);
         s.insert("a", 1).unwrap();
         s.insert("b", "x").unwrap();
@@ -438,7 +911,10 @@ mod tests {
             SaveOutcome::Refreshed { .. }
         ));
         let id = s.id().unwrap();
-        let again = Session::load(store.clone(), &id).await.unwrap().unwrap();
+        let again = Session::load(store.clone(), &id, &config())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(again.get::<i32>("a").unwrap(), Some(2));
         assert_eq!(again.get::<String>("b").unwrap(), None);
         assert!(matches!(
@@ -447,12 +923,17 @@ mod tests {
         ));
         again.clear();
         assert_eq!(again.save().await.unwrap(), SaveOutcome::Deleted);
-        assert!(Session::load(store, &id).await.unwrap().is_none());
+        assert!(
+            Session::load(store, &id, &config())
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[tokio::test]
     async fn lazy_handles_refuse_use_before_loading() {
-        let s = Session::lazy(store(), None, DEFAULT_IDLE_TIMEOUT);
+        let s = Session::lazy(store(), Vec::new(), Arc::new(config()), None);
         assert!(matches!(s.get::<u8>("a"), Err(Error::NotLoaded)));
         assert!(matches!(s.insert("a", 1), Err(Error::NotLoaded)));
         assert_eq!(s.save().await.unwrap(), SaveOutcome::Unchanged);
@@ -463,7 +944,7 @@ mod tests {
     #[tokio::test]
     async fn clear_then_insert_replaces_the_data() {
         let store = store();
-        let s = Session::new(store.clone());
+        let s = Session::new(store.clone(), &config());
         s.insert("a", 1).unwrap();
         s.save().await.unwrap();
         let id = s.id().unwrap();
@@ -474,7 +955,77 @@ mod tests {
             SaveOutcome::Refreshed { .. }
         ));
         let r = store.load(&id).await.unwrap().unwrap();
-        assert_eq!(r.data.len(), 1);
-        assert_eq!(r.data["b"], 2);
+        assert_eq!(r.data.get("b"), Some(&serde_json::json!(2)));
+        assert!(!r.data.contains_key("a"));
+        assert!(
+            r.data.contains_key(CREATED_KEY),
+            "covet's fields survive a clear"
+        );
+    }
+
+    #[tokio::test]
+    async fn reserved_keys_and_size_limits() {
+        let s = Session::new(store(), &config().with_max_size(100));
+        assert!(matches!(
+            s.insert("__covet_user", "mallory"),
+            Err(Error::ReservedKey(_))
+        ));
+        assert!(matches!(
+            s.remove::<String>("__covet.flash"),
+            Err(Error::ReservedKey(_))
+        ));
+        s.insert("small", "x").unwrap();
+        let err = s.insert("big", "y".repeat(200)).unwrap_err();
+        assert!(matches!(err, Error::TooLarge { limit: 100, .. }), "{err}");
+        assert!(!s.contains("big"));
+        assert_eq!(s.keys(), vec!["small".to_owned()]);
+        // Replacing a value counts the difference.
+        s.insert("small", "z".repeat(40)).unwrap();
+        s.remove::<String>("small").unwrap();
+        s.insert("other", "w".repeat(60)).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_session_deleted_meanwhile_is_never_recreated() {
+        let store = store();
+        let first = Session::new(store.clone(), &config());
+        first.insert("user", "alice").unwrap();
+        first.save().await.unwrap();
+        let id = first.id().unwrap();
+        let slow = Session::load(store.clone(), &id, &config())
+            .await
+            .unwrap()
+            .unwrap();
+        store.delete(&id).await.unwrap();
+        slow.insert("late", true).unwrap();
+        assert_eq!(slow.save().await.unwrap(), SaveOutcome::Deleted);
+        assert!(slow.id().is_none());
+        slow.insert("later", true).unwrap();
+        assert_eq!(slow.save().await.unwrap(), SaveOutcome::Unchanged);
+        assert!(store.load(&id).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn rotation_moves_the_data_to_a_new_id() {
+        let store = store();
+        let s = Session::new(store.clone(), &config());
+        s.insert("cart", 3).unwrap();
+        s.save().await.unwrap();
+        let old = s.id().unwrap();
+        s.cycle_id();
+        let SaveOutcome::Created { id: new } = s.save().await.unwrap() else {
+            panic!("a new id")
+        };
+        assert_ne!(new, old);
+        assert!(store.load(&old).await.unwrap().is_none());
+        let again = Session::load(store.clone(), &new, &config())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(again.get::<u8>("cart").unwrap(), Some(3));
+        again.login("alice").unwrap();
+        again.save().await.unwrap();
+        assert_eq!(again.user_id().as_deref(), Some("alice"));
+        assert_ne!(again.id().unwrap(), new);
     }
 }

@@ -127,7 +127,7 @@ pub trait SessionData: Serialize + DeserializeOwned + Default + Send + Sync + 's
 /// # struct Cart { items: Vec<String> }
 /// # impl SessionData for Cart { const KEY: &'static str = "cart"; }
 ///
-/// let session = Session::new(Arc::new(MemoryStore::new()));
+/// let session = Session::new(Arc::new(MemoryStore::new()), &covet_session::SessionConfig::default());
 /// {
 ///     let cart = SessionState::<Cart>::load(&session)?;
 ///     assert!(cart.items.is_empty());
@@ -360,7 +360,10 @@ mod tests {
     }
 
     fn session() -> Session {
-        Session::new(Arc::new(MemoryStore::new()))
+        Session::new(
+            Arc::new(MemoryStore::new()),
+            &crate::SessionConfig::default(),
+        )
     }
 
     #[tokio::test]
@@ -470,8 +473,9 @@ mod tests {
     async fn an_unloaded_session_is_an_error() {
         let s = Session::lazy(
             Arc::new(MemoryStore::new()),
+            Vec::new(),
+            Arc::new(crate::SessionConfig::default()),
             None,
-            crate::DEFAULT_IDLE_TIMEOUT,
         );
         assert!(matches!(
             SessionState::<Cart>::load(&s),

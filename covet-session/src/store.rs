@@ -4,8 +4,10 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
 use std::time::SystemTime;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::id::SessionId;
+use crate::session::{AGENT_KEY, CREATED_KEY, SEEN_KEY, USER_KEY};
+use crate::time::from_ms;
 
 pub mod cache;
 pub mod cookie;
@@ -42,6 +44,70 @@ impl Record {
     pub fn new(data: Data, expires_at: SystemTime) -> Self {
         Record { data, expires_at }
     }
+}
+
+/// What a store can say about one session of a user, for "your devices"
+/// pages and revocation. It never holds the session id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionInfo {
+    /// A short hash of the id (the first 12 characters of its storage
+    /// key), to tell sessions apart.
+    pub id_hash: String,
+    /// When the session was created, or its user logged in.
+    pub created_at: Option<SystemTime>,
+    /// When the session was last written (a change or a renewal).
+    pub last_seen: Option<SystemTime>,
+    /// When it expires unless used again.
+    pub expires_at: SystemTime,
+    /// The `User-Agent` recorded at login, if any.
+    pub user_agent: Option<String>,
+}
+
+impl SessionInfo {
+    /// The info of a stored record, kept under `storage_key`.
+    pub fn from_record(storage_key: &str, record: &Record) -> SessionInfo {
+        let ms = |key: &str| record.data.get(key).and_then(|v| v.as_u64()).map(from_ms);
+        SessionInfo {
+            id_hash: storage_key.chars().take(12).collect(),
+            created_at: ms(CREATED_KEY),
+            last_seen: ms(SEEN_KEY),
+            expires_at: record.expires_at,
+            user_agent: record
+                .data
+                .get(AGENT_KEY)
+                .and_then(|v| v.as_str())
+                .map(str::to_owned),
+        }
+    }
+}
+
+/// Every key a server-side store writes starts with this root, which no
+/// cache namespace may use (`Cache` refuses namespaces starting with
+/// `__covet`): no cache's `clear()`, pattern delete or tag invalidation on a
+/// shared server ever touches a session.
+pub const SESSION_KEY_ROOT: &str = "__covet_session:";
+
+/// The key part naming a user's session list: `user:` and the SHA-256 of
+/// the user id (URL-safe base64), so user ids never appear in keys.
+pub(crate) fn user_key(user_id: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(user_id.as_bytes());
+    format!(
+        "user:{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
+    )
+}
+
+/// The user a stored session belongs to (set by `Session::login`).
+pub fn user_of(data: &Data) -> Option<&str> {
+    data.get(USER_KEY).and_then(|v| v.as_str())
+}
+
+/// The user id a set of changes writes, if any.
+pub(crate) fn user_written(changes: &Changes) -> Option<&str> {
+    user_of(&changes.set)
 }
 
 /// What one request changed in a session: stores apply exactly this, so two
@@ -156,4 +222,38 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
     fn is_client_side(&self) -> bool {
         false
     }
+
+    /// The live sessions of `user_id` (see `Session::login`), oldest
+    /// first. The default is [`Error::Unsupported`].
+    async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<SessionInfo>> {
+        let _ = user_id;
+        Err(Error::Unsupported {
+            store: "this",
+            operation: "listing a user's sessions",
+        })
+    }
+
+    /// Deletes every session of `user_id` (log out everywhere) and returns
+    /// how many there were. The default is [`Error::Unsupported`].
+    async fn delete_user_sessions(&self, user_id: &str) -> Result<u64> {
+        let _ = user_id;
+        Err(Error::Unsupported {
+            store: "this",
+            operation: "deleting a user's sessions",
+        })
+    }
+
+    /// Told by `SessionLayer` which cookie name it uses, for stores whose
+    /// values are bound to it (the cookie store seals the name into the
+    /// value and counts it in the size limit): one name, set once, in
+    /// [`SessionConfig`](crate::SessionConfig). The default ignores it.
+    fn use_cookie_name(&self, name: &str) {
+        let _ = name;
+    }
+}
+
+/// Sorts infos oldest first.
+pub(crate) fn oldest_first(mut infos: Vec<SessionInfo>) -> Vec<SessionInfo> {
+    infos.sort_by_key(|i| i.created_at);
+    infos
 }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use tower::Layer;
 
 use crate::config::SessionConfig;
+use crate::error::ConfigError;
 use crate::manager::SessionManager;
 use crate::store::SessionStore;
 
@@ -29,17 +30,44 @@ impl SessionLayer {
 
     /// Sessions in a store that is already shared.
     pub fn from_shared(store: Arc<dyn SessionStore>) -> Self {
+        let config = SessionConfig::default();
+        store.use_cookie_name(config.cookie_name());
         SessionLayer {
             store,
-            config: Arc::new(SessionConfig::default()),
+            config: Arc::new(config),
         }
     }
 
     /// Replaces the configuration.
+    ///
+    /// # Panics
+    /// If `config` is invalid (see [`SessionConfig::validate`]): browsers
+    /// would drop such a cookie, or every save would fail. The panic
+    /// happens when the app is built, as axum's for conflicting routes;
+    /// [`try_with_config`](Self::try_with_config) returns the error
+    /// instead.
     #[must_use]
-    pub fn with_config(mut self, config: SessionConfig) -> Self {
+    pub fn with_config(self, config: SessionConfig) -> Self {
+        match self.try_with_config(config) {
+            Ok(layer) => layer,
+            Err(e) => panic!("invalid session configuration: {e}"),
+        }
+    }
+
+    /// Replaces the configuration, or says why it is invalid.
+    ///
+    /// ```
+    /// use covet_session::{ConfigError, MemoryStore, SessionConfig, SessionLayer};
+    /// let err = SessionLayer::new(MemoryStore::new())
+    ///     .try_with_config(SessionConfig::default().with_cookie_name("__Host-id").with_path("/app"))
+    ///     .unwrap_err();
+    /// assert!(matches!(err, ConfigError::HostPrefix { .. }));
+    /// ```
+    pub fn try_with_config(mut self, config: SessionConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        self.store.use_cookie_name(config.cookie_name());
         self.config = Arc::new(config);
-        self
+        Ok(self)
     }
 
     /// The configuration.

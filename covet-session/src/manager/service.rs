@@ -22,10 +22,12 @@ pub struct SessionManager<S> {
 impl<S> SessionManager<S> {
     /// Wraps `inner` with sessions in `store` and the default configuration.
     pub fn new(inner: S, store: impl SessionStore) -> Self {
+        let config = SessionConfig::default();
+        store.use_cookie_name(config.cookie_name());
         SessionManager {
             inner,
             store: Arc::new(store),
-            config: Arc::new(SessionConfig::default()),
+            config: Arc::new(config),
         }
     }
 
@@ -60,16 +62,24 @@ impl<S: fmt::Debug> fmt::Debug for SessionManager<S> {
     }
 }
 
-/// The first cookie named `name` whose value `store` accepts as an id.
-fn presented_id<B>(req: &Request<B>, name: &str, store: &dyn SessionStore) -> Option<SessionId> {
-    req.headers()
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|h| h.to_str().ok())
-        .flat_map(cookie::Cookie::split_parse)
-        .filter_map(Result::ok)
-        .filter(|c| c.name() == name)
-        .find_map(|c| store.parse_id(c.value()))
+/// Every cookie named `name` whose value `store` accepts as an id (a
+/// request may carry several: one may have been planted from a sibling
+/// domain; the session decides which, if any, to trust).
+fn presented_ids<B>(req: &Request<B>, name: &str, store: &dyn SessionStore) -> Vec<SessionId> {
+    let mut ids = Vec::new();
+    for line in req.headers().get_all(header::COOKIE) {
+        let Ok(line) = line.to_str() else {
+            continue;
+        };
+        for c in cookie::Cookie::split_parse(line).filter_map(Result::ok) {
+            if c.name() == name
+                && let Some(id) = store.parse_id(c.value())
+            {
+                ids.push(id);
+            }
+        }
+    }
+    ids
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionManager<S>
@@ -86,8 +96,14 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let presented = presented_id(&req, self.config.cookie_name(), &*self.store);
-        let session = Session::lazy(self.store.clone(), presented, self.config.idle_timeout());
+        let presented = presented_ids(&req, self.config.cookie_name(), &*self.store);
+        let user_agent = req.headers().get(header::USER_AGENT).cloned();
+        let session = Session::lazy(
+            self.store.clone(),
+            presented,
+            self.config.clone(),
+            user_agent,
+        );
         req.extensions_mut().insert(session.clone());
         ResponseFuture::new(self.inner.call(req), session, self.config.clone())
     }

@@ -266,10 +266,13 @@ async fn malformed_and_unknown_cookies_start_fresh_sessions() {
 }
 
 #[tokio::test]
-async fn expiry_is_refreshed_after_an_eighth_of_the_idle_timeout() {
+async fn expiry_is_renewed_once_per_renewal_interval() {
     let (p, layer) = probe(false);
-    let layer =
-        layer.with_config(SessionConfig::default().with_idle_timeout(Duration::from_millis(1600)));
+    let layer = layer.with_config(
+        SessionConfig::default()
+            .with_idle_timeout(Duration::from_millis(1600))
+            .with_renewal_interval(Duration::from_millis(200)),
+    );
     let c = pair(&set_cookie(&call(&layer, "/count", None).await).unwrap());
     let id: SessionId = c[3..].parse().unwrap();
     let first = p.inner.load(&id).await.unwrap().unwrap().expires_at;

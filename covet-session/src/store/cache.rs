@@ -6,17 +6,22 @@
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use covet_cache::CacheBackend;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::id::SessionId;
-use crate::store::{Changes, Data, Record, SessionStore};
+use crate::store::{
+    Changes, Data, Record, SESSION_KEY_ROOT, SessionInfo, SessionStore, oldest_first, user_key,
+    user_of,
+};
+use crate::time::{from_ms, to_ms};
 
-/// Default key prefix of a [`CacheStore`].
-pub const DEFAULT_CACHE_KEY_PREFIX: &str = "covet:session:";
+/// Default key prefix of a [`CacheStore`], after the reserved root
+/// `__covet_session:` that every session key starts with.
+pub const DEFAULT_CACHE_KEY_PREFIX: &str = "";
 
 const STORE: &str = "cache";
 /// How long a lease on a session record lives if its holder dies.
@@ -29,18 +34,26 @@ const CREATE_ATTEMPTS: u32 = 8;
 const STRIPES: usize = 64;
 
 /// Sessions on any [`CacheBackend`]: one JSON record (the whole data map and
-/// the expiry) per session, at `<prefix><storage key>`, with the backend TTL
-/// set to the remaining lifetime.
+/// the expiry) per session, at `__covet_session:<prefix><storage key>`, with
+/// the backend TTL set to the remaining lifetime. The reserved root keeps
+/// sessions out of reach of every cache's `clear()`, pattern delete and tag
+/// invalidation on the same backend.
 ///
 /// - `create` draws a 256-bit random id and, under a lease on the record
 ///   key, checks that no record exists there before writing it (`get` then
 ///   `set`), so two creates never claim one id.
-/// - `save` and `touch` are read-modify-write under a lease on the record
-///   key ([`CacheBackend::lease_acquire`], retried with a small backoff for
-///   about two seconds, then [`Error::Store`]), so two concurrent saves of
-///   different keys both keep their change. Backends without leases
-///   ([`CacheBackend::supports_leases`] is `false`) are locked in process
-///   instead, which only coordinates this process.
+/// - `save`, `touch` and `delete` run under a lease on the record key
+///   ([`CacheBackend::lease_acquire`], retried with a small backoff for
+///   about two seconds, then [`Error::Store`]): two concurrent saves of
+///   different keys both keep their change, and a delete never lands inside
+///   a save (which would bring the session back). The read of a
+///   read-modify-write asks the authoritative tier (`get_with_ttl`: L2 of a
+///   `Tiered` backend), never a local copy another process may have made
+///   stale. Backends without leases ([`CacheBackend::supports_leases`] is
+///   `false`) are locked in process instead, which only coordinates this
+///   process.
+/// - The sessions of a user are listed in a record at
+///   `__covet_session:<prefix>user:<SHA-256 of the user id>`.
 /// - `delete_expired` returns 0: the backend expires entries itself.
 ///
 /// ```
@@ -125,12 +138,6 @@ struct Stored {
     expires_at_ms: u64,
 }
 
-fn to_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
 /// Remaining lifetime, or `None` if already expired.
 fn remaining(t: SystemTime) -> Option<Duration> {
     t.duration_since(SystemTime::now())
@@ -170,7 +177,88 @@ impl<B: CacheBackend> CacheStore<B> {
     }
 
     fn key(&self, id: &SessionId) -> String {
-        format!("{}{}", self.prefix, id.storage_key())
+        self.key_of(id.storage_key())
+    }
+
+    fn key_of(&self, storage_key: &str) -> String {
+        format!("{SESSION_KEY_ROOT}{}{storage_key}", self.prefix)
+    }
+
+    /// Runs `f` under the lock of `key`, releasing it whatever happens.
+    async fn locked<T, F>(&self, key: &str, f: impl FnOnce() -> F) -> Result<T>
+    where
+        F: std::future::Future<Output = Result<T>>,
+    {
+        let guard = self.lock(key).await?;
+        let result = f().await;
+        let released = self.unlock(key, guard).await;
+        let value = result?;
+        released?;
+        Ok(value)
+    }
+
+    /// Adds or drops `storage_key` in the list of `user_id`'s sessions.
+    async fn index_user(&self, user_id: &str, storage_key: &str, add: bool) -> Result<()> {
+        let key = self.key_of(&user_key(user_id));
+        self.locked(&key, || async {
+            let mut keys: Vec<String> = match self
+                .backend
+                .get_with_ttl(&key)
+                .await
+                .map_err(backend_err("reading a user's sessions"))?
+            {
+                Some((bytes, _)) => serde_json::from_slice(&bytes).unwrap_or_default(),
+                None => Vec::new(),
+            };
+            keys.retain(|k| k != storage_key);
+            if add {
+                keys.push(storage_key.to_owned());
+            }
+            if keys.is_empty() {
+                self.backend
+                    .delete(&key)
+                    .await
+                    .map_err(backend_err("dropping a user's session list"))?;
+                return Ok(());
+            }
+            let bytes = serde_json::to_vec(&keys)
+                .map_err(|e| Error::store(STORE, "encoding a user's sessions", e))?;
+            // As long as the longest session can live.
+            let ttl = crate::config::MAX_TIMEOUT;
+            self.backend
+                .set(&key, bytes.into(), Some(ttl))
+                .await
+                .map_err(backend_err("writing a user's sessions"))
+        })
+        .await
+    }
+
+    /// The live sessions of `user_id`, by storage key.
+    async fn user_sessions(&self, user_id: &str) -> Result<Vec<(String, Record)>> {
+        let key = self.key_of(&user_key(user_id));
+        let keys: Vec<String> = match self
+            .backend
+            .get_with_ttl(&key)
+            .await
+            .map_err(backend_err("reading a user's sessions"))?
+        {
+            Some((bytes, _)) => serde_json::from_slice(&bytes).unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let mut live = Vec::new();
+        for storage_key in keys {
+            match self.read(&self.key_of(&storage_key), true).await {
+                Ok(Some(s)) if user_of(&s.data) == Some(user_id) => {
+                    let record = Record::new(s.data, from_ms(s.expires_at_ms));
+                    live.push((storage_key, record));
+                }
+                Ok(_) | Err(Error::CorruptRecord { .. }) => {
+                    self.index_user(user_id, &storage_key, false).await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(live)
     }
 
     async fn lock(&self, key: &str) -> Result<Guard<'_>> {
@@ -210,17 +298,22 @@ impl<B: CacheBackend> CacheStore<B> {
         Ok(())
     }
 
-    async fn read(&self, key: &str) -> Result<Option<Stored>> {
-        let Some(bytes) = self
-            .backend
-            .get(key)
-            .await
-            .map_err(backend_err("loading a session"))?
-        else {
+    /// Reads one record; `authoritative` asks the tier that holds the
+    /// truth (L2 of a `Tiered` backend) rather than a local copy.
+    async fn read(&self, key: &str, authoritative: bool) -> Result<Option<Stored>> {
+        let bytes = if authoritative {
+            self.backend
+                .get_with_ttl(key)
+                .await
+                .map(|v| v.map(|(b, _)| b))
+        } else {
+            self.backend.get(key).await
+        };
+        let Some(bytes) = bytes.map_err(backend_err("loading a session"))? else {
             return Ok(None);
         };
-        let stored: Stored = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::store(STORE, "decoding a session record", e))?;
+        let stored: Stored =
+            serde_json::from_slice(&bytes).map_err(|e| Error::corrupt(STORE, e))?;
         if stored.expires_at_ms <= to_ms(SystemTime::now()) {
             return Ok(None);
         }
@@ -262,20 +355,15 @@ impl<B: CacheBackend> CacheStore<B> {
         f: impl FnOnce(&mut Data) + Send,
     ) -> Result<bool> {
         let key = self.key(id);
-        let guard = self.lock(&key).await?;
-        let result = async {
-            let Some(mut stored) = self.read(&key).await? else {
+        self.locked(&key, || async {
+            let Some(mut stored) = self.read(&key, true).await? else {
                 return Ok(false);
             };
             f(&mut stored.data);
             self.write(&key, &stored.data, expires_at).await?;
             Ok(true)
-        }
-        .await;
-        let released = self.unlock(&key, guard).await;
-        let ok = result?;
-        released?;
-        Ok(ok)
+        })
+        .await
     }
 }
 
@@ -289,7 +377,7 @@ impl<B: CacheBackend> SessionStore for CacheStore<B> {
             let result = async {
                 // 256 random bits: a collision is practically impossible, so
                 // checking for a live record under the lease is enough.
-                if self.read(&key).await?.is_some() {
+                if self.read(&key, true).await?.is_some() {
                     return Ok(false);
                 }
                 self.write(&key, &record.data, record.expires_at).await?;
@@ -300,6 +388,9 @@ impl<B: CacheBackend> SessionStore for CacheStore<B> {
             let fresh = result?;
             released?;
             if fresh {
+                if let Some(user) = user_of(&record.data) {
+                    self.index_user(user, id.storage_key(), true).await?;
+                }
                 return Ok(id);
             }
         }
@@ -311,24 +402,32 @@ impl<B: CacheBackend> SessionStore for CacheStore<B> {
 
     async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
         Ok(self
-            .read(&self.key(id))
+            .read(&self.key(id), false)
             .await?
-            .map(|s| Record::new(s.data, UNIX_EPOCH + Duration::from_millis(s.expires_at_ms))))
+            .map(|s| Record::new(s.data, from_ms(s.expires_at_ms))))
     }
 
     async fn save(&self, id: &SessionId, changes: &Changes) -> Result<Option<SessionId>> {
         let saved = self
             .update(id, changes.expires_at, |data| changes.apply_to(data))
             .await?;
+        if saved && let Some(user) = crate::store::user_written(changes) {
+            self.index_user(user, id.storage_key(), true).await?;
+        }
         Ok(saved.then(|| id.clone()))
     }
 
+    /// Under the record's lease, so a delete never lands inside a save.
     async fn delete(&self, id: &SessionId) -> Result<()> {
-        self.backend
-            .delete(&self.key(id))
-            .await
-            .map_err(backend_err("deleting a session"))?;
-        Ok(())
+        let key = self.key(id);
+        self.locked(&key, || async {
+            self.backend
+                .delete(&key)
+                .await
+                .map_err(backend_err("deleting a session"))?;
+            Ok(())
+        })
+        .await
     }
 
     /// Always 0: the backend expires records through their TTL.
@@ -339,6 +438,33 @@ impl<B: CacheBackend> SessionStore for CacheStore<B> {
     async fn touch(&self, id: &SessionId, expires_at: SystemTime) -> Result<Option<SessionId>> {
         let touched = self.update(id, expires_at, |_| {}).await?;
         Ok(touched.then(|| id.clone()))
+    }
+
+    async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<SessionInfo>> {
+        let infos = self
+            .user_sessions(user_id)
+            .await?
+            .iter()
+            .map(|(storage_key, r)| SessionInfo::from_record(storage_key, r))
+            .collect();
+        Ok(oldest_first(infos))
+    }
+
+    async fn delete_user_sessions(&self, user_id: &str) -> Result<u64> {
+        let sessions = self.user_sessions(user_id).await?;
+        for (storage_key, _) in &sessions {
+            let key = self.key_of(storage_key);
+            self.locked(&key, || async {
+                self.backend
+                    .delete(&key)
+                    .await
+                    .map_err(backend_err("deleting a user's session"))?;
+                Ok(())
+            })
+            .await?;
+            self.index_user(user_id, storage_key, false).await?;
+        }
+        Ok(sessions.len() as u64)
     }
 }
 
@@ -464,7 +590,10 @@ mod tests {
             .create(&Record::new(Data::new(), in_secs(60)))
             .await
             .unwrap();
-        let key = format!("{DEFAULT_CACHE_KEY_PREFIX}{}", id.storage_key());
+        let key = format!(
+            "{SESSION_KEY_ROOT}{DEFAULT_CACHE_KEY_PREFIX}{}",
+            id.storage_key()
+        );
         let raw: Vec<u8> = backend.get(&key).await.unwrap().unwrap().to_vec();
         let v: serde_json::Value = serde_json::from_slice(&raw).unwrap();
         assert!(v["data"].is_object());

@@ -28,19 +28,22 @@
 //! use covet_session::{Session, SessionStore};
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! let store: Arc<dyn SessionStore> = Arc::new(CookieStore::new(Key::generate()));
-//! let session = Session::new(store.clone());
+//! let session = Session::new(store.clone(), &covet_session::SessionConfig::default());
 //! session.insert("user_id", 42u64)?;
 //! session.save().await?;
 //! // The id is the sealed session: no server holds it.
 //! let id = session.id().unwrap();
-//! let again = Session::load(store, &id).await?.unwrap();
+//! let again = Session::load(store, &id, &covet_session::SessionConfig::default()).await?.unwrap();
 //! assert_eq!(again.get::<u64>("user_id")?, Some(42));
 //! # Ok::<(), covet_session::Error>(())
 //! # }).unwrap();
 //! ```
 
 use std::fmt;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use parking_lot::RwLock;
 
 use ::cookie::{Cookie, CookieJar};
 use base64::Engine as _;
@@ -52,7 +55,8 @@ pub use ::cookie::Key;
 use crate::config::DEFAULT_COOKIE_NAME;
 use crate::error::{Error, Result};
 use crate::id::SessionId;
-use crate::store::{Changes, Data, Record, SessionStore};
+use crate::store::{Changes, Data, Record, SessionInfo, SessionStore};
+use crate::time::{from_ms, to_ms};
 
 /// Default limit on the cookie, name and `=` included: 4096 bytes, the
 /// size RFC 6265 asks every browser to support.
@@ -164,7 +168,9 @@ pub struct CookieStore {
     key: Key,
     old_keys: Vec<Key>,
     mode: CookieMode,
-    cookie_name: String,
+    /// The layer's cookie name ([`SessionStore::use_cookie_name`]): one
+    /// name, in the `SessionConfig`, shared by every clone.
+    cookie_name: Arc<RwLock<Arc<str>>>,
     max_cookie_size: usize,
 }
 
@@ -173,7 +179,7 @@ impl fmt::Debug for CookieStore {
         f.debug_struct("CookieStore")
             .field("mode", &self.mode)
             .field("old_keys", &self.old_keys.len())
-            .field("cookie_name", &self.cookie_name)
+            .field("cookie_name", &self.cookie_name())
             .field("max_cookie_size", &self.max_cookie_size)
             .finish_non_exhaustive()
     }
@@ -187,10 +193,10 @@ impl fmt::Debug for CookieStore {
 /// let store = CookieStore::builder(derive_key(&current_secret)?)
 ///     .old_key(derive_key(&last_years_secret)?)
 ///     .signed()
-///     .cookie_name("sid")
 ///     .max_cookie_size(4000)
 ///     .build()?;
-/// assert_eq!(store.cookie_name(), "sid");
+/// // The layer tells the store its cookie name (from `SessionConfig`).
+/// assert_eq!(&*store.cookie_name(), "id");
 /// # Ok::<(), covet_session::Error>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -199,7 +205,6 @@ pub struct CookieStoreBuilder {
     key: Key,
     old_keys: Vec<Key>,
     mode: CookieMode,
-    cookie_name: String,
     max_cookie_size: usize,
 }
 
@@ -231,14 +236,6 @@ impl CookieStoreBuilder {
         self
     }
 
-    /// The name of the session cookie, counted in the size limit (default
-    /// [`DEFAULT_COOKIE_NAME`]). Set it to the name in the `SessionConfig`
-    /// of the layer.
-    pub fn cookie_name(mut self, name: impl Into<String>) -> Self {
-        self.cookie_name = name.into();
-        self
-    }
-
     /// The largest cookie, name and `=` and sealed value together (default
     /// [`DEFAULT_MAX_COOKIE_SIZE`]). Larger sessions are
     /// [`Error::CookieTooLarge`]. Raise it only if every browser you serve
@@ -248,28 +245,18 @@ impl CookieStoreBuilder {
         self
     }
 
-    /// Builds the store; fails with [`Error::InvalidCookieName`] if the
-    /// cookie name is empty or not an RFC 6265 token.
+    /// Builds the store. Its cookie name is the `SessionLayer`'s, which
+    /// the layer passes on ([`SessionStore::use_cookie_name`]); until then
+    /// it is [`DEFAULT_COOKIE_NAME`].
     pub fn build(self) -> Result<CookieStore> {
-        if !is_token(&self.cookie_name) {
-            return Err(Error::InvalidCookieName(self.cookie_name));
-        }
         Ok(CookieStore {
             key: self.key,
             old_keys: self.old_keys,
             mode: self.mode,
-            cookie_name: self.cookie_name,
+            cookie_name: Arc::new(RwLock::new(Arc::from(DEFAULT_COOKIE_NAME))),
             max_cookie_size: self.max_cookie_size,
         })
     }
-}
-
-/// RFC 6265 `cookie-name`: an RFC 2616 token.
-fn is_token(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b))
 }
 
 /// The characters a sealed value is made of: standard base64 with padding
@@ -296,12 +283,6 @@ struct Payload {
     v: u8,
     e: u64,
     d: Data,
-}
-
-fn to_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 impl CookieStore {
@@ -332,7 +313,6 @@ impl CookieStore {
             key,
             old_keys: Vec::new(),
             mode: CookieMode::default(),
-            cookie_name: DEFAULT_COOKIE_NAME.to_owned(),
             max_cookie_size: DEFAULT_MAX_COOKIE_SIZE,
         }
     }
@@ -342,9 +322,9 @@ impl CookieStore {
         self.mode
     }
 
-    /// The cookie name counted in the size limit.
-    pub fn cookie_name(&self) -> &str {
-        &self.cookie_name
+    /// The cookie name counted in the size limit: the `SessionLayer`'s.
+    pub fn cookie_name(&self) -> Arc<str> {
+        self.cookie_name.read().clone()
     }
 
     /// The size limit of the cookie, name and `=` included.
@@ -389,7 +369,7 @@ impl CookieStore {
             }
         }
         .ok_or_else(|| Error::store_msg(STORE, "the cookie jar did not seal the session"))?;
-        let size = self.cookie_name.len() + 1 + value.len();
+        let size = self.cookie_name.read().len() + 1 + value.len();
         if size > self.max_cookie_size {
             return Err(Error::CookieTooLarge {
                 size,
@@ -443,7 +423,7 @@ impl CookieStore {
                 return None;
             }
         };
-        let expires_at = UNIX_EPOCH.checked_add(Duration::from_millis(payload.e))?;
+        let expires_at = from_ms(payload.e);
         if expires_at <= SystemTime::now() {
             tracing::debug!(session = ?id, "cookie session: expired");
             return None;
@@ -455,7 +435,7 @@ impl CookieStore {
     /// characters, and a length the size limit allows.
     fn looks_sealed(&self, value: &str) -> bool {
         value.len() >= MIN_SEALED_LEN
-            && self.cookie_name.len() + 1 + value.len() <= self.max_cookie_size
+            && self.cookie_name.read().len() + 1 + value.len() <= self.max_cookie_size
             && value.bytes().all(is_sealed_char)
     }
 }
@@ -506,10 +486,34 @@ impl SessionStore for CookieStore {
     fn is_client_side(&self) -> bool {
         true
     }
+
+    fn use_cookie_name(&self, name: &str) {
+        *self.cookie_name.write() = Arc::from(name);
+    }
+
+    /// Each session lives only in a browser: nothing lists them.
+    async fn list_user_sessions(&self, _user_id: &str) -> Result<Vec<SessionInfo>> {
+        Err(Error::Unsupported {
+            store: STORE,
+            operation: "listing a user's sessions (each lives only in its cookie)",
+        })
+    }
+
+    /// A copied cookie stays valid until the expiry sealed inside it:
+    /// nothing can revoke it. Keep idle and absolute timeouts short, or use
+    /// a server-side store, when revocation matters.
+    async fn delete_user_sessions(&self, _user_id: &str) -> Result<u64> {
+        Err(Error::Unsupported {
+            store: STORE,
+            operation: "revoking a user's sessions (a copied cookie stays valid until it expires)",
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use base64::engine::general_purpose::STANDARD;
     use serde_json::json;
 
@@ -865,9 +869,9 @@ mod tests {
         assert!(fits.parse_id(id.expose()).is_some());
         let longer_name = CookieStore::builder(key)
             .max_cookie_size(exact)
-            .cookie_name("session")
             .build()
             .unwrap();
+        longer_name.use_cookie_name("session");
         assert!(matches!(
             longer_name.create(&record(in_secs(60))).await,
             Err(Error::CookieTooLarge { limit, .. }) if limit == exact
@@ -877,12 +881,6 @@ mod tests {
 
     #[test]
     fn builder_checks_its_configuration() {
-        for bad in ["", "a b", "a;b", "a=b", "é"] {
-            assert!(matches!(
-                CookieStore::builder(Key::generate()).cookie_name(bad).build(),
-                Err(Error::InvalidCookieName(n)) if n == bad
-            ));
-        }
         assert!(matches!(
             derive_key(&[0; 31]),
             Err(Error::SecretTooShort { len: 31, min: 32 })

@@ -2,39 +2,52 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
 use moka::Expiry;
 use moka::future::Cache;
+use moka::notification::RemovalCause;
 use parking_lot::Mutex;
 
 use crate::error::Result;
 use crate::id::SessionId;
-use crate::store::{Changes, Record, SessionStore};
+use crate::store::{Changes, Record, SessionInfo, SessionStore, oldest_first, user_of};
+use crate::time::to_ms as epoch_ms;
 
 /// Default bound on the number of sessions a [`MemoryStore`] holds.
 pub const DEFAULT_MAX_SESSIONS: u64 = 100_000;
+
+/// What one session weighs beyond its data: the slot, the key, the map.
+const SLOT_OVERHEAD: usize = 256;
 
 /// Sessions in process memory, on a bounded moka cache.
 ///
 /// Each session expires at its own `expires_at`, after which it is never
 /// returned and its memory is reclaimed (moka's per-entry expiry, a short
-/// slack after the session's own). When the bound is reached, moka evicts
-/// the least useful sessions. A save changes the stored session in place
-/// under a per-session lock, so concurrent requests that change different
-/// keys both keep their change. Sessions do not survive a restart and are
-/// not shared between processes.
+/// slack after the session's own). The store is bounded by a number of
+/// sessions, or by bytes with
+/// [`max_capacity_bytes`](MemoryStoreBuilder::max_capacity_bytes) (each
+/// session weighs its data's JSON size plus a fixed overhead); past the
+/// bound moka evicts the least useful sessions, which is counted
+/// ([`evictions`](MemoryStore::evictions)) and logged. A save changes the
+/// stored session in place under a per-session lock, so concurrent
+/// requests that change different keys both keep their change. Sessions do
+/// not survive a restart and are not shared between processes.
 ///
 /// ```
 /// use covet_session::MemoryStore;
 /// let store = MemoryStore::builder().max_sessions(10_000).build();
-/// # let _ = store;
+/// let by_bytes = MemoryStore::builder().max_capacity_bytes(64 << 20).build();
+/// # let _ = (store, by_bytes);
 /// let _default = MemoryStore::new();
 /// ```
 #[derive(Clone)]
 pub struct MemoryStore {
     cache: Cache<String, Arc<Slot>>,
+    evictions: Arc<AtomicU64>,
+    /// Bounded by bytes: saves weigh sessions again as they grow.
+    weighs: bool,
 }
 
 /// One session. moka keeps the slot until `scheduled_ms`, a little after
@@ -43,6 +56,8 @@ pub struct MemoryStore {
 struct Slot {
     state: Mutex<SlotState>,
     scheduled_ms: AtomicU64,
+    /// What moka weighed this slot at (bytes).
+    weighed: AtomicUsize,
 }
 
 struct SlotState {
@@ -59,20 +74,25 @@ const SLACK_MS: u64 = 60_000;
 impl Slot {
     fn new(record: Record) -> Arc<Slot> {
         let scheduled = epoch_ms(record.expires_at).saturating_add(SLACK_MS);
+        let weight = weight_of(&record);
         Arc::new(Slot {
             state: Mutex::new(SlotState {
                 record,
                 deleted: false,
             }),
             scheduled_ms: AtomicU64::new(scheduled),
+            weighed: AtomicUsize::new(weight),
         })
     }
 }
 
-fn epoch_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
+/// A session's weight in bytes: its data as JSON plus the slot overhead.
+fn weight_of(record: &Record) -> usize {
+    let mut n = SLOT_OVERHEAD;
+    for (k, v) in &record.data {
+        n += k.len() + 4 + crate::session::json_len(v);
+    }
+    n
 }
 
 impl fmt::Debug for MemoryStore {
@@ -94,6 +114,7 @@ impl Default for MemoryStore {
 #[must_use]
 pub struct MemoryStoreBuilder {
     max_sessions: u64,
+    max_bytes: Option<u64>,
 }
 
 impl MemoryStoreBuilder {
@@ -103,13 +124,52 @@ impl MemoryStoreBuilder {
         self
     }
 
+    /// At most about `bytes` of session data in memory (each session's
+    /// data as JSON, plus 256 bytes for its slot). With
+    /// [`max_sessions`](Self::max_sessions) too, both bounds hold.
+    pub fn max_capacity_bytes(mut self, bytes: u64) -> Self {
+        self.max_bytes = Some(bytes);
+        self
+    }
+
     /// Builds the store.
     pub fn build(self) -> MemoryStore {
+        let evictions = Arc::new(AtomicU64::new(0));
+        let counter = evictions.clone();
+        let listener = move |_key: Arc<String>, _slot: Arc<Slot>, cause: RemovalCause| {
+            if cause == RemovalCause::Size {
+                let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
+                if n == 1 || n.is_multiple_of(1000) {
+                    tracing::warn!(
+                        target: "covet::session",
+                        evicted = n,
+                        "the memory session store is full: sessions evicted (users logged out)"
+                    );
+                }
+            }
+        };
+        let builder = Cache::builder()
+            .expire_after(UntilScheduled)
+            .eviction_listener(listener);
+        let cache = match self.max_bytes {
+            None => builder.max_capacity(self.max_sessions).build(),
+            Some(bytes) => {
+                // Each session weighs at least bytes / max_sessions, so the
+                // count bound holds too.
+                let floor = bytes / self.max_sessions.max(1);
+                builder
+                    .max_capacity(bytes)
+                    .weigher(move |_k: &String, slot: &Arc<Slot>| {
+                        let w = slot.weighed.load(Ordering::Relaxed) as u64;
+                        u32::try_from(w.max(floor)).unwrap_or(u32::MAX)
+                    })
+                    .build()
+            }
+        };
         MemoryStore {
-            cache: Cache::builder()
-                .max_capacity(self.max_sessions)
-                .expire_after(UntilScheduled)
-                .build(),
+            cache,
+            evictions,
+            weighs: self.max_bytes.is_some(),
         }
     }
 }
@@ -155,7 +215,24 @@ impl MemoryStore {
     pub fn builder() -> MemoryStoreBuilder {
         MemoryStoreBuilder {
             max_sessions: DEFAULT_MAX_SESSIONS,
+            max_bytes: None,
         }
+    }
+
+    /// How many live sessions were evicted to respect the bound.
+    pub fn evictions(&self) -> u64 {
+        self.evictions.load(Ordering::Relaxed)
+    }
+
+    /// Every live session of `user_id`, with its storage key.
+    fn user_slots(&self, user_id: &str) -> Vec<(Arc<String>, Arc<Slot>)> {
+        self.cache
+            .iter()
+            .filter(|(_, slot)| {
+                let st = slot.state.lock();
+                !st.deleted && live(&st.record) && user_of(&st.record.data) == Some(user_id)
+            })
+            .collect()
     }
 
     /// Changes one live session in place; `false` if there is none.
@@ -170,14 +247,23 @@ impl MemoryStore {
                 return false;
             }
             f(&mut st.record);
+            let mut reinsert = false;
             let wanted = epoch_ms(st.record.expires_at);
             if wanted > slot.scheduled_ms.load(Ordering::Acquire) {
                 slot.scheduled_ms
                     .store(wanted.saturating_add(SLACK_MS), Ordering::Release);
-                true
-            } else {
-                false
+                reinsert = true;
             }
+            // A session that grew a quarter past its weight is weighed again.
+            if self.weighs {
+                let weighed = slot.weighed.load(Ordering::Relaxed);
+                let weight = weight_of(&st.record);
+                if weight > weighed + weighed / 4 {
+                    slot.weighed.store(weight, Ordering::Relaxed);
+                    reinsert = true;
+                }
+            }
+            reinsert
         };
         if reschedule {
             // moka reads the new schedule through `expire_after_update`.
@@ -254,6 +340,25 @@ impl SessionStore for MemoryStore {
         let touched = self.update(id, |r| r.expires_at = expires_at).await;
         Ok(touched.then(|| id.clone()))
     }
+
+    async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<SessionInfo>> {
+        let infos = self
+            .user_slots(user_id)
+            .into_iter()
+            .map(|(key, slot)| SessionInfo::from_record(&key, &slot.state.lock().record))
+            .collect();
+        Ok(oldest_first(infos))
+    }
+
+    async fn delete_user_sessions(&self, user_id: &str) -> Result<u64> {
+        let mut n = 0;
+        for (key, slot) in self.user_slots(user_id) {
+            slot.state.lock().deleted = true;
+            self.cache.remove(key.as_str()).await;
+            n += 1;
+        }
+        Ok(n)
+    }
 }
 
 #[cfg(test)]
@@ -325,6 +430,24 @@ mod tests {
         // The slot was rescheduled past the new expiry.
         let slot = store.cache.get(id.storage_key()).await.unwrap();
         assert!(slot.scheduled_ms.load(Ordering::Acquire) > epoch_ms(later));
+    }
+
+    #[tokio::test]
+    async fn the_byte_bound_holds_and_evictions_are_counted() {
+        let store = MemoryStore::builder().max_capacity_bytes(64 * 1024).build();
+        let far = SystemTime::now() + Duration::from_secs(60);
+        let mut big = crate::store::Data::new();
+        big.insert("blob".into(), serde_json::json!("x".repeat(4000)));
+        for _ in 0..100 {
+            store.create(&Record::new(big.clone(), far)).await.unwrap();
+        }
+        store.cache.run_pending_tasks().await;
+        assert!(
+            store.cache.weighted_size() <= 64 * 1024,
+            "{}",
+            store.cache.weighted_size()
+        );
+        assert!(store.evictions() >= 80, "{}", store.evictions());
     }
 
     #[tokio::test]

@@ -3,19 +3,24 @@
 
 use std::fmt;
 use std::sync::{Arc, LazyLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use covet_cache::{RedisBackend, RedisConnection};
 use redis::Script;
 
 use crate::error::{Error, Result};
 use crate::id::SessionId;
-use crate::store::{Changes, Data, Record, SessionStore};
+use crate::store::{
+    Changes, Data, Record, SESSION_KEY_ROOT, SessionInfo, SessionStore, oldest_first, user_key,
+    user_of, user_written,
+};
+use crate::time::{from_ms, to_ms};
 
 const NAME: &str = "redis";
 
-/// Default key prefix of a [`RedisStore`].
-pub const DEFAULT_KEY_PREFIX: &str = "covet:session:";
+/// Default key prefix of a [`RedisStore`], after the reserved root
+/// `__covet_session:` that every session key starts with.
+pub const DEFAULT_KEY_PREFIX: &str = "";
 /// Default timeout of one Redis command.
 pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 /// Default timeout of connecting.
@@ -25,13 +30,33 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// epoch). Session keys may not start with `__covet`, so it never collides
 /// with a session key; it also keeps an empty session an existing hash.
 const EXPIRES_FIELD: &str = "__covet_expires_at";
+/// The reserved hash field that only `create` (and a save that clears
+/// the session, which re-creates the hash under a check) writes: a hash
+/// without it is what a save of a missing session leaves, and never loads.
+const LIVE_FIELD: &str = "__covet_live";
+
+/// A save that clears the session first: the existence check and the
+/// rewrite in one step, so a session deleted meanwhile is never re-created.
+/// KEYS[1] the session; ARGV[1] expiry ms; ARGV[2..] field, value pairs.
+static SAVE_CLEARED: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], '__covet_expires_at', ARGV[1], '__covet_live', '1')
+for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+return 1
+",
+    )
+});
 
 /// KEYS[1] the session; ARGV[1] expiry ms; ARGV[2..] field, value pairs.
 static CREATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], '__covet_expires_at', ARGV[1])
+redis.call('HSET', KEYS[1], '__covet_expires_at', ARGV[1], '__covet_live', '1')
 for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('PEXPIREAT', KEYS[1], ARGV[1])
 return 1
@@ -48,20 +73,35 @@ struct Inner {
 
 /// Sessions in Redis or a Redis Cluster (feature `redis`).
 ///
-/// Each session is one Redis hash at `<prefix><storage key>` (the SHA-256
-/// of the id, never the id itself), one field per session key holding the
-/// value as a JSON string, plus a reserved field `__covet_expires_at` with
-/// the expiry in milliseconds since the Unix epoch. The hash carries a Redis
-/// expiry (`PEXPIREAT`), so Redis reclaims expired sessions itself and
+/// Each session is one Redis hash at `__covet_session:<prefix><storage
+/// key>` (the SHA-256 of the id, never the id itself), one field per
+/// session key holding the value as a JSON string, plus a reserved field
+/// `__covet_expires_at` with the expiry in milliseconds since the Unix
+/// epoch. Every session key starts with the reserved root
+/// `__covet_session:`, which no cache namespace may use, so no cache's
+/// `clear()`, pattern delete or tag invalidation on the same server ever
+/// touches a session. The hash carries a Redis expiry (`PEXPIREAT`), so
+/// Redis reclaims expired sessions itself and
 /// [`delete_expired`](SessionStore::delete_expired) does nothing and
 /// returns 0.
 ///
-/// `create`, `save` and `touch` are Lua scripts on that one key, hence
-/// atomic: a save applies only what changed (`HDEL` removed keys, `DEL` when
-/// cleared, `HSET` set keys, then the new expiry) and does nothing if the
-/// session has expired or was deleted meanwhile, so two concurrent requests
-/// that change different keys both keep their change. As every session is a
-/// single Redis key, the store works on a Redis Cluster without hash tags.
+/// `create` is a Lua script; `save` and `touch` are one `MULTI`/`EXEC`
+/// transaction on that one key (a script when the session was cleared),
+/// hence atomic: a save applies only what changed (`HDEL` removed keys,
+/// `HSET` set keys, then the new expiry) and never re-creates a session
+/// that expired or was deleted meanwhile (the hash a transaction leaves
+/// behind for a missing session lacks the `__covet_live` field that only
+/// `create` writes, so it never loads; it has an expiry and is removed at
+/// once). Two concurrent requests
+/// that change different keys both keep their change; two that change the
+/// same key: the last write wins. As every session is a single Redis key,
+/// the store works on a Redis Cluster without hash tags.
+///
+/// The sessions of a user (`Session::login`) are also listed in a set at
+/// `__covet_session:<prefix>user:<SHA-256 of the user id>`, which expires
+/// with the last of them, for
+/// [`list_user_sessions`](SessionStore::list_user_sessions) and
+/// [`delete_user_sessions`](SessionStore::delete_user_sessions).
 ///
 /// Every command has a timeout; errors are [`Error::Store`] with the `redis`
 /// crate's error (or the elapsed timeout) as their source.
@@ -202,10 +242,7 @@ impl RedisStoreBuilder {
 }
 
 fn epoch_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-        .max(1)
+    to_ms(t).max(1)
 }
 
 fn encode(key: &str, v: &serde_json::Value) -> Result<String> {
@@ -245,9 +282,121 @@ impl RedisStore {
         self.inner.cluster
     }
 
-    /// The Redis key of session `id`: the prefix and the id's storage key.
+    /// The Redis key of session `id`: the reserved root, the prefix and
+    /// the id's storage key.
     pub fn redis_key(&self, id: &SessionId) -> String {
-        format!("{}{}", self.inner.prefix, id.storage_key())
+        format!(
+            "{SESSION_KEY_ROOT}{}{}",
+            self.inner.prefix,
+            id.storage_key()
+        )
+    }
+
+    /// The Redis key of the set listing the sessions of `user_id`.
+    fn user_index(&self, user_id: &str) -> String {
+        format!(
+            "{SESSION_KEY_ROOT}{}{}",
+            self.inner.prefix,
+            user_key(user_id)
+        )
+    }
+
+    /// Adds the session at `storage_key` to its user's set, which lives as
+    /// long as the longest of its sessions.
+    async fn index_user(&self, user_id: &str, storage_key: &str, expires: u64) -> Result<()> {
+        let index = self.user_index(user_id);
+        let mut pipe = redis::pipe();
+        pipe.cmd("SADD").arg(&index).arg(storage_key).ignore();
+        pipe.cmd("PEXPIREAT")
+            .arg(&index)
+            .arg(expires)
+            .arg("NX")
+            .ignore();
+        pipe.cmd("PEXPIREAT")
+            .arg(&index)
+            .arg(expires)
+            .arg("GT")
+            .ignore();
+        self.run("indexing a session by user", |mut c| async move {
+            pipe.query_async::<()>(&mut c).await
+        })
+        .await
+    }
+
+    /// Reads one session hash; `None` if absent, expired, or a leftover of
+    /// a save that found its session gone.
+    async fn load_key(&self, key: &str) -> Result<Option<Record>> {
+        // Pairs, not a map: the fields go straight into the session data.
+        let fields: Vec<(String, String)> = self
+            .run("loading a session", |mut c| async move {
+                redis::cmd("HGETALL").arg(key).query_async(&mut c).await
+            })
+            .await?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        let mut expires_ms = None;
+        let mut live = false;
+        let mut data = Data::with_capacity(fields.len());
+        for (k, v) in fields {
+            if k == EXPIRES_FIELD {
+                expires_ms = v.parse::<u64>().ok();
+                continue;
+            }
+            if k == LIVE_FIELD {
+                live = true;
+                continue;
+            }
+            let value = serde_json::from_str(&v).map_err(|e| Error::corrupt(NAME, e))?;
+            data.insert(k, value);
+        }
+        let Some(ms) = expires_ms else {
+            return Err(Error::corrupt(
+                NAME,
+                "a stored session has no valid expiry field",
+            ));
+        };
+        if !live {
+            // Only a save of a missing session leaves a hash without it.
+            return Ok(None);
+        }
+        let expires_at = from_ms(ms);
+        if expires_at <= SystemTime::now() {
+            return Ok(None);
+        }
+        Ok(Some(Record::new(data, expires_at)))
+    }
+
+    /// The live sessions of `user_id`, by Redis key; drops stale members.
+    async fn user_sessions(&self, user_id: &str) -> Result<Vec<(String, Record)>> {
+        let index = self.user_index(user_id);
+        let members: Vec<String> = self
+            .run("listing a user's sessions", |mut c| {
+                let index = index.clone();
+                async move { redis::cmd("SMEMBERS").arg(index).query_async(&mut c).await }
+            })
+            .await?;
+        let mut live = Vec::new();
+        let mut stale = Vec::new();
+        for storage_key in members {
+            let key = format!("{SESSION_KEY_ROOT}{}{storage_key}", self.inner.prefix);
+            match self.load_key(&key).await {
+                Ok(Some(r)) if user_of(&r.data) == Some(user_id) => live.push((storage_key, r)),
+                Ok(_) | Err(Error::CorruptRecord { .. }) => stale.push(storage_key),
+                Err(e) => return Err(e),
+            }
+        }
+        if !stale.is_empty() {
+            self.run("pruning a user's sessions", |mut c| async move {
+                redis::cmd("SREM")
+                    .arg(&index)
+                    .arg(stale)
+                    .query_async::<()>(&mut c)
+                    .await
+            })
+            .await?;
+        }
+        Ok(live)
     }
 
     /// Runs `f` on a connection within the command timeout.
@@ -293,92 +442,79 @@ impl SessionStore for RedisStore {
                 })
                 .await?;
             if created == 1 {
+                if let Some(user) = user_of(&record.data) {
+                    self.index_user(user, id.storage_key(), expires).await?;
+                }
                 return Ok(id);
             }
         }
     }
 
     async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
-        let key = self.redis_key(id);
-        // Pairs, not a map: the fields go straight into the session data.
-        let fields: Vec<(String, String)> = self
-            .run("loading a session", |mut c| async move {
-                redis::cmd("HGETALL").arg(&key).query_async(&mut c).await
-            })
-            .await?;
-        if fields.is_empty() {
-            return Ok(None);
-        }
-        let mut expires_ms = None;
-        let mut data = Data::with_capacity(fields.len());
-        for (k, v) in fields {
-            if k == EXPIRES_FIELD {
-                expires_ms = v.parse::<u64>().ok();
-                continue;
-            }
-            let value = serde_json::from_str(&v).map_err(|source| Error::Decode {
-                key: k.clone(),
-                source,
-            })?;
-            data.insert(k, value);
-        }
-        let Some(ms) = expires_ms else {
-            return Err(Error::store_msg(
-                NAME,
-                "a stored session has no valid expiry field",
-            ));
-        };
-        let expires_at = UNIX_EPOCH + Duration::from_millis(ms);
-        if expires_at <= SystemTime::now() {
-            return Ok(None);
-        }
-        Ok(Some(Record::new(data, expires_at)))
+        self.load_key(&self.redis_key(id)).await
     }
 
     /// One `MULTI`/`EXEC` transaction: `PEXPIREAT` (which also says
-    /// whether the session exists), then the changes (`DEL` when cleared,
-    /// `HDEL` of removed keys, `HSET` of set keys and the expiry field), all
-    /// applied atomically. If the
-    /// session did not exist the transaction created a stray hash, which is
-    /// removed at once, and the save reports `None`. (A transaction costs
-    /// the server a fraction of a Lua script.)
+    /// whether the session exists), then the changes (`HDEL` of removed
+    /// keys, `HSET` of set keys and the expiry field) and the expiry again,
+    /// all applied atomically. If the session did not exist the
+    /// transaction left a hash without the `__covet_live` field (never
+    /// loaded, and expiring), which is removed at once, and the save
+    /// reports `None`. A
+    /// save that clears the session runs as a script that checks first.
     async fn save(&self, id: &SessionId, changes: &Changes) -> Result<Option<SessionId>> {
         let key = self.redis_key(id);
         let expires = epoch_ms(changes.expires_at);
-        let mut pipe = redis::pipe();
-        // PEXPIREAT answers 0 for a missing key: the existence check.
-        pipe.atomic().cmd("PEXPIREAT").arg(&key).arg(expires);
-        if changes.cleared {
-            pipe.cmd("DEL").arg(&key).ignore();
-        }
-        if !changes.removed.is_empty() {
-            pipe.cmd("HDEL")
-                .arg(&key)
-                .arg(changes.removed.iter().collect::<Vec<_>>())
-                .ignore();
-        }
-        let hset = pipe.cmd("HSET").arg(&key).arg(EXPIRES_FIELD).arg(expires);
-        for (k, v) in &changes.set {
-            hset.arg(k).arg(encode(k, v)?);
-        }
-        hset.ignore();
-        if changes.cleared {
-            // DEL dropped the expiry with the old hash.
-            pipe.cmd("PEXPIREAT").arg(&key).arg(expires).ignore();
-        }
-        let (existed,): (i64,) = self
-            .run("saving a session", |mut c| async move {
-                pipe.query_async(&mut c).await
+        let existed: i64 = if changes.cleared {
+            let mut fields = Vec::with_capacity(changes.set.len() * 2);
+            for (k, v) in &changes.set {
+                fields.push(k.clone());
+                fields.push(encode(k, v)?);
+            }
+            self.run("saving a cleared session", |mut c| {
+                let mut inv = SAVE_CLEARED.key(&key);
+                inv.arg(expires).arg(&fields);
+                async move { inv.invoke_async(&mut c).await }
             })
-            .await?;
+            .await?
+        } else {
+            let mut pipe = redis::pipe();
+            // PEXPIREAT answers 0 for a missing key: the existence check.
+            pipe.atomic().cmd("PEXPIREAT").arg(&key).arg(expires);
+            if !changes.removed.is_empty() {
+                pipe.cmd("HDEL")
+                    .arg(&key)
+                    .arg(changes.removed.iter().collect::<Vec<_>>())
+                    .ignore();
+            }
+            let hset = pipe.cmd("HSET").arg(&key).arg(EXPIRES_FIELD).arg(expires);
+            for (k, v) in &changes.set {
+                hset.arg(k).arg(encode(k, v)?);
+            }
+            hset.ignore();
+            // A hash the HSET created for a missing session expires too.
+            pipe.cmd("PEXPIREAT").arg(&key).arg(expires).ignore();
+            let (existed,): (i64,) = self
+                .run("saving a session", |mut c| async move {
+                    pipe.query_async(&mut c).await
+                })
+                .await?;
+            existed
+        };
         if existed == 1 {
+            if let Some(user) = user_written(changes) {
+                self.index_user(user, id.storage_key(), expires).await?;
+            }
             return Ok(Some(id.clone()));
         }
-        self.unlink(
-            &key,
-            "removing the hash a save of a missing session created",
-        )
-        .await?;
+        if !changes.cleared
+            && let Err(e) = self
+                .unlink(&key, "removing the hash a save of a missing session left")
+                .await
+        {
+            // It never loads (no live field) and expires by itself.
+            e.log("removing a leftover session hash failed");
+        }
         Ok(None)
     }
 
@@ -395,6 +531,27 @@ impl SessionStore for RedisStore {
     async fn touch(&self, id: &SessionId, expires_at: SystemTime) -> Result<Option<SessionId>> {
         // Only the expiry field and the key's expiry move.
         self.save(id, &Changes::new(expires_at)).await
+    }
+
+    async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<SessionInfo>> {
+        let infos = self
+            .user_sessions(user_id)
+            .await?
+            .iter()
+            .map(|(storage_key, r)| SessionInfo::from_record(storage_key, r))
+            .collect();
+        Ok(oldest_first(infos))
+    }
+
+    async fn delete_user_sessions(&self, user_id: &str) -> Result<u64> {
+        let sessions = self.user_sessions(user_id).await?;
+        for (storage_key, _) in &sessions {
+            let key = format!("{SESSION_KEY_ROOT}{}{storage_key}", self.inner.prefix);
+            self.unlink(&key, "deleting a user's session").await?;
+        }
+        self.unlink(&self.user_index(user_id), "deleting a user's session list")
+            .await?;
+        Ok(sessions.len() as u64)
     }
 }
 

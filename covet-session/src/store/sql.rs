@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::id::SessionId;
-use crate::store::{Changes, Data, Record, SessionStore};
+use crate::store::{Changes, Data, Record, SessionInfo, SessionStore, oldest_first, user_of};
 
 /// The queries every database runs the same way, for one pool type;
 /// `$begin` opens the transaction a save runs in.
@@ -19,6 +19,13 @@ macro_rules! queries {
         pub(super) async fn migrate(pool: &$pool, sql: &Statements) -> sqlx::Result<()> {
             for statement in &sql.migrate {
                 sqlx::query(statement).execute(pool).await?;
+            }
+            // Columns and indexes added since the first version: an error
+            // means they exist already.
+            for statement in &sql.upgrade {
+                if let Err(e) = sqlx::query(statement).execute(pool).await {
+                    tracing::debug!(error = %e, "session table already up to date");
+                }
             }
             Ok(())
         }
@@ -30,11 +37,13 @@ macro_rules! queries {
             key: &str,
             data: &str,
             expires: i64,
+            user: Option<&str>,
         ) -> sqlx::Result<bool> {
             let inserted = sqlx::query(&sql.insert)
                 .bind(key)
                 .bind(data)
                 .bind(expires)
+                .bind(user)
                 .execute(pool)
                 .await;
             match inserted {
@@ -77,10 +86,11 @@ macro_rules! queries {
                 tx.rollback().await?;
                 return Ok(false);
             };
-            let data = merge(NAME, &text, changes)?;
+            let (data, user) = merge(NAME, &text, changes)?;
             sqlx::query(&sql.update)
                 .bind(data)
                 .bind(expires)
+                .bind(user)
                 .bind(key)
                 .execute(&mut *tx)
                 .await?;
@@ -107,6 +117,33 @@ macro_rules! queries {
         pub(super) async fn delete(pool: &$pool, sql: &Statements, key: &str) -> sqlx::Result<()> {
             sqlx::query(&sql.delete).bind(key).execute(pool).await?;
             Ok(())
+        }
+
+        pub(super) async fn user_sessions(
+            pool: &$pool,
+            sql: &Statements,
+            user: &str,
+            now: i64,
+        ) -> sqlx::Result<Vec<(String, String, i64)>> {
+            sqlx::query_as(&sql.user_sessions)
+                .bind(user)
+                .bind(now)
+                .fetch_all(pool)
+                .await
+        }
+
+        pub(super) async fn delete_user(
+            pool: &$pool,
+            sql: &Statements,
+            user: &str,
+            now: i64,
+        ) -> sqlx::Result<u64> {
+            let done = sqlx::query(&sql.delete_user)
+                .bind(user)
+                .bind(now)
+                .execute(pool)
+                .await?;
+            Ok(done.rows_affected())
         }
 
         pub(super) async fn delete_expired(
@@ -214,15 +251,18 @@ impl Backend {
 /// Every dialect binds the parameters in the same order.
 #[derive(Debug)]
 struct Statements {
-    /// The table and its expiry index, each `IF NOT EXISTS`.
+    /// The table and its indexes, each `IF NOT EXISTS`.
     migrate: Vec<String>,
-    /// Binds key, data, expiry.
+    /// What later versions added to a table created before (errors mean
+    /// "already there" and are ignored).
+    upgrade: Vec<String>,
+    /// Binds key, data, expiry, user.
     insert: String,
     /// Binds key, now; selects data, expiry.
     load: String,
     /// Binds key, now; selects data and locks the row.
     lock: String,
-    /// Binds data, expiry, key.
+    /// Binds data, expiry, user, key.
     update: String,
     /// Binds expiry, key, now.
     touch: String,
@@ -230,20 +270,32 @@ struct Statements {
     delete: String,
     /// Binds now.
     delete_expired: String,
+    /// Binds user, now; selects key, data, expiry.
+    user_sessions: String,
+    /// Binds user, now.
+    delete_user: String,
 }
 
 impl Statements {
     /// The statements other than `migrate` for `table` (already quoted),
     /// with `p(n)` the n-th (1-based) parameter's placeholder and `lock` the
     /// clause that locks the selected row.
-    fn dml(table: &str, p: fn(usize) -> String, lock: &str, migrate: Vec<String>) -> Statements {
+    fn dml(
+        table: &str,
+        p: fn(usize) -> String,
+        lock: &str,
+        migrate: Vec<String>,
+        upgrade: Vec<String>,
+    ) -> Statements {
         Statements {
             migrate,
+            upgrade,
             insert: format!(
-                "INSERT INTO {table} (storage_key, data, expires_at) VALUES ({}, {}, {})",
+                "INSERT INTO {table} (storage_key, data, expires_at, user_id) VALUES ({}, {}, {}, {})",
                 p(1),
                 p(2),
-                p(3)
+                p(3),
+                p(4)
             ),
             load: format!(
                 "SELECT data, expires_at FROM {table} WHERE storage_key = {} AND expires_at > {}",
@@ -256,10 +308,11 @@ impl Statements {
                 p(2)
             ),
             update: format!(
-                "UPDATE {table} SET data = {}, expires_at = {} WHERE storage_key = {}",
+                "UPDATE {table} SET data = {}, expires_at = {}, user_id = {} WHERE storage_key = {}",
                 p(1),
                 p(2),
-                p(3)
+                p(3),
+                p(4)
             ),
             touch: format!(
                 "UPDATE {table} SET expires_at = {} WHERE storage_key = {} AND expires_at > {}",
@@ -269,6 +322,16 @@ impl Statements {
             ),
             delete: format!("DELETE FROM {table} WHERE storage_key = {}", p(1)),
             delete_expired: format!("DELETE FROM {table} WHERE expires_at <= {}", p(1)),
+            user_sessions: format!(
+                "SELECT storage_key, data, expires_at FROM {table} WHERE user_id = {} AND expires_at > {}",
+                p(1),
+                p(2)
+            ),
+            delete_user: format!(
+                "DELETE FROM {table} WHERE user_id = {} AND expires_at > {}",
+                p(1),
+                p(2)
+            ),
         }
     }
 }
@@ -615,9 +678,17 @@ fn check_table_name(table: &str) -> Result<()> {
 /// `<table>_expires_at_idx`, or for long table names a prefix of the name
 /// and a hash of the whole name, so two tables never share an index name.
 fn index_name(table: &str) -> String {
-    const SUFFIX: &str = "_expires_at_idx";
-    if table.len() + SUFFIX.len() <= MAX_IDENTIFIER_LEN {
-        return format!("{table}{SUFFIX}");
+    named_index(table, "_expires_at_idx", "_exp_idx")
+}
+
+/// The name of the user index of `table`, as [`index_name`].
+fn user_index_name(table: &str) -> String {
+    named_index(table, "_user_id_idx", "_usr_idx")
+}
+
+fn named_index(table: &str, suffix: &str, short: &str) -> String {
+    if table.len() + suffix.len() <= MAX_IDENTIFIER_LEN {
+        return format!("{table}{suffix}");
     }
     let digest = Sha256::digest(table.as_bytes());
     let mut hash = String::with_capacity(16);
@@ -625,14 +696,12 @@ fn index_name(table: &str) -> String {
         hash.push_str(&format!("{b:02x}"));
     }
     // Table names are ASCII, so any byte index is a char boundary.
-    format!("{}_{hash}_exp_idx", &table[..38])
+    format!("{}_{hash}{short}", &table[..38])
 }
 
-/// Milliseconds since the Unix epoch (0 before it, `i64::MAX` far after).
+/// Milliseconds since the Unix epoch, as the `BIGINT` column holds them.
 fn to_ms(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+    i64::try_from(crate::time::to_ms(t)).unwrap_or(i64::MAX)
 }
 
 fn now_ms() -> i64 {
@@ -640,29 +709,25 @@ fn now_ms() -> i64 {
 }
 
 fn from_ms(ms: i64) -> SystemTime {
-    let after = Duration::from_millis(u64::try_from(ms).unwrap_or(0));
-    UNIX_EPOCH.checked_add(after).unwrap_or(UNIX_EPOCH)
+    crate::time::from_ms(u64::try_from(ms).unwrap_or(0))
 }
 
 fn encode(store: &'static str, data: &Data) -> Result<String> {
     serde_json::to_string(data).map_err(|e| Error::store(store, "encoding the session data", e))
 }
 
+/// A row's data; anything but a JSON object is a corrupt record.
 fn decode(store: &'static str, text: &str) -> Result<Data> {
-    serde_json::from_str(text).map_err(|e| {
-        Error::store(
-            store,
-            "decoding a stored session: its data is not a JSON object",
-            e,
-        )
-    })
+    serde_json::from_str(text).map_err(|e| Error::corrupt(store, e))
 }
 
-/// The stored data `text` with `changes` applied, encoded again.
-fn merge(store: &'static str, text: &str, changes: &Changes) -> Result<String> {
+/// The stored data `text` with `changes` applied, encoded again, and the
+/// user it now belongs to.
+fn merge(store: &'static str, text: &str, changes: &Changes) -> Result<(String, Option<String>)> {
     let mut data = decode(store, text)?;
     changes.apply_to(&mut data);
-    encode(store, &data)
+    let user = user_of(&data).map(str::to_owned);
+    Ok((encode(store, &data)?, user))
 }
 
 impl SqlStore {
@@ -917,6 +982,7 @@ impl SessionStore for SqlStore {
         let name = self.inner.backend.name();
         let data = encode(name, &record.data)?;
         let expires = to_ms(record.expires_at);
+        let user = user_of(&record.data);
         let sql = &self.inner.sql;
         for _ in 0..CREATE_ATTEMPTS {
             let id = SessionId::generate()?;
@@ -926,7 +992,7 @@ impl SessionStore for SqlStore {
                 .run("creating a session", || async move {
                     Ok(dispatch!(
                         &self.inner.backend,
-                        insert(sql, key, data, expires)
+                        insert(sql, key, data, expires, user)
                     )?)
                 })
                 .await?;
@@ -1007,6 +1073,43 @@ impl SessionStore for SqlStore {
             .await?;
         Ok(touched.then(|| id.clone()))
     }
+
+    async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<SessionInfo>> {
+        let sql = &self.inner.sql;
+        let rows = self
+            .run("listing a user's sessions", || async move {
+                Ok(dispatch!(
+                    &self.inner.backend,
+                    user_sessions(sql, user_id, now_ms())
+                )?)
+            })
+            .await?;
+        let name = self.inner.backend.name();
+        let mut infos = Vec::with_capacity(rows.len());
+        for (key, text, expires) in rows {
+            match decode(name, &text) {
+                Ok(data) => {
+                    infos.push(SessionInfo::from_record(
+                        &key,
+                        &Record::new(data, from_ms(expires)),
+                    ));
+                }
+                Err(e) => e.log("a user's session does not decode; left out"),
+            }
+        }
+        Ok(oldest_first(infos))
+    }
+
+    async fn delete_user_sessions(&self, user_id: &str) -> Result<u64> {
+        let sql = &self.inner.sql;
+        self.run("deleting a user's sessions", || async move {
+            Ok(dispatch!(
+                &self.inner.backend,
+                delete_user(sql, user_id, now_ms())
+            )?)
+        })
+        .await
+    }
 }
 
 #[cfg(test)]
@@ -1065,7 +1168,8 @@ mod tests {
         let mut changes = Changes::new(SystemTime::now());
         changes.set.insert("b".into(), serde_json::json!(2));
         changes.removed.insert("a".into());
-        let merged = merge("sqlite", r#"{"a":1,"c":3}"#, &changes).unwrap();
+        let (merged, user) = merge("sqlite", r#"{"a":1,"c":3}"#, &changes).unwrap();
+        assert_eq!(user, None);
         let data: Data = serde_json::from_str(&merged).unwrap();
         assert_eq!(data.len(), 2);
         assert_eq!(data["b"], 2);
@@ -1075,7 +1179,7 @@ mod tests {
             assert!(
                 matches!(
                     err,
-                    Error::Store {
+                    Error::CorruptRecord {
                         store: "sqlite",
                         ..
                     }

@@ -191,8 +191,14 @@ pub async fn concurrent_saves_of_different_keys_merge(s: Store) {
             s.load(&id).await.unwrap().unwrap().data,
             data(&[("base", json!(0))])
         );
-        let a = Session::load(s.clone(), &id).await.unwrap().unwrap();
-        let b = Session::load(s.clone(), &id).await.unwrap().unwrap();
+        let a = Session::load(s.clone(), &id, &covet_session::SessionConfig::default())
+            .await
+            .unwrap()
+            .unwrap();
+        let b = Session::load(s.clone(), &id, &covet_session::SessionConfig::default())
+            .await
+            .unwrap()
+            .unwrap();
         a.insert("from_a", 1).unwrap();
         b.insert("from_b", 2).unwrap();
         b.remove::<i32>("base").unwrap();
@@ -202,11 +208,11 @@ pub async fn concurrent_saves_of_different_keys_merge(s: Store) {
         let (ia, ib) = (a.id().unwrap(), b.id().unwrap());
         assert!(ia != id && ib != id && ia != ib);
         assert_eq!(
-            s.load(&ia).await.unwrap().unwrap().data,
+            user_data(s.load(&ia).await.unwrap().unwrap().data),
             data(&[("base", json!(0)), ("from_a", json!(1))])
         );
         assert_eq!(
-            s.load(&ib).await.unwrap().unwrap().data,
+            user_data(s.load(&ib).await.unwrap().unwrap().data),
             data(&[("from_b", json!(2))])
         );
         return;
@@ -218,8 +224,14 @@ pub async fn concurrent_saves_of_different_keys_merge(s: Store) {
     }
 
     // Two handles loaded from the same session, changing different keys.
-    let a = Session::load(s.clone(), &id).await.unwrap().unwrap();
-    let b = Session::load(s.clone(), &id).await.unwrap().unwrap();
+    let a = Session::load(s.clone(), &id, &covet_session::SessionConfig::default())
+        .await
+        .unwrap()
+        .unwrap();
+    let b = Session::load(s.clone(), &id, &covet_session::SessionConfig::default())
+        .await
+        .unwrap()
+        .unwrap();
     a.insert("from_a", 1).unwrap();
     b.insert("from_b", 2).unwrap();
     b.remove::<i32>("k0").unwrap();
@@ -374,13 +386,23 @@ pub async fn tampered_ids_find_nothing(s: Store) {
     s.delete(&id).await.unwrap();
 }
 
+/// The data without covet's own fields (`__covet...`: creation time, user,
+/// last write), which a `Session` adds.
+pub fn user_data(mut data: Data) -> Data {
+    data.retain(|k, _| !k.starts_with("__covet"));
+    data
+}
+
 /// The `Session` handle over the store: new, save, load, change, clear.
 pub async fn session_handle_round_trip(s: Store) {
-    let session = Session::new(s.clone());
+    let session = Session::new(s.clone(), &covet_session::SessionConfig::default());
     session.insert("visits", 1u64).unwrap();
     session.save().await.unwrap();
     let id = session.id().unwrap();
-    let again = Session::load(s.clone(), &id).await.unwrap().unwrap();
+    let again = Session::load(s.clone(), &id, &covet_session::SessionConfig::default())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(again.get::<u64>("visits").unwrap(), Some(1));
     again.insert("visits", 2u64).unwrap();
     again.save().await.unwrap();
@@ -397,7 +419,12 @@ pub async fn session_handle_round_trip(s: Store) {
         return;
     }
     assert_eq!(s.load(&id).await.unwrap(), None);
-    assert!(Session::load(s, &id).await.unwrap().is_none());
+    assert!(
+        Session::load(s, &id, &covet_session::SessionConfig::default())
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 /// One `#[tokio::test]` per case of [`session_conformance`](crate::session_conformance)

@@ -4,7 +4,7 @@
 use sqlx::MySqlPool;
 use sqlx::mysql::MySqlDatabaseError;
 
-use super::{Failure, Statements, index_name, merge};
+use super::{Failure, Statements, index_name, merge, user_index_name};
 use crate::store::Changes;
 
 pub(super) const NAME: &str = "mysql";
@@ -18,11 +18,21 @@ pub(super) fn statements(table: &str) -> Statements {
          storage_key CHAR(64) CHARACTER SET ascii NOT NULL, \
          data LONGTEXT CHARACTER SET utf8mb4 NOT NULL, \
          expires_at BIGINT NOT NULL, \
+         user_id VARCHAR(255) CHARACTER SET utf8mb4 NULL, \
          PRIMARY KEY (storage_key), \
-         INDEX `{}` (expires_at))",
-        index_name(table)
+         INDEX `{}` (expires_at), \
+         INDEX `{}` (user_id))",
+        index_name(table),
+        user_index_name(table)
     )];
-    Statements::dml(&quoted, |_| "?".to_owned(), " FOR UPDATE", migrate)
+    // Tables made before user ids were kept: duplicate column and key
+    // errors mean the upgrade happened.
+    let upgrade = vec![format!(
+        "ALTER TABLE {quoted} ADD COLUMN user_id VARCHAR(255) CHARACTER SET utf8mb4 NULL, \
+         ADD INDEX `{}` (user_id)",
+        user_index_name(table)
+    )];
+    Statements::dml(&quoted, |_| "?".to_owned(), " FOR UPDATE", migrate, upgrade)
 }
 
 /// Deadlocks (1213) and lock wait timeouts (1205).

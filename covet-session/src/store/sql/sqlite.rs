@@ -2,7 +2,7 @@
 
 use sqlx::SqlitePool;
 
-use super::{Failure, Statements, index_name, merge};
+use super::{Failure, Statements, index_name, merge, user_index_name};
 use crate::store::Changes;
 
 pub(super) const NAME: &str = "sqlite";
@@ -14,16 +14,26 @@ pub(super) fn statements(table: &str) -> Statements {
             "CREATE TABLE IF NOT EXISTS {quoted} (\
              storage_key TEXT PRIMARY KEY NOT NULL, \
              data TEXT NOT NULL, \
-             expires_at INTEGER NOT NULL)"
+             expires_at INTEGER NOT NULL, \
+             user_id TEXT NULL)"
         ),
         format!(
             "CREATE INDEX IF NOT EXISTS \"{}\" ON {quoted} (expires_at)",
             index_name(table)
         ),
     ];
+    // Tables made before user ids were kept: "duplicate column" means the
+    // upgrade happened.
+    let upgrade = vec![
+        format!("ALTER TABLE {quoted} ADD COLUMN user_id TEXT NULL"),
+        format!(
+            "CREATE INDEX IF NOT EXISTS \"{}\" ON {quoted} (user_id)",
+            user_index_name(table)
+        ),
+    ];
     // SQLite has no row locks: `save` takes the write lock up front with
     // `BEGIN IMMEDIATE` instead.
-    Statements::dml(&quoted, |_| "?".to_owned(), "", migrate)
+    Statements::dml(&quoted, |_| "?".to_owned(), "", migrate, upgrade)
 }
 
 /// `SQLITE_BUSY` and `SQLITE_LOCKED`, with their extended codes (the

@@ -33,7 +33,7 @@ struct Checkout {
 
 fn main() {
     assert_eq!(Checkout::KEY, "checkout");
-    let session = Session::new(Arc::new(MemoryStore::new()));
+    let session = Session::new(Arc::new(MemoryStore::new()), &covet::session::SessionConfig::default());
     let item = Item {
         name: "tea".to_owned(),
         size: Size::Large { grams: 500 },

@@ -13,7 +13,7 @@ struct Cart {
 
 fn main() {
     assert_eq!(Cart::KEY, "cart");
-    let session = Session::new(Arc::new(MemoryStore::new()));
+    let session = Session::new(Arc::new(MemoryStore::new()), &covet::session::SessionConfig::default());
     {
         let mut cart = SessionState::<Cart>::load(&session).unwrap();
         cart.items.push("apple".to_owned());
