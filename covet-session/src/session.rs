@@ -363,9 +363,11 @@ impl Session {
         if let Some((id, mut record)) = found {
             let meta = Meta::take_from(&mut record.data);
             let absolute = self.inner.config.absolute_timeout();
-            let expired = meta
-                .created_ms
-                .is_some_and(|c| from_ms(c) + absolute <= SystemTime::now());
+            let expired = meta.created_ms.is_some_and(|c| {
+                from_ms(c)
+                    .checked_add(absolute)
+                    .is_some_and(|end| end <= SystemTime::now())
+            });
             if expired {
                 tracing::info!(
                     target: "covet::session",
@@ -712,7 +714,14 @@ impl Session {
                 Some(c) => from_ms(c),
                 None => now,
             };
-            let expires_at = (now + config.idle_timeout()).min(created + config.absolute_timeout());
+            // Saturating: a configuration that skipped `validate` never
+            // panics here.
+            let later = |base: SystemTime, d: Duration| {
+                base.checked_add(d)
+                    .unwrap_or(base + crate::config::MAX_TIMEOUT)
+            };
+            let expires_at =
+                later(now, config.idle_timeout()).min(later(created, config.absolute_timeout()));
             let plan = if !st.loaded {
                 Plan::Nothing
             } else if st.ended {
@@ -1003,6 +1012,17 @@ mod tests {
         slow.insert("later", true).unwrap();
         assert_eq!(slow.save().await.unwrap(), SaveOutcome::Unchanged);
         assert!(store.load(&id).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn an_unvalidated_huge_timeout_never_panics() {
+        let config = config().with_idle_timeout(Duration::MAX);
+        let s = Session::new(store(), &config);
+        s.insert("a", 1).unwrap();
+        assert!(matches!(
+            s.save().await.unwrap(),
+            SaveOutcome::Created { .. }
+        ));
     }
 
     #[tokio::test]

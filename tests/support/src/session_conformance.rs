@@ -537,4 +537,19 @@ impl<S: SessionStore> SessionStore for WithCleanup<S> {
     fn is_client_side(&self) -> bool {
         self.store.is_client_side()
     }
+
+    async fn list_user_sessions(
+        &self,
+        user_id: &str,
+    ) -> covet_session::Result<Vec<covet_session::SessionInfo>> {
+        self.store.list_user_sessions(user_id).await
+    }
+
+    async fn delete_user_sessions(&self, user_id: &str) -> covet_session::Result<u64> {
+        self.store.delete_user_sessions(user_id).await
+    }
+
+    fn use_cookie_name(&self, name: &str) {
+        self.store.use_cookie_name(name);
+    }
 }
