@@ -754,3 +754,127 @@ fn try_with_config_says_why() {
         assert!(!err.to_string().is_empty());
     }
 }
+
+// ---------------------------------------------------------------------
+// 5. A corrupt stored record is no session (SQL and CacheStore; Redis in
+// tests/session_defects.rs).
+
+/// Logs in over HTTP, corrupts the stored record with `corrupt`, and
+/// checks that the browser gets a fresh session (twice), not a 500.
+async fn a_corrupt_record_is_a_fresh_session<F, Fut>(store: Store, corrupt: F)
+where
+    F: FnOnce(covet::session::SessionId) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let server = TestServer::start(app(store.clone(), config())).await;
+    let c = Client::new(&server);
+    c.post("/login/alice").await;
+    let value = c.cookie().expect("a session");
+    corrupt(value.parse().expect("an id")).await;
+    for _ in 0..2 {
+        let r = c.get_as("/whoami", Some(format!("id={value}"))).await;
+        assert_eq!((r.status, r.body.as_str()), (200, "anonymous"));
+    }
+    let id: covet::session::SessionId = value.parse().expect("an id");
+    assert!(store.load(&id).await.expect("load").is_none(), "deleted");
+}
+
+#[tokio::test]
+async fn corrupt_cache_store_records_are_fresh_sessions() {
+    use covet::cache::CacheBackend;
+    let backend = Arc::new(covet::cache::MemoryBackend::new());
+    let store: Store = Arc::new(covet::session::CacheStore::new(backend.clone()));
+    a_corrupt_record_is_a_fresh_session(store, |id| async move {
+        let key = format!(
+            "{}{}",
+            covet::session::store::SESSION_KEY_ROOT,
+            id.storage_key()
+        );
+        backend
+            .set(&key, bytes::Bytes::from_static(b"{not json"), None)
+            .await
+            .expect("corrupting");
+    })
+    .await;
+}
+
+#[cfg(feature = "sql-sqlite")]
+#[tokio::test]
+async fn corrupt_sql_rows_are_fresh_sessions() {
+    let pool = sqlx::SqlitePool::connect("sqlite::memory:")
+        .await
+        .expect("SQLite");
+    let store = covet::session::SqlStore::builder()
+        .table_name("corrupt_test")
+        .sqlite(pool.clone())
+        .expect("a store");
+    store.migrate().await.expect("migrating");
+    a_corrupt_record_is_a_fresh_session(Arc::new(store), |id| async move {
+        sqlx::query("UPDATE corrupt_test SET data = '[1, 2' WHERE storage_key = ?")
+            .bind(id.storage_key())
+            .execute(&pool)
+            .await
+            .expect("corrupting");
+    })
+    .await;
+}
+
+#[cfg(feature = "sql-postgres")]
+#[tokio::test]
+async fn corrupt_postgres_rows_are_fresh_sessions() {
+    let Some(url) = covet_test::require(covet_test::Server::Postgres) else {
+        return;
+    };
+    let pool = sqlx::PgPool::connect(&url).await.expect("PostgreSQL");
+    let table = covet_test::unique_namespace("covet_corrupt").replace('-', "_");
+    let store = covet::session::SqlStore::builder()
+        .table_name(table.clone())
+        .postgres(pool.clone())
+        .expect("a store");
+    store.migrate().await.expect("migrating");
+    let (p, t) = (pool.clone(), table.clone());
+    a_corrupt_record_is_a_fresh_session(Arc::new(store), |id| async move {
+        sqlx::query(&format!(
+            "UPDATE \"{t}\" SET data = 'oops' WHERE storage_key = $1"
+        ))
+        .bind(id.storage_key())
+        .execute(&p)
+        .await
+        .expect("corrupting");
+    })
+    .await;
+    sqlx::query(&format!("DROP TABLE \"{table}\""))
+        .execute(&pool)
+        .await
+        .expect("dropping the test table");
+}
+
+#[cfg(feature = "sql-mysql")]
+#[tokio::test]
+async fn corrupt_mariadb_rows_are_fresh_sessions() {
+    let Some(url) = covet_test::require(covet_test::Server::Mysql) else {
+        return;
+    };
+    let pool = sqlx::MySqlPool::connect(&url).await.expect("MariaDB");
+    let table = covet_test::unique_namespace("covet_corrupt").replace('-', "_");
+    let store = covet::session::SqlStore::builder()
+        .table_name(table.clone())
+        .mysql(pool.clone())
+        .expect("a store");
+    store.migrate().await.expect("migrating");
+    let (p, t) = (pool.clone(), table.clone());
+    a_corrupt_record_is_a_fresh_session(Arc::new(store), |id| async move {
+        sqlx::query(&format!(
+            "UPDATE `{t}` SET data = '{{' WHERE storage_key = ?"
+        ))
+        .bind(id.storage_key())
+        .execute(&p)
+        .await
+        .expect("corrupting");
+    })
+    .await;
+    sqlx::query(&format!("DROP TABLE `{table}`"))
+        .execute(&pool)
+        .await
+        .expect("dropping the test table");
+}

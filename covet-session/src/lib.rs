@@ -27,6 +27,70 @@
 //! # Ok::<(), covet_session::Error>(())
 //! # }).unwrap();
 //! ```
+//!
+//! # Security
+//! What each defence protects against, its default, and how to change it.
+//!
+//! - **Unguessable ids, never stored.** Ids are 256 bits from the OS
+//!   random generator; server-side stores key sessions by the SHA-256 of
+//!   the id, so a leaked store dump holds no live id. Logs name a session
+//!   by a short hash of its id only.
+//! - **Fixation.** Unknown ids are never adopted (a fresh session gets a
+//!   fresh id). [`Session::login`] cycles the id (and restarts the absolute
+//!   timeout), and starts from empty data when another user was logged in;
+//!   [`Session::cycle_id`] does the rotation alone, for privilege changes.
+//!   The cookie an attacker planted before the login then loads nothing.
+//!   When a request carries several cookies with the session name (one
+//!   planted from a sibling domain), the one that loads is used, and if
+//!   several load none is trusted. A `__Host-` cookie name
+//!   ([`SessionConfig::with_cookie_name`]) keeps sibling domains from
+//!   planting cookies at all; [`SessionConfig::validate`] checks its rules.
+//! - **Logout that sticks.** [`Session::logout`] deletes the record, sends
+//!   a removal cookie with the same attributes (and `Clear-Site-Data` with
+//!   [`SessionConfig::with_clear_site_data`]), and ignores later writes. A
+//!   session that existed when a request loaded it and is gone when it
+//!   saves (a logout, a revocation) is never re-created by any store: that
+//!   response removes the cookie too. [`SessionStore::delete_user_sessions`]
+//!   logs a user out everywhere. Client-side sessions ([`CookieStore`])
+//!   cannot be revoked before the expiry sealed in them: keep their
+//!   timeouts short, or use a server-side store.
+//! - **Timeouts, enforced by the server.** Idle timeout (two weeks by
+//!   default, [`SessionConfig::with_idle_timeout`]) and absolute timeout
+//!   (30 days after creation or login, [`SessionConfig::with_absolute_timeout`]);
+//!   a client that ignores `Max-Age` gains nothing. An unchanged session's
+//!   expiry is written at most once per renewal interval (five minutes,
+//!   [`SessionConfig::with_renewal_interval`]).
+//!   [`SessionConfig::with_browser_session`] drops `Max-Age` from the cookie.
+//! - **Cookie attributes.** `HttpOnly`, `Secure`, `SameSite=Lax`, `Path=/`,
+//!   no `Domain` by default. [`SessionLayer::with_config`] refuses (panics
+//!   at startup) a configuration browsers would not honour: a name that is
+//!   not a token, `__Host-` without `Secure`/`Path=/` or with a `Domain`,
+//!   `__Secure-` without `Secure`, `SameSite=None` without `Secure`,
+//!   timeouts out of range; [`SessionLayer::try_with_config`] returns the
+//!   [`ConfigError`].
+//! - **No shared caching of session pages.** Every response to a request
+//!   that loaded the session says `Vary: Cookie`, and every response that
+//!   sets or removes the cookie says `Cache-Control: no-store` (unless the
+//!   handler set `Cache-Control`), so no shared cache (covet's own
+//!   `HttpCacheLayer` included) serves one user's page to another.
+//! - **Size limits.** A session's stored form is limited to 64 KiB
+//!   ([`SessionConfig::with_max_size`]): an insert past it is
+//!   [`Error::TooLarge`] and changes nothing. [`MemoryStore`] is bounded by
+//!   sessions or bytes (`max_capacity_bytes`); evictions are counted and
+//!   logged. [`CookieStore`] values are limited to 4096 bytes.
+//! - **Reserved keys.** Keys starting with `__covet` (the user id, the
+//!   timeouts, flash messages) are [`Error::ReservedKey`] for `insert` and
+//!   `remove`, so an app key can never corrupt its own record.
+//! - **Corrupt records.** A stored record that does not decode is treated
+//!   as absent: deleted, logged, and the request gets a fresh session
+//!   rather than a 500 on every request.
+//! - **Key space.** Server-side stores keep every key under the reserved
+//!   root [`store::SESSION_KEY_ROOT`]; cache namespaces may not start with
+//!   `__covet`, so no cache `clear()`, pattern delete or tag invalidation on
+//!   a shared Redis ever touches a session.
+//! - **Concurrent requests.** Stores merge changes key by key: concurrent
+//!   requests that change different keys all keep their change; two that
+//!   change the same key: the last save wins.
 
 mod config;
 pub mod error;

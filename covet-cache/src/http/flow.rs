@@ -352,8 +352,7 @@ fn serve<B: Body>(
     status: CacheStatus,
 ) -> Response<HttpCacheBody<B>> {
     ctx.shared.cache.stats_inner().http_hits.incr();
-    let response_time =
-        SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(r.clock.response_time_ms);
+    let response_time = crate::time::from_epoch_ms(r.clock.response_time_ms);
     let response = if not_modified(&ctx.parts.headers, &r.headers, response_time) {
         short_answer(
             StatusCode::NOT_MODIFIED,

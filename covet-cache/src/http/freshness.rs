@@ -123,11 +123,7 @@ pub struct AgeClock {
     pub response_time_ms: u64,
 }
 
-fn epoch_ms(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
+use crate::time::to_epoch_ms as epoch_ms;
 
 /// The origin's `Age` header: the first line's delta-seconds, 0 when absent
 /// or invalid.

@@ -6,8 +6,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sha2::{Digest, Sha256};
-
 use crate::error::{Error, Result};
 use crate::id::SessionId;
 use crate::store::{Changes, Data, Record, SessionInfo, SessionStore, oldest_first, user_of};
@@ -160,12 +158,23 @@ macro_rules! queries {
     };
 }
 
+mod builder;
+mod cleanup;
 #[cfg(feature = "sql-mysql")]
 mod mysql;
 #[cfg(feature = "sql-postgres")]
 mod postgres;
 #[cfg(feature = "sql-sqlite")]
 mod sqlite;
+mod statements;
+
+pub use builder::SqlStoreBuilder;
+pub use cleanup::CleanupTask;
+#[cfg(test)]
+use builder::check_table_name;
+#[cfg(test)]
+use statements::{MAX_IDENTIFIER_LEN, index_name};
+use statements::{Dialect, Statements};
 
 /// Default table of a [`SqlStore`].
 pub const DEFAULT_TABLE_NAME: &str = "covet_sessions";
@@ -180,8 +189,6 @@ const CREATE_ATTEMPTS: u32 = 8;
 /// Attempts of one operation that hits a deadlock, a serialization failure
 /// or a busy SQLite database.
 const TRANSIENT_ATTEMPTS: u32 = 8;
-/// Longest identifier PostgreSQL keeps (longer ones are truncated).
-const MAX_IDENTIFIER_LEN: usize = 63;
 
 /// The pool of the database in use.
 #[derive(Clone)]
@@ -210,129 +217,31 @@ macro_rules! dispatch {
 }
 
 impl Backend {
-    fn name(&self) -> &'static str {
+    /// The dialect of this database: the one place that tells them apart
+    /// (besides the pool type the queries run on).
+    fn dialect(&self) -> &'static Dialect {
         match self {
             #[cfg(feature = "sql-postgres")]
-            Backend::Postgres(_) => postgres::NAME,
+            Backend::Postgres(_) => &postgres::DIALECT,
             #[cfg(feature = "sql-mysql")]
-            Backend::Mysql(_) => mysql::NAME,
+            Backend::Mysql(_) => &mysql::DIALECT,
             #[cfg(feature = "sql-sqlite")]
-            Backend::Sqlite(_) => sqlite::NAME,
+            Backend::Sqlite(_) => &sqlite::DIALECT,
         }
+    }
+
+    fn name(&self) -> &'static str {
+        self.dialect().name
     }
 
     /// Whether `e` is worth retrying the whole operation for: a deadlock, a
     /// serialization failure, a lock wait timeout or a busy database.
     fn is_transient(&self, e: &sqlx::Error) -> bool {
-        match self {
-            #[cfg(feature = "sql-postgres")]
-            Backend::Postgres(_) => postgres::is_transient(e),
-            #[cfg(feature = "sql-mysql")]
-            Backend::Mysql(_) => mysql::is_transient(e),
-            #[cfg(feature = "sql-sqlite")]
-            Backend::Sqlite(_) => sqlite::is_transient(e),
-        }
+        (self.dialect().is_transient)(e)
     }
 
     fn statements(&self, table: &str) -> Statements {
-        match self {
-            #[cfg(feature = "sql-postgres")]
-            Backend::Postgres(_) => postgres::statements(table),
-            #[cfg(feature = "sql-mysql")]
-            Backend::Mysql(_) => mysql::statements(table),
-            #[cfg(feature = "sql-sqlite")]
-            Backend::Sqlite(_) => sqlite::statements(table),
-        }
-    }
-}
-
-/// The SQL of every operation, formatted once for the store's table.
-///
-/// Every dialect binds the parameters in the same order.
-#[derive(Debug)]
-struct Statements {
-    /// The table and its indexes, each `IF NOT EXISTS`.
-    migrate: Vec<String>,
-    /// What later versions added to a table created before (errors mean
-    /// "already there" and are ignored).
-    upgrade: Vec<String>,
-    /// Binds key, data, expiry, user.
-    insert: String,
-    /// Binds key, now; selects data, expiry.
-    load: String,
-    /// Binds key, now; selects data and locks the row.
-    lock: String,
-    /// Binds data, expiry, user, key.
-    update: String,
-    /// Binds expiry, key, now.
-    touch: String,
-    /// Binds key.
-    delete: String,
-    /// Binds now.
-    delete_expired: String,
-    /// Binds user, now; selects key, data, expiry.
-    user_sessions: String,
-    /// Binds user, now.
-    delete_user: String,
-}
-
-impl Statements {
-    /// The statements other than `migrate` for `table` (already quoted),
-    /// with `p(n)` the n-th (1-based) parameter's placeholder and `lock` the
-    /// clause that locks the selected row.
-    fn dml(
-        table: &str,
-        p: fn(usize) -> String,
-        lock: &str,
-        migrate: Vec<String>,
-        upgrade: Vec<String>,
-    ) -> Statements {
-        Statements {
-            migrate,
-            upgrade,
-            insert: format!(
-                "INSERT INTO {table} (storage_key, data, expires_at, user_id) VALUES ({}, {}, {}, {})",
-                p(1),
-                p(2),
-                p(3),
-                p(4)
-            ),
-            load: format!(
-                "SELECT data, expires_at FROM {table} WHERE storage_key = {} AND expires_at > {}",
-                p(1),
-                p(2)
-            ),
-            lock: format!(
-                "SELECT data FROM {table} WHERE storage_key = {} AND expires_at > {}{lock}",
-                p(1),
-                p(2)
-            ),
-            update: format!(
-                "UPDATE {table} SET data = {}, expires_at = {}, user_id = {} WHERE storage_key = {}",
-                p(1),
-                p(2),
-                p(3),
-                p(4)
-            ),
-            touch: format!(
-                "UPDATE {table} SET expires_at = {} WHERE storage_key = {} AND expires_at > {}",
-                p(1),
-                p(2),
-                p(3)
-            ),
-            delete: format!("DELETE FROM {table} WHERE storage_key = {}", p(1)),
-            delete_expired: format!("DELETE FROM {table} WHERE expires_at <= {}", p(1)),
-            user_sessions: format!(
-                "SELECT storage_key, data, expires_at FROM {table} WHERE user_id = {} AND expires_at > {}",
-                p(1),
-                p(2)
-            ),
-            delete_user: format!(
-                "DELETE FROM {table} WHERE user_id = {} AND expires_at > {}",
-                p(1),
-                p(2)
-            ),
-        }
+        (self.dialect().statements)(table)
     }
 }
 
@@ -422,281 +331,6 @@ impl fmt::Debug for SqlStore {
             .field("table", &self.inner.table)
             .finish_non_exhaustive()
     }
-}
-
-/// Builder of a [`SqlStore`]: the table name, and the pool size when the
-/// store opens its own pool.
-///
-/// ```no_run
-/// use covet_session::SqlStore;
-/// # async fn f() -> covet_session::Result<()> {
-/// let store = SqlStore::builder()
-///     .table_name("shop_sessions")
-///     .max_connections(20)
-///     .connect("postgres://app@127.0.0.1:5432/shop")
-///     .await?;
-/// store.migrate().await?;
-/// # Ok(())
-/// # }
-/// ```
-#[derive(Debug, Clone)]
-#[must_use]
-pub struct SqlStoreBuilder {
-    table: String,
-    max_connections: u32,
-}
-
-impl SqlStoreBuilder {
-    /// The table holding the sessions (default [`DEFAULT_TABLE_NAME`]): 1
-    /// to 63 ASCII letters, digits or `_`, not starting with a digit.
-    /// Anything else makes the constructors fail with
-    /// [`Error::InvalidTableName`].
-    ///
-    /// ```
-    /// use covet_session::{Error, SqlStore};
-    /// # #[cfg(feature = "sql-sqlite")]
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-    /// let err = SqlStore::builder()
-    ///     .table_name("sessions; DROP TABLE users")
-    ///     .connect("sqlite::memory:")
-    ///     .await
-    ///     .unwrap_err();
-    /// assert!(matches!(err, Error::InvalidTableName(_)));
-    /// # });
-    /// ```
-    pub fn table_name(mut self, table: impl Into<String>) -> Self {
-        self.table = table.into();
-        self
-    }
-
-    /// The maximum number of connections of the pool that
-    /// [`connect`](SqlStoreBuilder::connect) opens (default
-    /// [`DEFAULT_MAX_CONNECTIONS`], at least 1). An in-memory SQLite
-    /// database always gets a single connection, kept open.
-    ///
-    /// ```
-    /// let builder = covet_session::SqlStore::builder().max_connections(4);
-    /// # let _ = builder;
-    /// ```
-    pub fn max_connections(mut self, max: u32) -> Self {
-        self.max_connections = max.max(1);
-        self
-    }
-
-    /// A store on a PostgreSQL pool.
-    ///
-    /// ```no_run
-    /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
-    /// let pool = sqlx::PgPool::connect("postgres://app@127.0.0.1:5432/app").await?;
-    /// let store = covet_session::SqlStore::builder()
-    ///     .table_name("app_sessions")
-    ///     .postgres(pool)?;
-    /// store.migrate().await?;
-    /// # Ok(())
-    /// # }
-    /// ```
-    #[cfg(feature = "sql-postgres")]
-    pub fn postgres(self, pool: sqlx::PgPool) -> Result<SqlStore> {
-        self.finish(Backend::Postgres(pool))
-    }
-
-    /// A store on a MySQL or MariaDB pool.
-    ///
-    /// ```no_run
-    /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
-    /// let pool = sqlx::MySqlPool::connect("mysql://app@127.0.0.1:3306/app").await?;
-    /// let store = covet_session::SqlStore::builder()
-    ///     .table_name("app_sessions")
-    ///     .mysql(pool)?;
-    /// store.migrate().await?;
-    /// # Ok(())
-    /// # }
-    /// ```
-    #[cfg(feature = "sql-mysql")]
-    pub fn mysql(self, pool: sqlx::MySqlPool) -> Result<SqlStore> {
-        self.finish(Backend::Mysql(pool))
-    }
-
-    /// A store on a SQLite pool.
-    ///
-    /// ```
-    /// # #[cfg(feature = "sql-sqlite")]
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-    /// let pool = sqlx::SqlitePool::connect("sqlite::memory:").await?;
-    /// let store = covet_session::SqlStore::builder()
-    ///     .table_name("app_sessions")
-    ///     .sqlite(pool)?;
-    /// store.migrate().await?;
-    /// assert_eq!(store.table_name(), "app_sessions");
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// # }).unwrap();
-    /// ```
-    #[cfg(feature = "sql-sqlite")]
-    pub fn sqlite(self, pool: sqlx::SqlitePool) -> Result<SqlStore> {
-        self.finish(Backend::Sqlite(pool))
-    }
-
-    /// Opens a pool on `url` and builds the store on it. The scheme picks
-    /// the database: `postgres://` or `postgresql://` (feature
-    /// `sql-postgres`), `mysql://` or `mariadb://` (feature `sql-mysql`),
-    /// `sqlite:` (feature `sql-sqlite`; `sqlite::memory:` for an in-memory
-    /// database, `sqlite://path?mode=rwc` to create the file if missing).
-    /// Any other scheme, or one whose feature is off, is an
-    /// [`Error::Store`]. The table is not created: call
-    /// [`SqlStore::migrate`].
-    ///
-    /// ```
-    /// # #[cfg(feature = "sql-sqlite")]
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-    /// let store = covet_session::SqlStore::builder()
-    ///     .table_name("sessions")
-    ///     .connect("sqlite::memory:")
-    ///     .await?;
-    /// store.migrate().await?;
-    /// # Ok::<(), covet_session::Error>(())
-    /// # }).unwrap();
-    /// ```
-    pub async fn connect(self, url: &str) -> Result<SqlStore> {
-        check_table_name(&self.table)?;
-        // Only the scheme is ever shown: the rest may hold a password.
-        let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
-        let backend = match scheme.to_ascii_lowercase().as_str() {
-            "postgres" | "postgresql" => self.connect_postgres(url).await?,
-            "mysql" | "mariadb" => self.connect_mysql(url).await?,
-            "sqlite" => self.connect_sqlite(url).await?,
-            _ => {
-                return Err(Error::store_msg(
-                    NAME,
-                    format!("unsupported database URL scheme `{scheme}`"),
-                ));
-            }
-        };
-        self.finish(backend)
-    }
-
-    #[cfg(feature = "sql-postgres")]
-    async fn connect_postgres(&self, url: &str) -> Result<Backend> {
-        sqlx::postgres::PgPoolOptions::new()
-            .max_connections(self.max_connections)
-            .connect(url)
-            .await
-            .map(Backend::Postgres)
-            .map_err(|e| Error::store(postgres::NAME, "connecting to PostgreSQL", e))
-    }
-
-    #[cfg(not(feature = "sql-postgres"))]
-    async fn connect_postgres(&self, _url: &str) -> Result<Backend> {
-        Err(feature_off("sql-postgres"))
-    }
-
-    #[cfg(feature = "sql-mysql")]
-    async fn connect_mysql(&self, url: &str) -> Result<Backend> {
-        sqlx::mysql::MySqlPoolOptions::new()
-            .max_connections(self.max_connections)
-            .connect(url)
-            .await
-            .map(Backend::Mysql)
-            .map_err(|e| Error::store(mysql::NAME, "connecting to MySQL", e))
-    }
-
-    #[cfg(not(feature = "sql-mysql"))]
-    async fn connect_mysql(&self, _url: &str) -> Result<Backend> {
-        Err(feature_off("sql-mysql"))
-    }
-
-    #[cfg(feature = "sql-sqlite")]
-    async fn connect_sqlite(&self, url: &str) -> Result<Backend> {
-        use std::str::FromStr as _;
-        let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)
-            .map_err(|e| Error::store(sqlite::NAME, "parsing the SQLite URL", e))?;
-        let mut pool = sqlx::sqlite::SqlitePoolOptions::new();
-        if url.contains(":memory:") || url.contains("mode=memory") {
-            // An in-memory database lives as long as a connection to it:
-            // one connection, never closed for idleness or age.
-            pool = pool
-                .max_connections(1)
-                .min_connections(1)
-                .idle_timeout(None)
-                .max_lifetime(None);
-        } else {
-            pool = pool.max_connections(self.max_connections);
-        }
-        pool.connect_with(options)
-            .await
-            .map(Backend::Sqlite)
-            .map_err(|e| Error::store(sqlite::NAME, "opening the SQLite database", e))
-    }
-
-    #[cfg(not(feature = "sql-sqlite"))]
-    async fn connect_sqlite(&self, _url: &str) -> Result<Backend> {
-        Err(feature_off("sql-sqlite"))
-    }
-
-    fn finish(self, backend: Backend) -> Result<SqlStore> {
-        check_table_name(&self.table)?;
-        let sql = backend.statements(&self.table);
-        Ok(SqlStore {
-            inner: Arc::new(Inner {
-                backend,
-                table: self.table,
-                sql,
-            }),
-        })
-    }
-}
-
-#[cfg(not(all(
-    feature = "sql-postgres",
-    feature = "sql-mysql",
-    feature = "sql-sqlite"
-)))]
-fn feature_off(feature: &str) -> Error {
-    Error::store_msg(
-        NAME,
-        format!("this database needs the `{feature}` feature of covet-session"),
-    )
-}
-
-/// Whether `table` is 1 to 63 ASCII letters, digits or `_`, not starting
-/// with a digit: a name that needs no escaping in any of the dialects.
-fn check_table_name(table: &str) -> Result<()> {
-    let bytes = table.as_bytes();
-    let valid = !bytes.is_empty()
-        && bytes.len() <= MAX_IDENTIFIER_LEN
-        && !bytes[0].is_ascii_digit()
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || *b == b'_');
-    if valid {
-        Ok(())
-    } else {
-        Err(Error::InvalidTableName(table.to_owned()))
-    }
-}
-
-/// The name of the expiry index of `table`, at most 63 characters:
-/// `<table>_expires_at_idx`, or for long table names a prefix of the name
-/// and a hash of the whole name, so two tables never share an index name.
-fn index_name(table: &str) -> String {
-    named_index(table, "_expires_at_idx", "_exp_idx")
-}
-
-/// The name of the user index of `table`, as [`index_name`].
-fn user_index_name(table: &str) -> String {
-    named_index(table, "_user_id_idx", "_usr_idx")
-}
-
-fn named_index(table: &str, suffix: &str, short: &str) -> String {
-    if table.len() + suffix.len() <= MAX_IDENTIFIER_LEN {
-        return format!("{table}{suffix}");
-    }
-    let digest = Sha256::digest(table.as_bytes());
-    let mut hash = String::with_capacity(16);
-    for b in &digest[..8] {
-        hash.push_str(&format!("{b:02x}"));
-    }
-    // Table names are ASCII, so any byte index is a char boundary.
-    format!("{}_{hash}{short}", &table[..38])
 }
 
 /// Milliseconds since the Unix epoch, as the `BIGINT` column holds them.
@@ -851,49 +485,6 @@ impl SqlStore {
         .await
     }
 
-    /// Spawns a Tokio task that calls
-    /// [`delete_expired`](SessionStore::delete_expired) every `period` (at
-    /// least 1ms), the first time at once. Failures are logged as `tracing`
-    /// error events and the task goes on. The task stops when the returned
-    /// [`CleanupTask`] is dropped.
-    ///
-    /// # Panics
-    ///
-    /// When called outside a Tokio runtime, as [`tokio::spawn`].
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// # #[cfg(feature = "sql-sqlite")]
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-    /// let store = covet_session::SqlStore::connect("sqlite::memory:").await?;
-    /// store.migrate().await?;
-    /// let cleanup = store.spawn_cleanup(Duration::from_secs(300));
-    /// // ... serve requests ...
-    /// drop(cleanup); // stops the task
-    /// # Ok::<(), covet_session::Error>(())
-    /// # }).unwrap();
-    /// ```
-    pub fn spawn_cleanup(&self, period: Duration) -> CleanupTask {
-        let store = self.clone();
-        let period = period.max(Duration::from_millis(1));
-        let handle = tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(period);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticker.tick().await;
-                match store.delete_expired().await {
-                    Ok(removed) => tracing::debug!(
-                        table = %store.inner.table,
-                        removed,
-                        "deleted expired sessions"
-                    ),
-                    Err(e) => e.log("deleting expired sessions failed"),
-                }
-            }
-        });
-        CleanupTask { handle }
-    }
-
     /// Runs `attempt` until it succeeds, fails for good, or has hit a
     /// transient database error [`TRANSIENT_ATTEMPTS`] times.
     async fn run<T, F, Fut>(&self, what: &str, mut attempt: F) -> Result<T>
@@ -929,51 +520,6 @@ fn jitter(d: Duration) -> Duration {
         .map_or(0, |t| t.subsec_nanos());
     let max = u32::try_from(d.as_micros()).unwrap_or(u32::MAX).max(1);
     d + Duration::from_micros(u64::from(nanos % max))
-}
-
-/// The handle of the task that [`SqlStore::spawn_cleanup`] starts: dropping
-/// it aborts the task.
-///
-/// ```
-/// use std::time::Duration;
-/// # #[cfg(feature = "sql-sqlite")]
-/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-/// let store = covet_session::SqlStore::connect("sqlite::memory:").await?;
-/// store.migrate().await?;
-/// let cleanup = store.spawn_cleanup(Duration::from_secs(60));
-/// assert!(!cleanup.is_finished());
-/// # Ok::<(), covet_session::Error>(())
-/// # }).unwrap();
-/// ```
-#[derive(Debug)]
-#[must_use = "the cleanup task stops when its handle is dropped"]
-pub struct CleanupTask {
-    handle: tokio::task::JoinHandle<()>,
-}
-
-impl CleanupTask {
-    /// Whether the task has stopped (it only stops when aborted or if the
-    /// runtime shuts down).
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// # #[cfg(feature = "sql-sqlite")]
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-    /// let store = covet_session::SqlStore::connect("sqlite::memory:").await?;
-    /// let cleanup = store.spawn_cleanup(Duration::from_secs(60));
-    /// assert!(!cleanup.is_finished());
-    /// # Ok::<(), covet_session::Error>(())
-    /// # }).unwrap();
-    /// ```
-    pub fn is_finished(&self) -> bool {
-        self.handle.is_finished()
-    }
-}
-
-impl Drop for CleanupTask {
-    fn drop(&mut self) {
-        self.handle.abort();
-    }
 }
 
 #[async_trait::async_trait]

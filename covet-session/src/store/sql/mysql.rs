@@ -4,12 +4,13 @@
 use sqlx::MySqlPool;
 use sqlx::mysql::MySqlDatabaseError;
 
-use super::{Failure, Statements, index_name, merge, user_index_name};
+use super::statements::{Dialect, Statements, index_name, user_index_name};
+use super::{Failure, merge};
 use crate::store::Changes;
 
 pub(super) const NAME: &str = "mysql";
 
-pub(super) fn statements(table: &str) -> Statements {
+fn statements(table: &str) -> Statements {
     let quoted = format!("`{table}`");
     // MySQL has no `CREATE INDEX IF NOT EXISTS`: the index is created
     // with the table.
@@ -36,7 +37,7 @@ pub(super) fn statements(table: &str) -> Statements {
 }
 
 /// Deadlocks (1213) and lock wait timeouts (1205).
-pub(super) fn is_transient(e: &sqlx::Error) -> bool {
+fn is_transient(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Database(db) => db
             .try_downcast_ref::<MySqlDatabaseError>()
@@ -44,5 +45,11 @@ pub(super) fn is_transient(e: &sqlx::Error) -> bool {
         _ => false,
     }
 }
+
+pub(super) const DIALECT: Dialect = Dialect {
+    name: NAME,
+    is_transient,
+    statements,
+};
 
 queries!(MySqlPool, |pool| pool.begin());

@@ -2,12 +2,13 @@
 
 use sqlx::PgPool;
 
-use super::{Failure, Statements, index_name, merge, user_index_name};
+use super::statements::{Dialect, Statements, index_name, user_index_name};
+use super::{Failure, merge};
 use crate::store::Changes;
 
 pub(super) const NAME: &str = "postgres";
 
-pub(super) fn statements(table: &str) -> Statements {
+fn statements(table: &str) -> Statements {
     let quoted = format!("\"{table}\"");
     let migrate = vec![
         format!(
@@ -38,7 +39,7 @@ pub(super) fn statements(table: &str) -> Statements {
 
 /// Deadlocks (`40P01`), serialization failures (`40001`) and lock timeouts
 /// (`55P03`).
-pub(super) fn is_transient(e: &sqlx::Error) -> bool {
+fn is_transient(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Database(db) => {
             matches!(db.code().as_deref(), Some("40001" | "40P01" | "55P03"))
@@ -46,5 +47,11 @@ pub(super) fn is_transient(e: &sqlx::Error) -> bool {
         _ => false,
     }
 }
+
+pub(super) const DIALECT: Dialect = Dialect {
+    name: NAME,
+    is_transient,
+    statements,
+};
 
 queries!(PgPool, |pool| pool.begin());

@@ -2,12 +2,13 @@
 
 use sqlx::SqlitePool;
 
-use super::{Failure, Statements, index_name, merge, user_index_name};
+use super::statements::{Dialect, Statements, index_name, user_index_name};
+use super::{Failure, merge};
 use crate::store::Changes;
 
 pub(super) const NAME: &str = "sqlite";
 
-pub(super) fn statements(table: &str) -> Statements {
+fn statements(table: &str) -> Statements {
     let quoted = format!("\"{table}\"");
     let migrate = vec![
         format!(
@@ -38,7 +39,7 @@ pub(super) fn statements(table: &str) -> Statements {
 
 /// `SQLITE_BUSY` and `SQLITE_LOCKED`, with their extended codes (the
 /// primary code is the low byte).
-pub(super) fn is_transient(e: &sqlx::Error) -> bool {
+fn is_transient(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Database(db) => db
             .code()
@@ -50,4 +51,10 @@ pub(super) fn is_transient(e: &sqlx::Error) -> bool {
 
 // `save` takes the write lock before it reads: writers serialize on the
 // database lock.
+pub(super) const DIALECT: Dialect = Dialect {
+    name: NAME,
+    is_transient,
+    statements,
+};
+
 queries!(SqlitePool, |pool| pool.begin_with("BEGIN IMMEDIATE"));
