@@ -29,7 +29,7 @@ pub struct SqlStoreBuilder {
 }
 
 impl SqlStoreBuilder {
-    /// The table holding the sessions (default [`DEFAULT_TABLE_NAME`]): 1
+    /// The table holding the sessions (default [`DEFAULT_TABLE_NAME`](super::DEFAULT_TABLE_NAME)): 1
     /// to 63 ASCII letters, digits or `_`, not starting with a digit.
     /// Anything else makes the constructors fail with
     /// [`Error::InvalidTableName`].
@@ -53,7 +53,7 @@ impl SqlStoreBuilder {
 
     /// The maximum number of connections of the pool that
     /// [`connect`](SqlStoreBuilder::connect) opens (default
-    /// [`DEFAULT_MAX_CONNECTIONS`], at least 1). An in-memory SQLite
+    /// [`DEFAULT_MAX_CONNECTIONS`](super::DEFAULT_MAX_CONNECTIONS), at least 1). An in-memory SQLite
     /// database always gets a single connection, kept open.
     ///
     /// ```
