@@ -364,7 +364,11 @@ async fn cleanup(setup: &Setup) {
         .get_multiplexed_async_connection()
         .await
         .expect("redis connection for cleanup");
-    let pattern = format!("{}*", setup.covet_prefix);
+    let pattern = format!(
+        "{}{}*",
+        covet::session::store::SESSION_KEY_ROOT,
+        setup.covet_prefix
+    );
     let mut cursor = 0u64;
     let mut covet_keys = 0usize;
     loop {

@@ -133,8 +133,12 @@ async fn a_session_cookie_from_a_304_never_reaches_another_user() {
         .route("/page", get(public_page))
         .route("/whoami", get(whoami))
         .layer(
-            SessionLayer::new(MemoryStore::new())
-                .with_config(SessionConfig::default().with_secure(false)),
+            SessionLayer::new(MemoryStore::new()).with_config(
+                SessionConfig::default()
+                    .with_secure(false)
+                    // Her cookie is sent again on every visit.
+                    .with_renewal_interval(Duration::ZERO),
+            ),
         )
         .layer(HttpCacheLayer::new(cache.clone()));
     let server = TestServer::start(app).await;

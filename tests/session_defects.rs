@@ -294,3 +294,70 @@ async fn a_planted_session_cookie_never_wins_over_the_real_one() {
     let who = send(&server, "GET", "/get/user", Some(&both)).await;
     assert_ne!(who.body, "mallory", "the planted session won");
 }
+
+/// Two processes, each with its own in-memory tier in front of one Redis.
+async fn two_tiered_stores() -> Option<(Arc<dyn SessionStore>, Arc<dyn SessionStore>)> {
+    let url = require(Server::Redis)?;
+    let prefix = format!("{}:", unique_namespace("covet-tiered-sessions"));
+    let mut stores = Vec::new();
+    for _ in 0..2 {
+        let redis = covet::cache::RedisBackend::connect(&url)
+            .await
+            .expect("connecting to Redis");
+        let tiered = covet::cache::Tiered::coherent(covet::cache::MemoryBackend::new(), redis)
+            .await
+            .expect("subscribing");
+        let store: Arc<dyn SessionStore> = Arc::new(
+            covet::session::CacheStore::builder(tiered)
+                .key_prefix(prefix.clone())
+                .build()
+                .expect("a store"),
+        );
+        stores.push(store);
+    }
+    let b = stores.pop()?;
+    let a = stores.pop()?;
+    Some((a, b))
+}
+
+#[tokio::test]
+async fn a_tiered_cache_store_never_writes_back_a_stale_local_copy() {
+    use covet::session::store::{Changes, Data, Record};
+    use std::time::SystemTime;
+    let Some((a, b)) = two_tiered_stores().await else {
+        return;
+    };
+    let expires = SystemTime::now() + Duration::from_secs(60);
+    for round in 0..20 {
+        let id = a
+            .create(&Record::new(Data::new(), expires))
+            .await
+            .expect("create");
+        // Process B reads the session: its fast tier now holds a copy.
+        assert!(b.load(&id).await.expect("load").is_some());
+        // Process A changes it, and B changes another key at once.
+        let mut from_a = Changes::new(expires);
+        from_a.set.insert("a".into(), serde_json::json!(round));
+        a.save(&id, &from_a).await.expect("save");
+        let mut from_b = Changes::new(expires);
+        from_b.set.insert("b".into(), serde_json::json!(round));
+        b.save(&id, &from_b).await.expect("save");
+        let record = a.load(&id).await.expect("load").expect("live");
+        assert_eq!(
+            record.data.get("a"),
+            Some(&serde_json::json!(round)),
+            "A's change lost"
+        );
+        assert_eq!(record.data.get("b"), Some(&serde_json::json!(round)));
+        // A deletes it (a logout); B's save right after must not revive it.
+        a.delete(&id).await.expect("delete");
+        let mut late = Changes::new(expires);
+        late.set.insert("late".into(), serde_json::json!(true));
+        assert_eq!(
+            b.save(&id, &late).await.expect("save"),
+            None,
+            "a deleted session came back"
+        );
+        assert!(a.load(&id).await.expect("load").is_none());
+    }
+}

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -40,6 +40,12 @@ pub const ID_LEN: usize = 43;
 /// ```
 #[derive(Clone)]
 pub struct SessionId {
+    /// Shared: a clone costs a reference count, and the storage key is
+    /// hashed once for every clone.
+    inner: Arc<IdInner>,
+}
+
+struct IdInner {
     text: String,
     /// `storage_key`, computed on first use.
     key: OnceLock<String>,
@@ -47,7 +53,7 @@ pub struct SessionId {
 
 impl PartialEq for SessionId {
     fn eq(&self, other: &Self) -> bool {
-        self.text == other.text
+        self.inner.text == other.inner.text
     }
 }
 
@@ -55,15 +61,17 @@ impl Eq for SessionId {}
 
 impl std::hash::Hash for SessionId {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.text.hash(state);
+        self.inner.text.hash(state);
     }
 }
 
 impl SessionId {
     fn from_text(text: String) -> Self {
         SessionId {
-            text,
-            key: OnceLock::new(),
+            inner: Arc::new(IdInner {
+                text,
+                key: OnceLock::new(),
+            }),
         }
     }
 }
@@ -84,15 +92,15 @@ impl SessionId {
 
     /// The id as sent in the cookie. Treat it as a secret: do not log it.
     pub fn expose(&self) -> &str {
-        &self.text
+        &self.inner.text
     }
 
     /// The key stores file this session under: the lowercase hex SHA-256 of
     /// the id (64 characters). The id cannot be recovered from it. Computed
     /// once per id value.
     pub fn storage_key(&self) -> &str {
-        self.key.get_or_init(|| {
-            let digest = Sha256::digest(self.text.as_bytes());
+        self.inner.key.get_or_init(|| {
+            let digest = Sha256::digest(self.inner.text.as_bytes());
             let mut out = String::with_capacity(64);
             for b in digest {
                 out.push(char::from(HEX[usize::from(b >> 4)]));

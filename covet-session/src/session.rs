@@ -20,15 +20,12 @@ pub use crate::config::DEFAULT_IDLE_TIMEOUT;
 
 /// Keys starting with this belong to covet.
 pub(crate) const RESERVED_PREFIX: &str = "__covet";
-/// When the session was created, or its user logged in (ms since the epoch).
-pub(crate) const CREATED_KEY: &str = "__covet_created";
-/// The logged-in user.
-pub(crate) const USER_KEY: &str = "__covet_user";
-/// The `User-Agent` at creation or login.
-pub(crate) const AGENT_KEY: &str = "__covet_ua";
-/// The last time the session was written (ms since the epoch).
-pub(crate) const SEEN_KEY: &str = "__covet_seen";
-const META_KEYS: [&str; 4] = [CREATED_KEY, USER_KEY, AGENT_KEY, SEEN_KEY];
+/// The one key covet's own fields live under, as a JSON array: when the
+/// session was created or its user logged in (ms since the epoch), the
+/// idle timeout it is kept for (ms), when the cookie was last sent (ms
+/// since the epoch), the user, and the `User-Agent` at creation or login
+/// (`null` when unknown).
+pub(crate) const META_KEY: &str = "__covet";
 /// The per-session CSRF secret (rotated at login).
 pub(crate) const CSRF_SECRET_KEY: &str = "__covet.csrf";
 
@@ -77,46 +74,46 @@ struct Inner {
 }
 
 /// covet's own fields of a session, kept apart from its data.
-#[derive(Debug, Default, Clone)]
-struct Meta {
-    created_ms: Option<u64>,
-    user: Option<String>,
-    agent: Option<String>,
-    seen_ms: Option<u64>,
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Meta {
+    pub(crate) created_ms: Option<u64>,
+    pub(crate) idle_ms: Option<u64>,
+    pub(crate) user: Option<String>,
+    pub(crate) agent: Option<String>,
+    pub(crate) cookie_ms: Option<u64>,
 }
 
 impl Meta {
-    fn value(&self, key: &str) -> Option<serde_json::Value> {
-        match key {
-            CREATED_KEY => self.created_ms.map(Into::into),
-            USER_KEY => self.user.clone().map(Into::into),
-            AGENT_KEY => self.agent.clone().map(Into::into),
-            SEEN_KEY => self.seen_ms.map(Into::into),
-            _ => None,
-        }
+    /// The fields as stored under [`META_KEY`].
+    pub(crate) fn to_value(&self) -> serde_json::Value {
+        use serde_json::Value;
+        let num = |n: Option<u64>| n.map_or(Value::Null, Value::from);
+        let text = |t: &Option<String>| t.clone().map_or(Value::Null, Value::from);
+        Value::Array(vec![
+            num(self.created_ms),
+            num(self.idle_ms),
+            num(self.cookie_ms),
+            text(&self.user),
+            text(&self.agent),
+        ])
     }
 
-    /// Takes covet's fields out of stored `data`.
-    fn take_from(data: &mut Data) -> Meta {
+    /// The fields stored under [`META_KEY`] (missing ones are `None`).
+    pub(crate) fn from_value(v: Option<&serde_json::Value>) -> Meta {
+        let field = |i: usize| v.and_then(|v| v.get(i));
+        let num = |i: usize| field(i).and_then(serde_json::Value::as_u64);
+        let text = |i: usize| field(i).and_then(|x| x.as_str()).map(str::to_owned);
         Meta {
-            created_ms: data.remove(CREATED_KEY).and_then(|v| v.as_u64()),
-            user: data
-                .remove(USER_KEY)
-                .and_then(|v| v.as_str().map(str::to_owned)),
-            agent: data
-                .remove(AGENT_KEY)
-                .and_then(|v| v.as_str().map(str::to_owned)),
-            seen_ms: data.remove(SEEN_KEY).and_then(|v| v.as_u64()),
+            created_ms: num(0),
+            idle_ms: num(1),
+            cookie_ms: num(2),
+            user: text(3),
+            agent: text(4),
         }
     }
 
-    /// Writes every field into `data`, as stores keep them.
-    fn put_into(&self, data: &mut Data) {
-        for key in META_KEYS {
-            if let Some(v) = self.value(key) {
-                data.insert(key.to_owned(), v);
-            }
-        }
+    fn is_empty(&self) -> bool {
+        *self == Meta::default()
     }
 }
 
@@ -146,6 +143,10 @@ struct State {
     ended: bool,
     /// `logout` was called.
     logged_out: bool,
+    /// `meta` changed since loading or the last save.
+    meta_changed: bool,
+    /// The last save calls for sending the cookie again.
+    send_cookie: bool,
     /// The stored form's size, computed on the first insert.
     size: Option<usize>,
     cookie: Option<CookieAction>,
@@ -153,7 +154,11 @@ struct State {
 
 impl State {
     fn is_modified(&self) -> bool {
-        self.cleared || self.rotate || !self.changed.is_empty() || !self.removed.is_empty()
+        self.cleared
+            || self.rotate
+            || self.meta_changed
+            || !self.changed.is_empty()
+            || !self.removed.is_empty()
     }
 
     fn loaded(&self) -> Result<()> {
@@ -177,25 +182,23 @@ impl State {
         for (k, v) in &self.data {
             total += entry_len(k, v);
         }
-        for key in META_KEYS {
-            if let Some(v) = self.meta.value(key) {
-                total += entry_len(key, &v);
-            }
+        if !self.meta.is_empty() {
+            total += entry_len(META_KEY, &self.meta.to_value());
         }
         self.size = Some(total);
         total
     }
 
-    fn set_meta(&mut self, key: &'static str, f: impl FnOnce(&mut Meta)) {
+    fn set_meta(&mut self, f: impl FnOnce(&mut Meta)) {
         f(&mut self.meta);
-        self.changed.insert(key.to_owned());
+        self.meta_changed = true;
         self.size = None;
     }
 
     /// Every field, for a store that writes the whole session.
     fn full_data(&self) -> Data {
         let mut data = self.data.clone();
-        self.meta.put_into(&mut data);
+        data.insert(META_KEY.to_owned(), self.meta.to_value());
         data
     }
 }
@@ -361,7 +364,7 @@ impl Session {
         }
         let mut loaded = None;
         if let Some((id, mut record)) = found {
-            let meta = Meta::take_from(&mut record.data);
+            let meta = Meta::from_value(record.data.remove(META_KEY).as_ref());
             let absolute = self.inner.config.absolute_timeout();
             let expired = meta.created_ms.is_some_and(|c| {
                 from_ms(c)
@@ -384,14 +387,15 @@ impl Session {
             st.id = Some(id);
             st.data = record.data;
             st.expires_at = Some(record.expires_at);
-            if meta.created_ms.is_none() {
-                // Stored before creation times were kept: start counting.
-                st.meta = meta;
-                st.set_meta(CREATED_KEY, |m| {
-                    m.created_ms = Some(to_ms(SystemTime::now()));
+            st.meta = meta;
+            let idle = u64::try_from(self.inner.config.idle_timeout().as_millis()).ok();
+            if st.meta.created_ms.is_none() || st.meta.idle_ms != idle {
+                // Stored before creation times were kept, or under another
+                // idle timeout: record them with the next write.
+                st.set_meta(|m| {
+                    m.created_ms.get_or_insert(to_ms(SystemTime::now()));
+                    m.idle_ms = idle;
                 });
-            } else {
-                st.meta = meta;
             }
         }
         st.loaded = true;
@@ -460,9 +464,18 @@ impl Session {
             return Err(Error::TooLarge { size, limit });
         }
         st.size = Some(size);
-        st.removed.remove(key);
-        st.changed.insert(key.to_owned());
-        st.data.insert(key.to_owned(), v);
+        if !st.removed.is_empty() {
+            st.removed.remove(key);
+        }
+        if !st.changed.contains(key) {
+            st.changed.insert(key.to_owned());
+        }
+        match st.data.get_mut(key) {
+            Some(slot) => *slot = v,
+            None => {
+                st.data.insert(key.to_owned(), v);
+            }
+        }
         Ok(())
     }
 
@@ -624,9 +637,11 @@ impl Session {
             st.removed.insert(CSRF_SECRET_KEY.to_owned());
         }
         let now = to_ms(SystemTime::now());
-        st.set_meta(USER_KEY, |m| m.user = Some(user_id.to_owned()));
-        st.set_meta(CREATED_KEY, |m| m.created_ms = Some(now));
-        st.set_meta(AGENT_KEY, |m| m.agent = agent);
+        st.set_meta(|m| {
+            m.user = Some(user_id.to_owned());
+            m.created_ms = Some(now);
+            m.agent = agent;
+        });
         st.rotate = true;
         Ok(())
     }
@@ -677,9 +692,11 @@ impl Session {
         let outcome = self.save_locked().await?;
         let mut st = self.inner.state.lock();
         match &outcome {
-            SaveOutcome::Created { id } | SaveOutcome::Refreshed { id } => {
+            SaveOutcome::Created { id } => st.cookie = Some(CookieAction::Set(id.clone())),
+            SaveOutcome::Refreshed { id } if st.send_cookie => {
                 st.cookie = Some(CookieAction::Set(id.clone()));
             }
+            SaveOutcome::Refreshed { .. } => {}
             SaveOutcome::Deleted => st.cookie = Some(CookieAction::Remove),
             SaveOutcome::Unchanged => {}
         }
@@ -736,44 +753,52 @@ impl Session {
             } else if st.cleared && !st.has_content() {
                 Plan::Delete(st.id.clone(), false)
             } else {
-                let seen = to_ms(now);
                 match st.id.clone() {
                     None if !st.has_content() => Plan::Nothing,
                     None => {
-                        if st.meta.created_ms.is_none() {
-                            st.meta.created_ms = Some(seen);
-                        }
-                        st.meta.seen_ms = Some(seen);
+                        let idle = u64::try_from(config.idle_timeout().as_millis()).ok();
+                        st.meta.created_ms.get_or_insert(to_ms(now));
+                        st.meta.idle_ms = idle;
+                        st.meta.cookie_ms = Some(to_ms(now));
                         Plan::Create(st.full_data())
                     }
                     Some(id) if st.rotate => {
-                        st.meta.seen_ms = Some(seen);
+                        st.meta.cookie_ms = Some(to_ms(now));
                         Plan::Rotate(id, st.full_data())
                     }
                     Some(id) => {
                         let renew = self.needs_renewal(st.expires_at, expires_at, now);
                         if st.is_modified() || renew {
-                            st.set_meta(SEEN_KEY, |m| m.seen_ms = Some(seen));
+                            // The cookie's id is unchanged: it is sent again
+                            // (its Max-Age moved) at most once per renewal
+                            // interval, as the expiry is written. A
+                            // client-side store's value changes every time.
+                            let interval = u64::try_from(config.renewal_interval().as_millis())
+                                .unwrap_or(u64::MAX);
+                            let now_ms = to_ms(now);
+                            st.send_cookie = store.is_client_side()
+                                || st
+                                    .meta
+                                    .cookie_ms
+                                    .is_none_or(|k| now_ms.saturating_sub(k) >= interval);
+                            if st.send_cookie && !store.is_client_side() {
+                                st.set_meta(|m| m.cookie_ms = Some(now_ms));
+                            }
                             let mut changes = Changes::new(expires_at);
+                            changes.extend = renew || st.cleared || st.send_cookie;
                             changes.cleared = st.cleared;
                             changes.removed = st.removed.clone();
-                            let keys: Vec<String> = if st.cleared {
+                            if st.cleared {
                                 // The store drops everything: write it all.
-                                st.data
-                                    .keys()
-                                    .cloned()
-                                    .chain(META_KEYS.iter().map(|k| (*k).to_owned()))
-                                    .collect()
+                                changes.set = st.full_data();
                             } else {
-                                st.changed.iter().cloned().collect()
-                            };
-                            for k in keys {
-                                let v = match st.data.get(&k) {
-                                    Some(v) => Some(v.clone()),
-                                    None => st.meta.value(&k),
-                                };
-                                if let Some(v) = v {
-                                    changes.set.insert(k, v);
+                                for k in &st.changed {
+                                    if let Some(v) = st.data.get(k) {
+                                        changes.set.insert(k.clone(), v.clone());
+                                    }
+                                }
+                                if st.meta_changed {
+                                    changes.set.insert(META_KEY.to_owned(), st.meta.to_value());
                                 }
                             }
                             Plan::Save(id, changes)
@@ -786,6 +811,7 @@ impl Session {
             (plan, expires_at)
         };
 
+        let mut extended = true;
         let outcome = match plan {
             Plan::Nothing => return Ok(SaveOutcome::Unchanged),
             Plan::Delete(id, presented) => {
@@ -814,16 +840,21 @@ impl Session {
                 store.delete(&old).await?;
                 SaveOutcome::Created { id }
             }
-            Plan::Save(id, changes) => match store.save(&id, &changes).await? {
-                Some(id) => SaveOutcome::Refreshed { id },
-                None => return Ok(self.gone(&id)),
-            },
+            Plan::Save(id, changes) => {
+                extended = changes.extend;
+                match store.save(&id, &changes).await? {
+                    Some(id) => SaveOutcome::Refreshed { id },
+                    None => return Ok(self.gone(&id)),
+                }
+            }
         };
         let mut st = self.inner.state.lock();
         if let SaveOutcome::Created { id } | SaveOutcome::Refreshed { id } = &outcome {
             st.id = Some(id.clone());
         }
-        st.expires_at = Some(expires_at);
+        if extended {
+            st.expires_at = Some(expires_at);
+        }
         Self::reset(&mut st);
         Ok(outcome)
     }
@@ -851,6 +882,7 @@ impl Session {
         st.removed.clear();
         st.cleared = false;
         st.rotate = false;
+        st.meta_changed = false;
     }
 
     /// Whether an unchanged session is due a renewal write: its stored
@@ -967,7 +999,7 @@ mod tests {
         assert_eq!(r.data.get("b"), Some(&serde_json::json!(2)));
         assert!(!r.data.contains_key("a"));
         assert!(
-            r.data.contains_key(CREATED_KEY),
+            r.data.contains_key(META_KEY),
             "covet's fields survive a clear"
         );
     }

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use crate::error::{Error, Result};
 use crate::id::SessionId;
-use crate::session::{AGENT_KEY, CREATED_KEY, SEEN_KEY, USER_KEY};
+use crate::session::{META_KEY, Meta};
 use crate::time::from_ms;
 
 pub mod cache;
@@ -56,7 +56,8 @@ pub struct SessionInfo {
     pub id_hash: String,
     /// When the session was created, or its user logged in.
     pub created_at: Option<SystemTime>,
-    /// When the session was last written (a change or a renewal).
+    /// When the session was last written (a change or a renewal: at most
+    /// the renewal interval before the last request that used it).
     pub last_seen: Option<SystemTime>,
     /// When it expires unless used again.
     pub expires_at: SystemTime,
@@ -67,17 +68,19 @@ pub struct SessionInfo {
 impl SessionInfo {
     /// The info of a stored record, kept under `storage_key`.
     pub fn from_record(storage_key: &str, record: &Record) -> SessionInfo {
-        let ms = |key: &str| record.data.get(key).and_then(|v| v.as_u64()).map(from_ms);
+        let meta = Meta::from_value(record.data.get(META_KEY));
         SessionInfo {
             id_hash: storage_key.chars().take(12).collect(),
-            created_at: ms(CREATED_KEY),
-            last_seen: ms(SEEN_KEY),
+            created_at: meta.created_ms.map(from_ms),
+            // Every write sets the expiry to the write time plus the idle
+            // timeout.
+            last_seen: meta.idle_ms.and_then(|i| {
+                record
+                    .expires_at
+                    .checked_sub(std::time::Duration::from_millis(i))
+            }),
             expires_at: record.expires_at,
-            user_agent: record
-                .data
-                .get(AGENT_KEY)
-                .and_then(|v| v.as_str())
-                .map(str::to_owned),
+            user_agent: meta.agent,
         }
     }
 }
@@ -102,7 +105,7 @@ pub(crate) fn user_key(user_id: &str) -> String {
 
 /// The user a stored session belongs to (set by `Session::login`).
 pub fn user_of(data: &Data) -> Option<&str> {
-    data.get(USER_KEY).and_then(|v| v.as_str())
+    data.get(META_KEY)?.get(3)?.as_str()
 }
 
 /// The user id a set of changes writes, if any.
@@ -127,6 +130,12 @@ pub struct Changes {
     pub cleared: bool,
     /// The new expiry.
     pub expires_at: SystemTime,
+    /// Whether the expiry must move to `expires_at` now (`true` from
+    /// [`Changes::new`]). `Session` clears it for saves that come before
+    /// the renewal interval is up, so a store where moving the expiry costs
+    /// extra (Redis) may keep the current one; stores where it is free
+    /// write `expires_at` regardless.
+    pub extend: bool,
 }
 
 impl Changes {
@@ -137,6 +146,7 @@ impl Changes {
             removed: HashSet::new(),
             cleared: false,
             expires_at,
+            extend: true,
         }
     }
 
@@ -149,7 +159,12 @@ impl Changes {
             data.remove(k);
         }
         for (k, v) in &self.set {
-            data.insert(k.clone(), v.clone());
+            match data.get_mut(k) {
+                Some(slot) => slot.clone_from(v),
+                None => {
+                    data.insert(k.clone(), v.clone());
+                }
+            }
         }
     }
 }

@@ -18,6 +18,9 @@ use crate::time::to_ms as epoch_ms;
 /// Default bound on the number of sessions a [`MemoryStore`] holds.
 pub const DEFAULT_MAX_SESSIONS: u64 = 100_000;
 
+/// The map's hasher: keys are already uniform SHA-256 hex, so a fast one.
+type Hasher = foldhash::fast::RandomState;
+
 /// What one session weighs beyond its data: the slot, the key, the map.
 const SLOT_OVERHEAD: usize = 256;
 
@@ -44,7 +47,7 @@ const SLOT_OVERHEAD: usize = 256;
 /// ```
 #[derive(Clone)]
 pub struct MemoryStore {
-    cache: Cache<String, Arc<Slot>>,
+    cache: Cache<String, Arc<Slot>, Hasher>,
     evictions: Arc<AtomicU64>,
     /// Bounded by bytes: saves weigh sessions again as they grow.
     weighs: bool,
@@ -152,7 +155,9 @@ impl MemoryStoreBuilder {
             .expire_after(UntilScheduled)
             .eviction_listener(listener);
         let cache = match self.max_bytes {
-            None => builder.max_capacity(self.max_sessions).build(),
+            None => builder
+                .max_capacity(self.max_sessions)
+                .build_with_hasher(Hasher::default()),
             Some(bytes) => {
                 // Each session weighs at least bytes / max_sessions, so the
                 // count bound holds too.
@@ -163,7 +168,7 @@ impl MemoryStoreBuilder {
                         let w = slot.weighed.load(Ordering::Relaxed) as u64;
                         u32::try_from(w.max(floor)).unwrap_or(u32::MAX)
                     })
-                    .build()
+                    .build_with_hasher(Hasher::default())
             }
         };
         MemoryStore {

@@ -29,22 +29,25 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The reserved hash field holding the expiry (milliseconds since the Unix
 /// epoch). Session keys may not start with `__covet`, so it never collides
 /// with a session key; it also keeps an empty session an existing hash.
+/// Only the scripts write it (create, and saves that move the expiry or
+/// clear the session, after checking the session exists), so a hash
+/// without it is what a quick save of a session deleted meanwhile left
+/// behind, and never loads.
 const EXPIRES_FIELD: &str = "__covet_expires_at";
-/// The reserved hash field that only `create` (and a save that clears
-/// the session, which re-creates the hash under a check) writes: a hash
-/// without it is what a save of a missing session leaves, and never loads.
-const LIVE_FIELD: &str = "__covet_live";
-
-/// A save that clears the session first: the existence check and the
-/// rewrite in one step, so a session deleted meanwhile is never re-created.
-/// KEYS[1] the session; ARGV[1] expiry ms; ARGV[2..] field, value pairs.
-static SAVE_CLEARED: LazyLock<Script> = LazyLock::new(|| {
+/// A save that moves the expiry or clears the session: the existence
+/// check and the writes in one step, so a session deleted meanwhile is
+/// never re-created. KEYS[1] the session; ARGV[1] expiry ms; ARGV[2] `1`
+/// to clear first; ARGV[3] how many removed keys follow; then the removed
+/// keys; then field, value pairs.
+static SAVE_CHECKED: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], '__covet_expires_at', ARGV[1], '__covet_live', '1')
-for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+if ARGV[2] == '1' then redis.call('DEL', KEYS[1]) end
+local n = tonumber(ARGV[3])
+for i = 4, 3 + n do redis.call('HDEL', KEYS[1], ARGV[i]) end
+redis.call('HSET', KEYS[1], '__covet_expires_at', ARGV[1])
+for i = 4 + n, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('PEXPIREAT', KEYS[1], ARGV[1])
 return 1
 ",
@@ -56,7 +59,7 @@ static CREATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], '__covet_expires_at', ARGV[1], '__covet_live', '1')
+redis.call('HSET', KEYS[1], '__covet_expires_at', ARGV[1])
 for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('PEXPIREAT', KEYS[1], ARGV[1])
 return 1
@@ -85,14 +88,10 @@ struct Inner {
 /// [`delete_expired`](SessionStore::delete_expired) does nothing and
 /// returns 0.
 ///
-/// `create` is a Lua script; `save` and `touch` are one `MULTI`/`EXEC`
-/// transaction on that one key (a script when the session was cleared),
-/// hence atomic: a save applies only what changed (`HDEL` removed keys,
-/// `HSET` set keys, then the new expiry) and never re-creates a session
-/// that expired or was deleted meanwhile (the hash a transaction leaves
-/// behind for a missing session lacks the `__covet_live` field that only
-/// `create` writes, so it never loads; it has an expiry and is removed at
-/// once). Two concurrent requests
+/// `create` is a Lua script; a save applies only what changed (`HDEL`
+/// removed keys, `HSET` set keys) and never re-creates a session that
+/// expired or was deleted meanwhile: see [`save`](SessionStore::save) for
+/// how, in one round trip. Two concurrent requests
 /// that change different keys both keep their change; two that change the
 /// same key: the last write wins. As every session is a single Redis key,
 /// the store works on a Redis Cluster without hash tags.
@@ -335,31 +334,27 @@ impl RedisStore {
         if fields.is_empty() {
             return Ok(None);
         }
-        let mut expires_ms = None;
-        let mut live = false;
+        let mut expires = None;
         let mut data = Data::with_capacity(fields.len());
         for (k, v) in fields {
             if k == EXPIRES_FIELD {
-                expires_ms = v.parse::<u64>().ok();
-                continue;
-            }
-            if k == LIVE_FIELD {
-                live = true;
+                expires = Some(v);
                 continue;
             }
             let value = serde_json::from_str(&v).map_err(|e| Error::corrupt(NAME, e))?;
             data.insert(k, value);
         }
-        let Some(ms) = expires_ms else {
+        let Some(expires) = expires else {
+            // Only a quick save of a session deleted meanwhile leaves a hash
+            // without it: no session.
+            return Ok(None);
+        };
+        let Ok(ms) = expires.parse::<u64>() else {
             return Err(Error::corrupt(
                 NAME,
-                "a stored session has no valid expiry field",
+                "a stored session has an invalid expiry field",
             ));
         };
-        if !live {
-            // Only a save of a missing session leaves a hash without it.
-            return Ok(None);
-        }
         let expires_at = from_ms(ms);
         if expires_at <= SystemTime::now() {
             return Ok(None);
@@ -454,65 +449,82 @@ impl SessionStore for RedisStore {
         self.load_key(&self.redis_key(id)).await
     }
 
-    /// One `MULTI`/`EXEC` transaction: `PEXPIREAT` (which also says
-    /// whether the session exists), then the changes (`HDEL` of removed
-    /// keys, `HSET` of set keys and the expiry field) and the expiry again,
-    /// all applied atomically. If the session did not exist the
-    /// transaction left a hash without the `__covet_live` field (never
-    /// loaded, and expiring), which is removed at once, and the save
-    /// reports `None`. A
-    /// save that clears the session runs as a script that checks first.
+    /// A save that moves the expiry ([`Changes::extend`]) or clears the
+    /// session is one script: it checks that the session exists, then
+    /// applies the changes and the expiry, so a session deleted meanwhile is
+    /// never re-created. Any other save (the common one: a change before
+    /// the renewal interval is up) is one pipeline of cheap commands without
+    /// a transaction: `HDEL` of removed keys, `HSET` of set keys, and
+    /// `PEXPIREAT ... NX`, which gives an expiry only to a hash that has
+    /// none (every live session has one), that is one the `HSET` just
+    /// created because the session was deleted meanwhile: its answer is the
+    /// existence check (`EXISTS` when nothing is set). Such a hash lacks the
+    /// expiry field, so it never loads; it is removed at once and expires
+    /// anyway.
     async fn save(&self, id: &SessionId, changes: &Changes) -> Result<Option<SessionId>> {
         let key = self.redis_key(id);
         let expires = epoch_ms(changes.expires_at);
-        let existed: i64 = if changes.cleared {
-            let mut fields = Vec::with_capacity(changes.set.len() * 2);
+        let checked = changes.cleared || changes.extend;
+        let existed = if checked {
+            let mut args: Vec<String> =
+                Vec::with_capacity(3 + changes.removed.len() + changes.set.len() * 2);
+            args.push(expires.to_string());
+            args.push(if changes.cleared { "1" } else { "0" }.to_owned());
+            args.push(changes.removed.len().to_string());
+            args.extend(changes.removed.iter().cloned());
             for (k, v) in &changes.set {
-                fields.push(k.clone());
-                fields.push(encode(k, v)?);
+                args.push(k.clone());
+                args.push(encode(k, v)?);
             }
-            self.run("saving a cleared session", |mut c| {
-                let mut inv = SAVE_CLEARED.key(&key);
-                inv.arg(expires).arg(&fields);
-                async move { inv.invoke_async(&mut c).await }
-            })
-            .await?
+            let done: i64 = self
+                .run("saving a session", |mut c| {
+                    let mut inv = SAVE_CHECKED.key(&key);
+                    inv.arg(&args);
+                    async move { inv.invoke_async(&mut c).await }
+                })
+                .await?;
+            done == 1
         } else {
             let mut pipe = redis::pipe();
-            // PEXPIREAT answers 0 for a missing key: the existence check.
-            pipe.atomic().cmd("PEXPIREAT").arg(&key).arg(expires);
+            let writes = !changes.set.is_empty();
+            if !writes {
+                pipe.cmd("EXISTS").arg(&key);
+            }
             if !changes.removed.is_empty() {
                 pipe.cmd("HDEL")
                     .arg(&key)
                     .arg(changes.removed.iter().collect::<Vec<_>>())
                     .ignore();
             }
-            let hset = pipe.cmd("HSET").arg(&key).arg(EXPIRES_FIELD).arg(expires);
-            for (k, v) in &changes.set {
-                hset.arg(k).arg(encode(k, v)?);
+            if writes {
+                let hset = pipe.cmd("HSET").arg(&key);
+                for (k, v) in &changes.set {
+                    hset.arg(k).arg(encode(k, v)?);
+                }
+                hset.ignore();
+                // Every live session has an expiry: `NX` sets one (and
+                // answers 1) only on a hash the `HSET` just created.
+                pipe.cmd("PEXPIREAT").arg(&key).arg(expires).arg("NX");
             }
-            hset.ignore();
-            // A hash the HSET created for a missing session expires too.
-            pipe.cmd("PEXPIREAT").arg(&key).arg(expires).ignore();
-            let (existed,): (i64,) = self
+            let (answer,): (i64,) = self
                 .run("saving a session", |mut c| async move {
                     pipe.query_async(&mut c).await
                 })
                 .await?;
-            existed
+            if writes { answer == 0 } else { answer == 1 }
         };
-        if existed == 1 {
+        if existed {
             if let Some(user) = user_written(changes) {
                 self.index_user(user, id.storage_key(), expires).await?;
             }
             return Ok(Some(id.clone()));
         }
-        if !changes.cleared
+        if !checked
             && let Err(e) = self
                 .unlink(&key, "removing the hash a save of a missing session left")
                 .await
         {
-            // It never loads (no live field) and expires by itself.
+            // It never loads (no expiry field) and expires by itself.
             e.log("removing a leftover session hash failed");
         }
         Ok(None)

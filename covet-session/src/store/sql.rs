@@ -169,12 +169,12 @@ mod sqlite;
 mod statements;
 
 pub use builder::SqlStoreBuilder;
-pub use cleanup::CleanupTask;
 #[cfg(test)]
 use builder::check_table_name;
+pub use cleanup::CleanupTask;
+use statements::{Dialect, Statements};
 #[cfg(test)]
 use statements::{MAX_IDENTIFIER_LEN, index_name};
-use statements::{Dialect, Statements};
 
 /// Default table of a [`SqlStore`].
 pub const DEFAULT_TABLE_NAME: &str = "covet_sessions";
