@@ -143,9 +143,12 @@ impl SessionConfig {
         self
     }
 
-    /// How often an unchanged session's expiry is written back (default
-    /// five minutes; never more often than once per request that uses the
-    /// session, never less often than half the idle timeout).
+    /// How often a session's expiry moves forward (default five minutes;
+    /// never less often than half the idle timeout): an unchanged session's
+    /// expiry is written back once per interval, and the cookie, whose id
+    /// does not change, is sent again (moving its `Max-Age`) at most once
+    /// per interval, not on every change. A client-side store's cookie
+    /// changes with every change and is always sent.
     pub fn with_renewal_interval(mut self, interval: Duration) -> Self {
         self.renewal_interval = interval;
         self

@@ -49,6 +49,10 @@ struct IdInner {
     text: String,
     /// `storage_key`, computed on first use.
     key: OnceLock<String>,
+    /// What the store that loaded this id keeps for it (the in-memory
+    /// store's slot), so a save in the same request finds it again without
+    /// a second lookup; tagged with that store's identity.
+    memo: OnceLock<(u64, Arc<dyn std::any::Any + Send + Sync>)>,
 }
 
 impl PartialEq for SessionId {
@@ -71,6 +75,7 @@ impl SessionId {
             inner: Arc::new(IdInner {
                 text,
                 key: OnceLock::new(),
+                memo: OnceLock::new(),
             }),
         }
     }
@@ -108,6 +113,22 @@ impl SessionId {
             }
             out
         })
+    }
+}
+
+impl SessionId {
+    /// What store `owner` remembered for this id, if it did.
+    pub(crate) fn memo(&self, owner: u64) -> Option<&Arc<dyn std::any::Any + Send + Sync>> {
+        self.inner
+            .memo
+            .get()
+            .filter(|(o, _)| *o == owner)
+            .map(|(_, m)| m)
+    }
+
+    /// Remembers `value` for store `owner` (the first store to do so wins).
+    pub(crate) fn set_memo(&self, owner: u64, value: Arc<dyn std::any::Any + Send + Sync>) {
+        let _ = self.inner.memo.set((owner, value));
     }
 }
 

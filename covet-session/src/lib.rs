@@ -58,8 +58,8 @@
 //!   default, [`SessionConfig::with_idle_timeout`]) and absolute timeout
 //!   (30 days after creation or login, [`SessionConfig::with_absolute_timeout`]);
 //!   a client that ignores `Max-Age` gains nothing. An unchanged session's
-//!   expiry is written at most once per renewal interval (five minutes,
-//!   [`SessionConfig::with_renewal_interval`]).
+//!   expiry is written, and the cookie sent again, at most once per renewal
+//!   interval (five minutes, [`SessionConfig::with_renewal_interval`]).
 //!   [`SessionConfig::with_browser_session`] drops `Max-Age` from the cookie.
 //! - **Cookie attributes.** `HttpOnly`, `Secure`, `SameSite=Lax`, `Path=/`,
 //!   no `Domain` by default. [`SessionLayer::with_config`] refuses (panics

@@ -48,6 +48,9 @@ const SLOT_OVERHEAD: usize = 256;
 #[derive(Clone)]
 pub struct MemoryStore {
     cache: Cache<String, Arc<Slot>, Hasher>,
+    /// Tells this store's slots apart from another's in a `SessionId`'s
+    /// memo.
+    uid: u64,
     evictions: Arc<AtomicU64>,
     /// Bounded by bytes: saves weigh sessions again as they grow.
     weighs: bool,
@@ -58,6 +61,8 @@ pub struct MemoryStore {
 /// little) change the slot in place without rescheduling it in moka.
 struct Slot {
     state: Mutex<SlotState>,
+    /// moka dropped it (expired or evicted): a memo of it is stale.
+    gone: std::sync::atomic::AtomicBool,
     scheduled_ms: AtomicU64,
     /// What moka weighed this slot at (bytes).
     weighed: AtomicUsize,
@@ -83,6 +88,7 @@ impl Slot {
                 record,
                 deleted: false,
             }),
+            gone: std::sync::atomic::AtomicBool::new(false),
             scheduled_ms: AtomicU64::new(scheduled),
             weighed: AtomicUsize::new(weight),
         })
@@ -139,7 +145,10 @@ impl MemoryStoreBuilder {
     pub fn build(self) -> MemoryStore {
         let evictions = Arc::new(AtomicU64::new(0));
         let counter = evictions.clone();
-        let listener = move |_key: Arc<String>, _slot: Arc<Slot>, cause: RemovalCause| {
+        let listener = move |_key: Arc<String>, slot: Arc<Slot>, cause: RemovalCause| {
+            if matches!(cause, RemovalCause::Size | RemovalCause::Expired) {
+                slot.gone.store(true, Ordering::Release);
+            }
             if cause == RemovalCause::Size {
                 let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
                 if n == 1 || n.is_multiple_of(1000) {
@@ -171,8 +180,10 @@ impl MemoryStoreBuilder {
                     .build_with_hasher(Hasher::default())
             }
         };
+        static STORES: AtomicU64 = AtomicU64::new(0);
         MemoryStore {
             cache,
+            uid: STORES.fetch_add(1, Ordering::Relaxed),
             evictions,
             weighs: self.max_bytes.is_some(),
         }
@@ -224,6 +235,19 @@ impl MemoryStore {
         }
     }
 
+    /// The slot of `id`: the one this request's load remembered, or a
+    /// lookup.
+    async fn slot(&self, id: &SessionId) -> Option<Arc<Slot>> {
+        let remembered = id
+            .memo(self.uid)
+            .and_then(|m| Arc::clone(m).downcast::<Slot>().ok())
+            .filter(|s| !s.gone.load(Ordering::Acquire));
+        match remembered {
+            Some(slot) => Some(slot),
+            None => self.cache.get(id.storage_key()).await,
+        }
+    }
+
     /// How many live sessions were evicted to respect the bound.
     pub fn evictions(&self) -> u64 {
         self.evictions.load(Ordering::Relaxed)
@@ -243,7 +267,7 @@ impl MemoryStore {
     /// Changes one live session in place; `false` if there is none.
     async fn update(&self, id: &SessionId, f: impl FnOnce(&mut Record) + Send) -> bool {
         let key = id.storage_key();
-        let Some(slot) = self.cache.get(key).await else {
+        let Some(slot) = self.slot(id).await else {
             return false;
         };
         let reschedule = {
@@ -298,8 +322,14 @@ impl SessionStore for MemoryStore {
         let Some(slot) = self.cache.get(id.storage_key()).await else {
             return Ok(None);
         };
-        let st = slot.state.lock();
-        Ok((!st.deleted && live(&st.record)).then(|| st.record.clone()))
+        let record = {
+            let st = slot.state.lock();
+            (!st.deleted && live(&st.record)).then(|| st.record.clone())
+        };
+        if record.is_some() {
+            id.set_memo(self.uid, slot);
+        }
+        Ok(record)
     }
 
     async fn save(&self, id: &SessionId, changes: &Changes) -> Result<Option<SessionId>> {
