@@ -130,7 +130,7 @@ async fn messages(flashes: Flashes) -> String {
 
 /// Logs out: deletes the session and expires the cookie.
 async fn logout(session: Session) -> &'static str {
-    session.clear();
+    session.logout();
     "session cleared\n"
 }
 
@@ -163,7 +163,7 @@ async fn index() -> Html<&'static str> {
          <p><a href=\"/visit\">/visit</a>: a visit counter in the session (cookie <code>id</code>).</p>\
          <p>POST /cart/{item} adds to a cart kept through <code>SessionState&lt;Cart&gt;</code>; \
          <a href=\"/cart\">/cart</a> shows it.</p>\
-         <p><a href=\"/messages\">/messages</a>: flash messages, shown once. POST /logout clears the session.</p>",
+         <p><a href=\"/messages\">/messages</a>: flash messages, shown once. POST /logout ends the session.</p>",
     )
 }
 

@@ -50,7 +50,7 @@ async fn messages(flashes: Flashes) -> String {
 }
 
 async fn logout(session: Session) -> &'static str {
-    session.clear();
+    session.logout();
     "session cleared\n"
 }
 

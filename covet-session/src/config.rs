@@ -6,6 +6,7 @@ use std::time::Duration;
 pub use cookie::SameSite;
 
 use crate::error::ConfigError;
+use crate::security::{Binding, IpRange};
 
 /// Default cookie name.
 pub const DEFAULT_COOKIE_NAME: &str = "id";
@@ -58,6 +59,13 @@ pub struct SessionConfig {
     browser_session: bool,
     max_size: usize,
     clear_site_data: bool,
+    binding: Binding,
+    binding_prefixes: (u8, u8),
+    trusted_proxies: Vec<IpRange>,
+    /// Entries of `with_trusted_proxies` that did not parse (reported by
+    /// `validate`).
+    invalid_proxies: Vec<String>,
+    event_salt: Option<Vec<u8>>,
     /// `; HttpOnly; ...; Max-Age=N`: the attributes, rendered once.
     attributes: OnceLock<String>,
 }
@@ -77,6 +85,11 @@ impl Default for SessionConfig {
             browser_session: false,
             max_size: DEFAULT_MAX_SIZE,
             clear_site_data: false,
+            binding: Binding::default(),
+            binding_prefixes: (24, 64),
+            trusted_proxies: Vec::new(),
+            invalid_proxies: Vec::new(),
+            event_salt: None,
             attributes: OnceLock::new(),
         }
     }
@@ -175,6 +188,67 @@ impl SessionConfig {
     pub fn with_clear_site_data(mut self, clear: bool) -> Self {
         self.clear_site_data = clear;
         self
+    }
+
+    /// How sessions are bound to their client (hijack detection): default
+    /// [`Binding::Log`]. See [`Binding`].
+    pub fn with_binding(mut self, binding: Binding) -> Self {
+        self.binding = binding;
+        self
+    }
+
+    /// How much of the client's address the binding keeps: the first `v4`
+    /// bits of an IPv4 address (default 24) and `v6` of an IPv6 one
+    /// (default 64).
+    pub fn with_binding_prefixes(mut self, v4: u8, v6: u8) -> Self {
+        self.binding_prefixes = (v4.min(32), v6.min(128));
+        self
+    }
+
+    /// Proxies in front of the app (addresses or CIDR ranges such as
+    /// `10.0.0.0/8`): when the socket peer is one of them, the client's
+    /// address is the rightmost `X-Forwarded-For` / `Forwarded` entry that
+    /// is not one of them (never the leftmost, which the client controls).
+    /// Entries that do not parse make [`validate`](Self::validate) fail.
+    pub fn with_trusted_proxies<I>(mut self, proxies: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        for p in proxies {
+            match p.as_ref().parse::<IpRange>() {
+                Ok(r) => self.trusted_proxies.push(r),
+                Err(_) => self.invalid_proxies.push(p.as_ref().to_owned()),
+            }
+        }
+        self
+    }
+
+    /// The salt of the session hashes in security events (default: random
+    /// per process). Set one shared by every process to correlate events
+    /// across them.
+    pub fn with_event_salt(mut self, salt: impl Into<Vec<u8>>) -> Self {
+        self.event_salt = Some(salt.into());
+        self
+    }
+
+    /// The binding policy.
+    pub fn binding(&self) -> Binding {
+        self.binding
+    }
+
+    /// The IPv4 and IPv6 prefix lengths the binding keeps.
+    pub fn binding_prefixes(&self) -> (u8, u8) {
+        self.binding_prefixes
+    }
+
+    /// The trusted proxies.
+    pub fn trusted_proxies(&self) -> &[IpRange] {
+        &self.trusted_proxies
+    }
+
+    pub(crate) fn event_salt(&self) -> Option<&[u8]> {
+        self.event_salt.as_deref()
     }
 
     /// The cookie name.
@@ -306,6 +380,12 @@ impl SessionConfig {
         }
         if self.max_size == 0 {
             return Err(ConfigError::ZeroMaxSize);
+        }
+        if let Some(bad) = self.invalid_proxies.first() {
+            return Err(ConfigError::InvalidAttribute {
+                attribute: "trusted proxy",
+                value: bad.clone(),
+            });
         }
         Ok(())
     }

@@ -57,3 +57,29 @@ impl<S: Send + Sync> FromRequestParts<S> for Flashes {
         Ok(Flashes::take(&session))
     }
 }
+
+/// A masked CSRF token for this response (see
+/// [`Session::csrf_token`]); creating the session's secret if it has
+/// none. A missing layer or a store failure is an opaque 500.
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// use covet_session::{CsrfLayer, CsrfToken, MemoryStore, SessionLayer};
+///
+/// async fn form(token: CsrfToken) -> String {
+///     format!(r#"<input type="hidden" name="csrf_token" value="{token}">"#)
+/// }
+/// let app: Router = Router::new()
+///     .route("/form", get(form))
+///     .layer(CsrfLayer::new())
+///     .layer(SessionLayer::new(MemoryStore::new()));
+/// # let _ = app;
+/// ```
+impl<S: Send + Sync> FromRequestParts<S> for crate::csrf::CsrfToken {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let session = Session::from_request_parts(parts, state).await?;
+        Ok(crate::csrf::CsrfToken(session.csrf_token()?))
+    }
+}

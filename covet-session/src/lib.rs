@@ -93,12 +93,14 @@
 //!   change the same key: the last save wins.
 
 mod config;
+pub mod csrf;
 pub mod error;
 #[cfg(feature = "axum")]
 mod extract;
 mod flash;
 mod id;
 pub mod manager;
+mod security;
 mod session;
 mod state;
 pub mod store;
@@ -110,10 +112,12 @@ pub use config::{
 };
 /// Derives [`SessionData`]; see `covet::SessionData`.
 pub use covet_macros::SessionData;
+pub use csrf::{CsrfLayer, CsrfRejection, CsrfToken};
 pub use error::{BoxError, ConfigError, Error, Result};
 pub use flash::{FLASH_KEY, Flash, Flashes, Level};
 pub use id::{ID_BYTES, ID_LEN, SessionId};
 pub use manager::{SessionLayer, SessionManager};
+pub use security::{Binding, EVENT_TARGET, IpRange};
 pub use session::{DEFAULT_IDLE_TIMEOUT, SaveOutcome, Session};
 pub use state::{SessionData, SessionState};
 pub use store::cache::{CacheStore, CacheStoreBuilder, DEFAULT_CACHE_KEY_PREFIX};

@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use crate::config::SessionConfig;
 use crate::error::{Error, Result};
 use crate::id::SessionId;
+use crate::security::{self, Binding, security_event};
 use crate::store::{Changes, Data, Record, SessionStore};
 use crate::time::{from_ms, to_ms};
 
@@ -23,8 +24,8 @@ pub(crate) const RESERVED_PREFIX: &str = "__covet";
 /// The one key covet's own fields live under, as a JSON array: when the
 /// session was created or its user logged in (ms since the epoch), the
 /// idle timeout it is kept for (ms), when the cookie was last sent (ms
-/// since the epoch), the user, and the `User-Agent` at creation or login
-/// (`null` when unknown).
+/// since the epoch), the user, the `User-Agent` at creation or login, and
+/// the client binding fingerprint (`null` when unknown).
 pub(crate) const META_KEY: &str = "__covet";
 /// The per-session CSRF secret (rotated at login).
 pub(crate) const CSRF_SECRET_KEY: &str = "__covet.csrf";
@@ -68,6 +69,8 @@ struct Inner {
     config: Arc<SessionConfig>,
     /// The request's `User-Agent`, recorded at creation and login.
     user_agent: Option<HeaderValue>,
+    /// The client's address (the layer resolves trusted proxies).
+    client_ip: Option<std::net::IpAddr>,
     /// Serializes loading and saving.
     io: tokio::sync::Mutex<()>,
     state: Mutex<State>,
@@ -81,6 +84,8 @@ pub(crate) struct Meta {
     pub(crate) user: Option<String>,
     pub(crate) agent: Option<String>,
     pub(crate) cookie_ms: Option<u64>,
+    /// The client binding fingerprint recorded at creation or login.
+    pub(crate) binding: Option<String>,
 }
 
 impl Meta {
@@ -95,6 +100,7 @@ impl Meta {
             num(self.cookie_ms),
             text(&self.user),
             text(&self.agent),
+            text(&self.binding),
         ])
     }
 
@@ -109,6 +115,7 @@ impl Meta {
             cookie_ms: num(2),
             user: text(3),
             agent: text(4),
+            binding: text(5),
         }
     }
 
@@ -254,17 +261,12 @@ pub enum SaveOutcome {
     Deleted,
 }
 
-/// A short hash of a session id for logs: never the id itself.
-pub(crate) fn log_id(id: &SessionId) -> &str {
-    &id.storage_key()[..12]
-}
-
 impl Session {
     /// A new, empty session in `store` with the timeouts and size limit of
     /// `config`, loaded (nothing to read) and not yet stored:
     /// [`save`](Session::save) creates it if it holds any data.
     pub fn new(store: Arc<dyn SessionStore>, config: &SessionConfig) -> Self {
-        let s = Self::lazy(store, Vec::new(), Arc::new(config.clone()), None);
+        let s = Self::lazy(store, Vec::new(), Arc::new(config.clone()), None, None);
         s.inner.state.lock().loaded = true;
         s
     }
@@ -276,7 +278,13 @@ impl Session {
         id: &SessionId,
         config: &SessionConfig,
     ) -> Result<Option<Self>> {
-        let s = Self::lazy(store, vec![id.clone()], Arc::new(config.clone()), None);
+        let s = Self::lazy(
+            store,
+            vec![id.clone()],
+            Arc::new(config.clone()),
+            None,
+            None,
+        );
         s.ensure_loaded().await?;
         Ok(s.id().is_some().then_some(s))
     }
@@ -288,6 +296,7 @@ impl Session {
         presented: Vec<SessionId>,
         config: Arc<SessionConfig>,
         user_agent: Option<HeaderValue>,
+        client_ip: Option<std::net::IpAddr>,
     ) -> Self {
         Session {
             inner: Arc::new(Inner {
@@ -295,6 +304,7 @@ impl Session {
                 presented,
                 config,
                 user_agent,
+                client_ip,
                 io: tokio::sync::Mutex::new(()),
                 state: Mutex::new(State::default()),
             }),
@@ -336,14 +346,17 @@ impl Session {
                         found = Some((id.clone(), record));
                     }
                 }
-                Ok(None) => {}
+                Ok(None) => {
+                    security::unknown_id(&self.inner.config, id, self.inner.client_ip);
+                }
                 Err(Error::CorruptRecord {
                     store: name,
                     source,
                 }) => {
-                    tracing::warn!(
-                        target: "covet::session",
-                        session = log_id(id),
+                    security_event!(
+                        warn,
+                        "corrupt_record",
+                        session = %self.event_id(id),
                         store = name,
                         error = %source,
                         "a stored session does not decode; deleting it and starting afresh"
@@ -356,8 +369,9 @@ impl Session {
             }
         }
         if ambiguous {
-            tracing::warn!(
-                target: "covet::session",
+            security_event!(
+                warn,
+                "ambiguous_cookies",
                 "several session cookies name live sessions; trusting none of them"
             );
             found = None;
@@ -371,13 +385,36 @@ impl Session {
                     .checked_add(absolute)
                     .is_some_and(|end| end <= SystemTime::now())
             });
+            // Hashed only for sessions that recorded a binding.
+            let mismatch = self.inner.config.binding() != Binding::Off
+                && meta
+                    .binding
+                    .as_ref()
+                    .is_some_and(|stored| self.client_fingerprint().as_ref() != Some(stored));
             if expired {
-                tracing::info!(
-                    target: "covet::session",
-                    session = log_id(&id),
+                security_event!(
+                    info,
+                    "expired",
+                    session = %self.event_id(&id),
+                    reason = "absolute",
                     "session past its absolute timeout; deleting it"
                 );
                 store.delete(&id).await?;
+            } else if mismatch {
+                let strict = self.inner.config.binding() == Binding::Strict;
+                security_event!(
+                    warn,
+                    "binding_mismatch",
+                    session = %self.event_id(&id),
+                    client = ?self.inner.client_ip,
+                    action = if strict { "deleted" } else { "logged" },
+                    "the session is used by another client than the one it was bound to"
+                );
+                if strict {
+                    store.delete(&id).await?;
+                } else {
+                    loaded = Some((id, record, meta));
+                }
             } else {
                 loaded = Some((id, record, meta));
             }
@@ -400,6 +437,21 @@ impl Session {
         }
         st.loaded = true;
         Ok(())
+    }
+
+    /// A salted hash of `id` for events.
+    fn event_id(&self, id: &SessionId) -> String {
+        security::event_id(&self.inner.config, id)
+    }
+
+    /// This request's client binding fingerprint (`None` when binding is
+    /// off).
+    fn client_fingerprint(&self) -> Option<String> {
+        security::fingerprint(
+            &self.inner.config,
+            self.inner.user_agent.as_ref(),
+            self.inner.client_ip,
+        )
     }
 
     /// Whether the session has been loaded.
@@ -461,6 +513,16 @@ impl Session {
         let size = st.size() - old + entry_len(key, &v);
         let limit = self.inner.config.max_size();
         if size > limit {
+            let session = st.id.as_ref().map(|id| self.event_id(id));
+            drop(st);
+            security_event!(
+                warn,
+                "oversized",
+                session = session.as_deref().unwrap_or("new"),
+                size,
+                limit,
+                "an insert would pass the session size limit; refused"
+            );
             return Err(Error::TooLarge { size, limit });
         }
         st.size = Some(size);
@@ -593,6 +655,11 @@ impl Session {
         let mut st = self.inner.state.lock();
         if !st.ended {
             st.rotate = true;
+            // A new id gets a new CSRF secret.
+            if st.data.remove(CSRF_SECRET_KEY).is_some() {
+                st.removed.insert(CSRF_SECRET_KEY.to_owned());
+                st.size = None;
+            }
         }
     }
 
@@ -637,12 +704,22 @@ impl Session {
             st.removed.insert(CSRF_SECRET_KEY.to_owned());
         }
         let now = to_ms(SystemTime::now());
+        let binding = self.client_fingerprint();
         st.set_meta(|m| {
             m.user = Some(user_id.to_owned());
             m.created_ms = Some(now);
             m.agent = agent;
+            m.binding = binding;
         });
         st.rotate = true;
+        let session = st.id.as_ref().map(|id| self.event_id(id));
+        drop(st);
+        security_event!(
+            info,
+            "logged_in",
+            session = session.as_deref().unwrap_or("new"),
+            "a user logged in; the session id rotates"
+        );
         Ok(())
     }
 
@@ -671,6 +748,14 @@ impl Session {
         st.cleared = true;
         st.ended = true;
         st.logged_out = true;
+        let session = st.id.as_ref().map(|id| self.event_id(id));
+        drop(st);
+        security_event!(
+            info,
+            "logged_out",
+            session = session.as_deref().unwrap_or("none"),
+            "the session was logged out"
+        );
     }
 
     /// Whether [`logout`](Session::logout) was called (or the session was
@@ -760,6 +845,9 @@ impl Session {
                         st.meta.created_ms.get_or_insert(to_ms(now));
                         st.meta.idle_ms = idle;
                         st.meta.cookie_ms = Some(to_ms(now));
+                        if st.meta.binding.is_none() {
+                            st.meta.binding = self.client_fingerprint();
+                        }
                         Plan::Create(st.full_data())
                     }
                     Some(id) if st.rotate => {
@@ -828,9 +916,11 @@ impl Session {
                     SaveOutcome::Unchanged
                 });
             }
-            Plan::Create(data) => SaveOutcome::Created {
-                id: store.create(&Record::new(data, expires_at)).await?,
-            },
+            Plan::Create(data) => {
+                let id = store.create(&Record::new(data, expires_at)).await?;
+                security_event!(info, "created", session = %self.event_id(&id), "a session was created");
+                SaveOutcome::Created { id }
+            }
             Plan::Rotate(old, data) => {
                 // Never bring back a session deleted since it was loaded.
                 if store.load(&old).await?.is_none() {
@@ -838,6 +928,13 @@ impl Session {
                 }
                 let id = store.create(&Record::new(data, expires_at)).await?;
                 store.delete(&old).await?;
+                security_event!(
+                    info,
+                    "rotated",
+                    session = %self.event_id(&id),
+                    previous = %self.event_id(&old),
+                    "the session id was rotated"
+                );
                 SaveOutcome::Created { id }
             }
             Plan::Save(id, changes) => {
@@ -862,9 +959,10 @@ impl Session {
     /// The session vanished from the store while this request ran (a
     /// logout, an expiry, a revocation): it stays gone.
     fn gone(&self, id: &SessionId) -> SaveOutcome {
-        tracing::info!(
-            target: "covet::session",
-            session = log_id(id),
+        security_event!(
+            info,
+            "revoked",
+            session = %self.event_id(id),
             "the session was deleted while the request ran; not re-creating it"
         );
         let mut st = self.inner.state.lock();
@@ -974,7 +1072,7 @@ mod tests {
 
     #[tokio::test]
     async fn lazy_handles_refuse_use_before_loading() {
-        let s = Session::lazy(store(), Vec::new(), Arc::new(config()), None);
+        let s = Session::lazy(store(), Vec::new(), Arc::new(config()), None, None);
         assert!(matches!(s.get::<u8>("a"), Err(Error::NotLoaded)));
         assert!(matches!(s.insert("a", 1), Err(Error::NotLoaded)));
         assert_eq!(s.save().await.unwrap(), SaveOutcome::Unchanged);

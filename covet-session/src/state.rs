@@ -476,6 +476,7 @@ mod tests {
             Vec::new(),
             Arc::new(crate::SessionConfig::default()),
             None,
+            None,
         );
         assert!(matches!(
             SessionState::<Cart>::load(&s),

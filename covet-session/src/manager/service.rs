@@ -69,17 +69,44 @@ fn presented_ids<B>(req: &Request<B>, name: &str, store: &dyn SessionStore) -> V
     let mut ids = Vec::new();
     for line in req.headers().get_all(header::COOKIE) {
         let Ok(line) = line.to_str() else {
+            crate::security::security_event!(
+                info,
+                "malformed_cookie",
+                "a Cookie header that is not visible ASCII; ignored"
+            );
             continue;
         };
         for c in cookie::Cookie::split_parse(line).filter_map(Result::ok) {
-            if c.name() == name
-                && let Some(id) = store.parse_id(c.value())
-            {
-                ids.push(id);
+            if c.name() != name {
+                continue;
+            }
+            match store.parse_id(c.value()) {
+                Some(id) => ids.push(id),
+                None => crate::security::security_event!(
+                    info,
+                    "malformed_cookie",
+                    length = c.value().len(),
+                    "a session cookie that is no id this store issues; a fresh session starts"
+                ),
             }
         }
     }
     ids
+}
+
+/// The socket peer: axum's `ConnectInfo<SocketAddr>`, or a `SocketAddr`
+/// request extension set by another server.
+fn peer_ip<B>(req: &Request<B>) -> Option<std::net::IpAddr> {
+    #[cfg(feature = "axum")]
+    if let Some(axum::extract::ConnectInfo(addr)) = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+    {
+        return Some(addr.ip());
+    }
+    req.extensions()
+        .get::<std::net::SocketAddr>()
+        .map(std::net::SocketAddr::ip)
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionManager<S>
@@ -98,11 +125,14 @@ where
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let presented = presented_ids(&req, self.config.cookie_name(), &*self.store);
         let user_agent = req.headers().get(header::USER_AGENT).cloned();
+        let client =
+            crate::security::client_ip(peer_ip(&req), req.headers(), self.config.trusted_proxies());
         let session = Session::lazy(
             self.store.clone(),
             presented,
             self.config.clone(),
             user_agent,
+            client,
         );
         req.extensions_mut().insert(session.clone());
         ResponseFuture::new(self.inner.call(req), session, self.config.clone())

@@ -464,6 +464,7 @@ impl<B: CacheBackend> SessionStore for CacheStore<B> {
             .await?;
             self.index_user(user_id, storage_key, false).await?;
         }
+        crate::security::revoked(user_id, sessions.len() as u64);
         Ok(sessions.len() as u64)
     }
 }

@@ -392,6 +392,7 @@ impl SessionStore for MemoryStore {
             self.cache.remove(key.as_str()).await;
             n += 1;
         }
+        crate::security::revoked(user_id, n);
         Ok(n)
     }
 }

@@ -563,6 +563,7 @@ impl SessionStore for RedisStore {
         }
         self.unlink(&self.user_index(user_id), "deleting a user's session list")
             .await?;
+        crate::security::revoked(user_id, sessions.len() as u64);
         Ok(sessions.len() as u64)
     }
 }

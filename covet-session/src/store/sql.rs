@@ -648,13 +648,16 @@ impl SessionStore for SqlStore {
 
     async fn delete_user_sessions(&self, user_id: &str) -> Result<u64> {
         let sql = &self.inner.sql;
-        self.run("deleting a user's sessions", || async move {
-            Ok(dispatch!(
-                &self.inner.backend,
-                delete_user(sql, user_id, now_ms())
-            )?)
-        })
-        .await
+        let n = self
+            .run("deleting a user's sessions", || async move {
+                Ok(dispatch!(
+                    &self.inner.backend,
+                    delete_user(sql, user_id, now_ms())
+                )?)
+            })
+            .await?;
+        crate::security::revoked(user_id, n);
+        Ok(n)
     }
 }
 
