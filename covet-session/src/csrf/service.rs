@@ -46,6 +46,9 @@ pub enum CsrfRejection {
     BadBody,
     /// No session on the request: `CsrfLayer` must be inside `SessionLayer`.
     NoSession,
+    /// The session store failed while loading the session: a `500`, not a
+    /// verdict on the request.
+    StoreFailure,
 }
 
 impl CsrfRejection {
@@ -63,12 +66,14 @@ impl CsrfRejection {
             CsrfRejection::BodyTooLarge => "request body too large",
             CsrfRejection::BadBody => "unreadable form body",
             CsrfRejection::NoSession => "no session",
+            CsrfRejection::StoreFailure => "session store unavailable",
         }
     }
 
     fn status(&self) -> StatusCode {
         match self {
             CsrfRejection::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            CsrfRejection::StoreFailure => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::FORBIDDEN,
         }
     }
@@ -214,8 +219,9 @@ where
         return Err((CsrfRejection::NoSession, parts));
     };
     if let Err(e) = session.ensure_loaded().await {
-        e.log("loading the session for the CSRF check failed");
-        return Err((CsrfRejection::NoSession, parts));
+        // Not a forgery: the store failed, as the session layer would say.
+        e.log("loading the session for the CSRF check failed; answering 500");
+        return Err((CsrfRejection::StoreFailure, parts));
     }
     let secret = match session.csrf_secret() {
         Ok(Some(s)) => s,
@@ -405,6 +411,11 @@ fn check_origin(config: &CsrfConfig, parts: &Parts) -> Result<(), CsrfRejection>
 /// The `403` (or `413`) of a refused request, with the reason as text, the
 /// [`CsrfRejection`] as an extension, and an event.
 fn reject<B: From<String>>(rejection: CsrfRejection, parts: &Parts) -> Response<B> {
+    if rejection == CsrfRejection::StoreFailure {
+        let mut response = Response::new(B::from(String::new()));
+        *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+        return response;
+    }
     security_event!(
         warn,
         "csrf_rejected",
