@@ -425,7 +425,8 @@ async fn forged_csrf_tokens_are_refused(store: Store) {
     let mut flipped = bytes.clone();
     flipped[40] ^= 1;
     let flipped = URL_SAFE_NO_PAD.encode(&flipped);
-    let cases: [(&str, Vec<(&str, &str)>, CsrfRejection); 10] = [
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, CsrfRejection);
+    let cases: [Case<'_>; 10] = [
         (
             "missing",
             vec![("origin", origin.as_str())],
