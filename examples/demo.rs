@@ -7,24 +7,29 @@
 //! curl http://127.0.0.1:3000/square/12   # slow the first time, instant after
 //! curl http://127.0.0.1:3000/stats
 //! curl -c jar -b jar http://127.0.0.1:3000/visit          # visit 0, visit 1, ...
-//! curl -c jar -b jar -X POST http://127.0.0.1:3000/cart/book
+//! TOKEN=$(curl -s -c jar -b jar http://127.0.0.1:3000/csrf)
+//! curl -c jar -b jar -H "X-CSRF-Token: $TOKEN" -X POST http://127.0.0.1:3000/cart/book
 //! curl -c jar -b jar http://127.0.0.1:3000/messages
 //! curl -i http://127.0.0.1:3000/products   # Cache-Status: covet; fwd=uri-miss ... then covet; hit
 //! ```
+//! In a browser, <http://127.0.0.1:3000/login> is a login form protected
+//! by `CsrfLayer` (any name logs in: the demo has no passwords).
 //! `COVET_DEMO_ADDR` changes the listening address (loopback only).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use axum::Form;
 use axum::extract::Path;
 use axum::response::Html;
+use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use covet::cache::http::HttpCacheLayer;
 use covet::cache::{Cache, MemoryBackend, default_cache};
 use covet::session::{
-    Error as SessionError, Flashes, Level, MemoryStore, Session, SessionConfig, SessionLayer,
-    SessionState,
+    CsrfLayer, CsrfToken, Error as SessionError, Flashes, Level, MemoryStore, Session,
+    SessionConfig, SessionLayer, SessionState,
 };
 use serde::Serialize;
 
@@ -128,10 +133,74 @@ async fn messages(flashes: Flashes) -> String {
         .collect()
 }
 
-/// Logs out: deletes the session and expires the cookie.
-async fn logout(session: Session) -> &'static str {
+/// Escapes text for HTML.
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn flash_list(flashes: &Flashes) -> String {
+    flashes
+        .iter()
+        .map(|f| format!("<p class=\"{}\">{}</p>", f.level, esc(&f.message)))
+        .collect()
+}
+
+/// The login form, with this response's CSRF token.
+async fn login_form(session: Session, token: CsrfToken, flashes: Flashes) -> Html<String> {
+    let who = session
+        .user_id()
+        .map_or_else(|| "nobody".to_owned(), |u| esc(&u));
+    Html(format!(
+        "<h1>Log in</h1>{}<p>Logged in: <b>{who}</b></p>\
+         <form method=\"post\" action=\"/login\">\
+         <input type=\"hidden\" name=\"csrf_token\" value=\"{token}\">\
+         <label>Name <input name=\"user\" autofocus></label> <button>Log in</button></form>\
+         <form method=\"post\" action=\"/logout\">\
+         <input type=\"hidden\" name=\"csrf_token\" value=\"{token}\">\
+         <button>Log out</button></form>",
+        flash_list(&flashes)
+    ))
+}
+
+#[derive(serde::Deserialize)]
+struct LoginForm {
+    user: String,
+}
+
+/// Logs in (the id rotates; `CsrfLayer` checked the token) and says so
+/// with a flash message on the next page.
+async fn login(session: Session, Form(form): Form<LoginForm>) -> Result<Redirect, SessionError> {
+    let user = form.user.trim();
+    if user.is_empty() {
+        session.flash("Type a name to log in.", Level::Warning);
+        return Ok(Redirect::to("/login"));
+    }
+    session.login(user)?;
+    session.flash(
+        format!("Welcome, {user}! You are logged in."),
+        Level::Success,
+    );
+    Ok(Redirect::to("/login"))
+}
+
+/// Logs out: deletes the session and expires the cookie. The session is
+/// over, so the goodbye message is set by the next page, in a new one.
+async fn logout(session: Session) -> impl IntoResponse {
     session.logout();
-    "session cleared\n"
+    Redirect::to("/goodbye")
+}
+
+async fn goodbye(session: Session) -> Redirect {
+    session.flash("You are logged out.", Level::Info);
+    Redirect::to("/login")
+}
+
+/// A CSRF token for scripts (`curl -H "X-CSRF-Token: ..."`).
+async fn csrf(token: CsrfToken) -> String {
+    token.to_string()
 }
 
 /// A slow page the HTTP cache layer keeps for 30 seconds, as its
@@ -163,7 +232,10 @@ async fn index() -> Html<&'static str> {
          <p><a href=\"/visit\">/visit</a>: a visit counter in the session (cookie <code>id</code>).</p>\
          <p>POST /cart/{item} adds to a cart kept through <code>SessionState&lt;Cart&gt;</code>; \
          <a href=\"/cart\">/cart</a> shows it.</p>\
-         <p><a href=\"/messages\">/messages</a>: flash messages, shown once. POST /logout ends the session.</p>",
+         <p><a href=\"/messages\">/messages</a>: flash messages, shown once.</p>\
+         <p><a href=\"/login\">/login</a>: a login form protected by <code>CsrfLayer</code>; \
+         logging in rotates the session id, logging out ends the session. \
+         Every POST needs a CSRF token (<a href=\"/csrf\">/csrf</a> gives one to scripts).</p>",
     )
 }
 
@@ -178,7 +250,13 @@ fn app(cache: Cache) -> Router {
         .route("/cart", get(show_cart))
         .route("/cart/{item}", post(add_to_cart))
         .route("/messages", get(messages))
+        .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
+        .route("/goodbye", get(goodbye))
+        .route("/csrf", get(csrf))
+        // Every unsafe request that reaches the session carries a token;
+        // the cache demo's `forget` uses no session.
+        .layer(CsrfLayer::new().with_exempt(|req| req.uri.path().starts_with("/square/")))
         // Plain-HTTP demo on loopback: the cookie is not `Secure` here; keep
         // the default (`Secure`) behind HTTPS.
         .layer(

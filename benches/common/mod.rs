@@ -10,7 +10,7 @@ use axum::Router;
 use axum::serve::ListenerExt;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, StatusCode, header};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
@@ -31,7 +31,7 @@ pub(crate) async fn serve(app: Router) -> SocketAddr {
 
 /// One keep-alive HTTP/1.1 connection.
 pub(crate) struct Conn {
-    sender: SendRequest<Empty<Bytes>>,
+    sender: SendRequest<Full<Bytes>>,
 }
 
 /// A response, read to the end.
@@ -64,7 +64,30 @@ impl Conn {
         if let Some(cookie) = cookie {
             req = req.header(header::COOKIE, cookie.clone());
         }
-        let req = req.body(Empty::new()).expect("request");
+        let req = req.body(Full::default()).expect("request");
+        self.send(req).await
+    }
+
+    /// `POST path` with a URL-encoded form `body`, as a browser on the
+    /// same origin sends it.
+    pub(crate) async fn post_form(
+        &mut self,
+        path: &str,
+        cookie: Option<&HeaderValue>,
+        body: Bytes,
+    ) -> Reply {
+        let mut req = Request::post(path)
+            .header(header::HOST, "127.0.0.1")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::ORIGIN, "http://127.0.0.1");
+        if let Some(cookie) = cookie {
+            req = req.header(header::COOKIE, cookie.clone());
+        }
+        let req = req.body(Full::new(body)).expect("request");
+        self.send(req).await
+    }
+
+    async fn send(&mut self, req: Request<Full<Bytes>>) -> Reply {
         self.sender.ready().await.expect("connection ready");
         let resp = self.sender.send_request(req).await.expect("response");
         let status = resp.status();

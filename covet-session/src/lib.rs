@@ -88,6 +88,38 @@
 //!   root [`store::SESSION_KEY_ROOT`]; cache namespaces may not start with
 //!   `__covet`, so no cache `clear()`, pattern delete or tag invalidation on
 //!   a shared Redis ever touches a session.
+//! - **CSRF.** [`CsrfLayer`], inside [`SessionLayer`], requires a valid
+//!   token on every unsafe request (any method but `GET`, `HEAD`, `OPTIONS`,
+//!   `TRACE`): in `X-CSRF-Token` or a `csrf_token` form field. Tokens
+//!   ([`Session::csrf_token`], the [`CsrfToken`] extractor) are the
+//!   session's secret masked afresh for every response (so compression side
+//!   channels learn nothing) and are compared in constant time; anonymous
+//!   sessions get a secret too, so login forms are protected; login and
+//!   `cycle_id` rotate it. On top of the token, `Sec-Fetch-Site: cross-site`,
+//!   `Origin: null`, and an `Origin` (or on HTTPS a `Referer`) that is not
+//!   the request's own origin or a trusted one
+//!   ([`CsrfLayer::with_trusted_origins`]) are refused. Form bodies are
+//!   buffered up to 1 MiB ([`CsrfLayer::with_max_body`], `413` past it) and
+//!   handed on unchanged. [`CsrfLayer::with_exempt`] skips webhooks. A
+//!   refusal is a `403` with a [`CsrfRejection`] extension; never a 500.
+//! - **Hijacking (client binding).** At creation and login a session
+//!   records a hash of the client's `User-Agent` and address prefix (`/24`,
+//!   `/64`; [`SessionConfig::with_binding_prefixes`]). A later mismatch is
+//!   logged ([`Binding::Log`], the default: mobile clients move), or deletes
+//!   the session and continues with a fresh one ([`Binding::Strict`]), or
+//!   is not checked ([`Binding::Off`]); [`SessionConfig::with_binding`].
+//!   The client address is the socket peer (axum's `ConnectInfo`), or behind
+//!   [`SessionConfig::with_trusted_proxies`] the rightmost untrusted
+//!   `X-Forwarded-For`/`Forwarded` entry, never the leftmost.
+//! - **Security events.** `tracing` events under the target
+//!   [`EVENT_TARGET`] (`covet::session`) with an `event` field: `created`,
+//!   `rotated`, `logged_in`, `logged_out`, `expired`, `revoked`,
+//!   `unknown_id`, `malformed_cookie`, `binding_mismatch`, `csrf_rejected`,
+//!   `oversized`, `corrupt_record`, `ambiguous_cookies`, and `guessing`
+//!   (one address presenting 20 distinct unknown ids within a minute).
+//!   Sessions appear as a salted hash of the id (a random salt per process,
+//!   or [`SessionConfig::with_event_salt`] to correlate processes), never as
+//!   the id; tokens never appear.
 //! - **Concurrent requests.** Stores merge changes key by key: concurrent
 //!   requests that change different keys all keep their change; two that
 //!   change the same key: the last save wins.

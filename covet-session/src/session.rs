@@ -477,6 +477,17 @@ impl Session {
         }
     }
 
+    /// Reads the raw value at `key` without copying it.
+    pub(crate) fn with_value<R>(
+        &self,
+        key: &str,
+        f: impl FnOnce(Option<&serde_json::Value>) -> R,
+    ) -> Result<R> {
+        let st = self.inner.state.lock();
+        st.loaded()?;
+        Ok(f(st.data.get(key)))
+    }
+
     /// The raw JSON value at `key`.
     pub fn get_value(&self, key: &str) -> Result<Option<serde_json::Value>> {
         let st = self.inner.state.lock();

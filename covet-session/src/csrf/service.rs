@@ -301,6 +301,40 @@ async fn multipart_field(body: Bytes, boundary: String, name: &str) -> Option<St
     None
 }
 
+/// Whether `origin` is exactly `scheme://host` of the request, the scheme
+/// as [`own_origin`] finds it (a quick check; `false` means "look closer").
+fn is_own_origin(origin: &str, parts: &Parts) -> bool {
+    let scheme = match parts.uri.scheme_str() {
+        Some(s) => s,
+        None => match parts.headers.get("x-forwarded-proto") {
+            Some(v) => match v.as_bytes() {
+                b"https" => "https",
+                b"http" => "http",
+                _ => return false,
+            },
+            None if parts.headers.contains_key("forwarded") => return false,
+            None => "http",
+        },
+    };
+    let host = match parts.uri.authority() {
+        Some(a) => a.as_str(),
+        None => match parts
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+        {
+            Some(h) => h,
+            None => return false,
+        },
+    };
+    origin
+        .strip_prefix(scheme)
+        .and_then(|rest| rest.strip_prefix("://"))
+        .is_some_and(|rest| rest == host)
+        && !host.ends_with(":80")
+        && !host.ends_with(":443")
+}
+
 /// The request's own origin: `scheme://host[:port]`. The scheme comes from
 /// the request target, else `X-Forwarded-Proto` / `Forwarded: proto=`
 /// (which a cross-site form cannot set), else `http`.
@@ -312,9 +346,18 @@ fn own_origin(parts: &Parts) -> Option<String> {
         .or_else(|| forwarded_proto(&parts.headers))
         .unwrap_or_else(|| "http".to_owned());
     let host = match parts.uri.authority() {
-        Some(a) => a.as_str().to_owned(),
-        None => parts.headers.get(header::HOST)?.to_str().ok()?.to_owned(),
+        Some(a) => a.as_str(),
+        None => parts.headers.get(header::HOST)?.to_str().ok()?,
     };
+    let plain = host
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b':'))
+        && !host.ends_with(":80")
+        && !host.ends_with(":443");
+    if plain && !host.is_empty() {
+        // Already normal: lowercase, no default port.
+        return Some(format!("{scheme}://{host}"));
+    }
     normalize_origin(&format!("{scheme}://{host}"))
 }
 
@@ -381,6 +424,13 @@ fn check_origin(config: &CsrfConfig, parts: &Parts) -> Result<(), CsrfRejection>
     {
         return Err(CsrfRejection::CrossSite);
     }
+    // Browsers send the origin in its normal form: the common case (a
+    // same-origin request) is settled without parsing or allocating.
+    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok())
+        && is_own_origin(origin, parts)
+    {
+        return Ok(());
+    }
     let own = own_origin(parts);
     let allowed = |origin: &str| {
         own.as_deref() == Some(origin) || config.trusted_origins.iter().any(|t| t == origin)
@@ -389,6 +439,9 @@ fn check_origin(config: &CsrfConfig, parts: &Parts) -> Result<(), CsrfRejection>
         let origin = origin.to_str().unwrap_or("").trim();
         if origin.eq_ignore_ascii_case("null") {
             return Err(CsrfRejection::NullOrigin);
+        }
+        if own.as_deref() == Some(origin) {
+            return Ok(());
         }
         return match normalize_origin(origin) {
             Some(o) if allowed(&o) => Ok(()),
