@@ -154,17 +154,18 @@ async fn clearing_a_cache_with_default_settings_keeps_sessions_on_the_same_redis
     };
     let url = redis.url();
     let store = RedisStore::connect(&url).await.expect("connecting");
-    let cache = Cache::builder()
-        .backend(
-            covet::cache::RedisBackend::connect(&url)
-                .await
-                .expect("connecting"),
-        )
-        .build()
-        .expect("a cache");
+    let backend = covet::cache::RedisBackend::connect(&url)
+        .await
+        .expect("connecting");
+    // Sessions in a CacheStore on the very backend the cache uses.
+    let cache_store = covet::session::CacheStore::new(backend.clone());
+    let cache = Cache::builder().backend(backend).build().expect("a cache");
     let server = TestServer::start(app(Arc::new(store), Gate::default())).await;
     let login = send(&server, "POST", "/set/user/alice", None).await;
     let cookie = format!("id={}", login.cookie.expect("a session"));
+    let other = TestServer::start(app(Arc::new(cache_store), Gate::default())).await;
+    let login = send(&other, "POST", "/set/user/bob", None).await;
+    let other_cookie = format!("id={}", login.cookie.expect("a session"));
     cache
         .set("page", &"cached".to_owned(), None)
         .await
@@ -179,6 +180,11 @@ async fn clearing_a_cache_with_default_settings_keeps_sessions_on_the_same_redis
     assert_eq!(cache.get::<String>("page").await.expect("get"), None);
     let who = send(&server, "GET", "/get/user", Some(&cookie)).await;
     assert_eq!(who.body, "alice", "a cache operation logged the user out");
+    let who = send(&other, "GET", "/get/user", Some(&other_cookie)).await;
+    assert_eq!(
+        who.body, "bob",
+        "a cache operation removed a CacheStore session"
+    );
 }
 
 #[tokio::test]
