@@ -247,5 +247,5 @@ async fn a_lazy_cluster_backend_connects_on_first_use() {
     redis.set(&key, "v".into(), None).await.unwrap();
     assert_eq!(redis.get(&key).await.unwrap().as_deref(), Some(&b"v"[..]));
     assert!(redis.delete(&key).await.unwrap());
-    assert_eq!(redis.urls(), split_urls(&urls).as_slice());
+    assert!(redis.is_cluster());
 }

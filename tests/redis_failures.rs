@@ -134,7 +134,10 @@ async fn a_hung_server_costs_the_timeout_only_until_the_breaker_opens() {
         let err = redis.get("k").await.unwrap_err();
         let took = start.elapsed();
         assert_redis_error(&err);
-        assert!(err.to_string().contains("timed out"), "{err}");
+        assert!(
+            err.to_string().contains("timed out"),
+            "{err:?} after {took:?}"
+        );
         assert!(
             took >= COMMAND_TIMEOUT - Duration::from_millis(20) && took < CONNECT_TIMEOUT,
             "{took:?}"

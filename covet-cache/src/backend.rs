@@ -15,6 +15,7 @@ use crate::key::escape_glob;
 pub mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
+pub(crate) mod remote;
 #[cfg(feature = "memory")]
 pub mod tiered;
 

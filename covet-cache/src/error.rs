@@ -81,6 +81,45 @@ impl Error {
             source: Some(source.into()),
         }
     }
+
+    /// Whether the operation that failed may still have been applied: a
+    /// backend error other than a refusal before anything was sent (the
+    /// open circuit breaker, a refused connection). A timeout, in
+    /// particular, may come after the server applied the write. The
+    /// [`Tiered`](crate::Tiered) cache publishes the invalidation of such a
+    /// write all the same.
+    ///
+    /// ```
+    /// use covet_cache::Error;
+    /// let timeout = std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer");
+    /// assert!(Error::backend("redis", "SET failed", timeout).may_have_applied());
+    /// let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+    /// assert!(!Error::backend("redis", "SET failed", refused).may_have_applied());
+    /// assert!(!Error::InvalidKey { key: String::new(), reason: "empty" }.may_have_applied());
+    /// ```
+    pub fn may_have_applied(&self) -> bool {
+        let Error::Backend { source, .. } = self else {
+            return false;
+        };
+        let Some(source) = source else {
+            return true;
+        };
+        let mut cause: Option<&(dyn StdError + 'static)> = Some(&**source);
+        while let Some(err) = cause {
+            if err.is::<crate::backend::remote::CircuitOpen>() {
+                return false;
+            }
+            if let Some(io) = err.downcast_ref::<std::io::Error>() {
+                return io.kind() != std::io::ErrorKind::ConnectionRefused;
+            }
+            #[cfg(feature = "redis")]
+            if let Some(redis) = err.downcast_ref::<redis::RedisError>() {
+                return !redis.is_connection_refusal();
+            }
+            cause = err.source();
+        }
+        true
+    }
 }
 
 /// Encoding or decoding failed in a [`Codec`](crate::Codec).

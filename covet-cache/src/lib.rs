@@ -35,7 +35,8 @@ mod private;
 #[cfg(feature = "memory")]
 pub use backend::memory::{MemoryBackend, MemoryBackendBuilder};
 #[cfg(feature = "redis")]
-pub use backend::redis::{CircuitOpen, RedisBackend, RedisBackendBuilder, RedisConnection};
+pub use backend::redis::{RedisBackend, RedisBackendBuilder, RedisConnection};
+pub use backend::remote::CircuitOpen;
 #[cfg(feature = "redis")]
 pub use backend::tiered::RedisCoherence;
 #[cfg(feature = "memory")]

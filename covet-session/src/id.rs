@@ -52,6 +52,7 @@ struct IdInner {
     /// What the store that loaded this id keeps for it (the in-memory
     /// store's slot), so a save in the same request finds it again without
     /// a second lookup; tagged with that store's identity.
+    #[cfg_attr(not(feature = "memory"), allow(dead_code))]
     memo: OnceLock<(u64, Arc<dyn std::any::Any + Send + Sync>)>,
 }
 
@@ -116,6 +117,7 @@ impl SessionId {
     }
 }
 
+#[cfg_attr(not(feature = "memory"), allow(dead_code))]
 impl SessionId {
     /// What store `owner` remembered for this id, if it did.
     pub(crate) fn memo(&self, owner: u64) -> Option<&Arc<dyn std::any::Any + Send + Sync>> {

@@ -450,6 +450,28 @@ impl<L1: CacheBackend, L2: CacheBackend> Tiered<L1, L2> {
         let _ = op;
     }
 
+    /// Publishes the invalidation of an L2 operation that returned
+    /// `result`: after a success, and after a failure that may still have
+    /// applied it (counted in
+    /// [`CoherenceStats::published_after_errors`]).
+    async fn publish_after<'a, T>(&self, result: &Result<T>, op: impl FnOnce() -> Invalidate<'a>) {
+        match result {
+            Ok(_) => self.publish(op).await,
+            Err(err) if err.may_have_applied() => {
+                if self.inner.front.link.state() != LinkState::Off {
+                    self.inner
+                        .front
+                        .link
+                        .stats
+                        .after_errors
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                self.publish(op).await;
+            }
+            Err(_) => {}
+        }
+    }
+
     /// Reads L2 and copies the value into L1.
     async fn read_through(&self, key: &str) -> Result<Option<(Bytes, KeyTtl)>> {
         self.start_coherence();
@@ -548,7 +570,10 @@ impl<L1: CacheBackend, L2: CacheBackend> CacheBackend for Tiered<L1, L2> {
         let l2_entry = Entry::new(value.clone(), ttl).tags(tags);
         if let Err(err) = self.inner.l2.set_entry(key, l2_entry).await {
             front.drop_keys(&[key]).await;
-            return Err(err);
+            let err = Err(err);
+            self.publish_after(&err, || Invalidate::Keys(vec![Cow::Borrowed(key)]))
+                .await;
+            return err;
         }
         let expected = front.epochs.bump_key(key);
         let ttl = ttl.map(|t| t.saturating_sub(started.elapsed() + COPY_MARGIN));
@@ -574,7 +599,12 @@ impl<L1: CacheBackend, L2: CacheBackend> CacheBackend for Tiered<L1, L2> {
         let started = Instant::now();
         if let Err(err) = self.inner.l2.set_many(entries, ttl).await {
             front.drop_keys(&keys).await;
-            return Err(err);
+            let err = Err(err);
+            self.publish_after(&err, || {
+                Invalidate::Keys(keys.iter().map(|k| Cow::Borrowed(*k)).collect())
+            })
+            .await;
+            return err;
         }
         let ttl = ttl.map(|t| t.saturating_sub(started.elapsed() + COPY_MARGIN));
         for ((key, value), epoch) in entries.iter().zip(epochs) {
@@ -596,20 +626,20 @@ impl<L1: CacheBackend, L2: CacheBackend> CacheBackend for Tiered<L1, L2> {
         self.start_coherence();
         let result = self.inner.l2.delete(key).await;
         self.inner.front.drop_keys(&[key]).await;
-        let existed = result?;
-        self.publish(|| Invalidate::Keys(vec![Cow::Borrowed(key)]))
+        self.publish_after(&result, || Invalidate::Keys(vec![Cow::Borrowed(key)]))
             .await;
-        Ok(existed)
+        result
     }
 
     async fn delete_many(&self, keys: &[&str]) -> Result<u64> {
         self.start_coherence();
         let result = self.inner.l2.delete_many(keys).await;
         self.inner.front.drop_keys(keys).await;
-        let n = result?;
-        self.publish(|| Invalidate::Keys(keys.iter().map(|k| Cow::Borrowed(*k)).collect()))
-            .await;
-        Ok(n)
+        self.publish_after(&result, || {
+            Invalidate::Keys(keys.iter().map(|k| Cow::Borrowed(*k)).collect())
+        })
+        .await;
+        result
     }
 
     async fn delete_pattern(&self, pattern: &str) -> Result<u64> {
@@ -618,9 +648,8 @@ impl<L1: CacheBackend, L2: CacheBackend> CacheBackend for Tiered<L1, L2> {
         let result = self.inner.l2.delete_pattern(pattern).await;
         let op = Invalidate::Pattern(Cow::Borrowed(pattern));
         self.inner.front.apply(&op).await;
-        let n = result?;
-        self.publish(|| op).await;
-        Ok(n)
+        self.publish_after(&result, || op).await;
+        result
     }
 
     async fn clear(&self, prefix: &str) -> Result<u64> {
@@ -628,9 +657,8 @@ impl<L1: CacheBackend, L2: CacheBackend> CacheBackend for Tiered<L1, L2> {
         let result = self.inner.l2.clear(prefix).await;
         let op = Invalidate::Prefix(Cow::Borrowed(prefix));
         self.inner.front.apply(&op).await;
-        let n = result?;
-        self.publish(|| op).await;
-        Ok(n)
+        self.publish_after(&result, || op).await;
+        result
     }
 
     async fn exists(&self, key: &str) -> Result<bool> {
@@ -649,10 +677,9 @@ impl<L1: CacheBackend, L2: CacheBackend> CacheBackend for Tiered<L1, L2> {
         self.start_coherence();
         let result = self.inner.l2.incr(key, delta, ttl).await;
         self.inner.front.drop_keys(&[key]).await;
-        let n = result?;
-        self.publish(|| Invalidate::Keys(vec![Cow::Borrowed(key)]))
+        self.publish_after(&result, || Invalidate::Keys(vec![Cow::Borrowed(key)]))
             .await;
-        Ok(n)
+        result
     }
 
     async fn invalidate_tag(&self, tag: &str) -> Result<u64> {
@@ -672,9 +699,7 @@ impl<L1: CacheBackend, L2: CacheBackend> CacheBackend for Tiered<L1, L2> {
             keys,
         };
         self.inner.front.apply(&op).await;
-        if result.is_ok() {
-            self.publish(|| op).await;
-        }
+        self.publish_after(&result, || op).await;
         result
     }
 
@@ -952,6 +977,7 @@ pub(crate) struct LinkStats {
     pub(crate) received: AtomicU64,
     pub(crate) published: AtomicU64,
     pub(crate) publish_errors: AtomicU64,
+    pub(crate) after_errors: AtomicU64,
 }
 
 impl Link {
@@ -994,6 +1020,7 @@ impl Link {
             received: get(&s.received),
             published: get(&s.published),
             publish_errors: get(&s.publish_errors),
+            published_after_errors: get(&s.after_errors),
         }
     }
 }
@@ -1018,6 +1045,11 @@ pub struct CoherenceStats {
     /// Invalidations that could not be published (other processes then
     /// keep their copies for at most `l1_max_ttl`).
     pub publish_errors: u64,
+    /// Invalidations published (or attempted: see `published` and
+    /// `publish_errors`) for L2 operations that failed in a way that may
+    /// still have applied them, such as a timeout
+    /// ([`Error::may_have_applied`](crate::Error::may_have_applied)).
+    pub published_after_errors: u64,
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub mod conformance;
 pub mod http;
+pub mod proxy;
 pub mod session_conformance;
 
 /// A server the tests can use.
@@ -161,9 +162,16 @@ impl RedisProcess {
 
     /// Starts one on `port` (used to restart a killed server on its old port).
     pub fn start_on(port: u16) -> std::io::Result<RedisProcess> {
+        Self::start_with(port, &[])
+    }
+
+    /// Starts one on `port` with extra `redis-server` arguments (such as
+    /// `["--maxmemory", "2mb", "--maxmemory-policy", "allkeys-lru"]`).
+    pub fn start_with(port: u16, args: &[&str]) -> std::io::Result<RedisProcess> {
         let child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
             .args(["--save", "", "--appendonly", "no"])
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;

@@ -36,6 +36,7 @@ use tokio::time::Instant;
 use super::{Front, Invalidate, Link, LinkState};
 use crate::backend::CacheBackend;
 use crate::backend::redis::RedisBackend;
+use crate::backend::remote::redact;
 use crate::error::{BoxError, Error, Result};
 use crate::key::escape_glob;
 
@@ -89,16 +90,6 @@ impl fmt::Debug for RedisCoherence {
                 &self.keep_l1_while_disconnected,
             )
             .finish()
-    }
-}
-
-/// `redis://user:secret@host` shown as `redis://***@host`.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}***{}", &url[..scheme + 3], &url[at..])
-        }
-        _ => url.to_owned(),
     }
 }
 
@@ -191,7 +182,9 @@ impl RedisCoherence {
     }
 
     /// Limit of connecting, subscribing and publishing (default 2 s; from
-    /// 1 ms to 1 hour).
+    /// 1 ms to 1 hour). A publish (connecting and its one retry included)
+    /// completes or fails within it, so a coherent write returns within
+    /// the L2 backend's command timeout plus this.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout.clamp(Duration::from_millis(1), HOUR);
         self
@@ -342,36 +335,53 @@ impl Bus {
             }
         };
         let channel = self.config.channel(op.namespace());
+        // One bound for the whole publish: waiting for the publisher lock,
+        // connecting, and the `PUBLISH` itself with its one retry.
+        let outcome =
+            tokio::time::timeout(self.config.timeout, self.send(&channel, &payload)).await;
+        let error = match outcome {
+            Ok(Ok(())) => {
+                link.stats.published.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            Ok(Err(error)) => error,
+            Err(_) => {
+                // The connection may be dead without a RST: the next
+                // publish opens a new one (unless another is being opened).
+                if let Ok(mut p) = self.publisher.try_lock() {
+                    p.conn = None;
+                }
+                format!("no answer within {:?}", self.config.timeout)
+            }
+        };
+        link.stats.publish_errors.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            channel,
+            error,
+            "could not publish an invalidation; other processes keep their L1 copies for at most l1_max_ttl"
+        );
+    }
+
+    /// Sends one message, on a fresh connection once more if the first
+    /// attempt broke.
+    async fn send(&self, channel: &str, payload: &[u8]) -> std::result::Result<(), String> {
         let mut last_error: Option<String> = None;
-        // A second attempt on a fresh connection when the first one broke.
         for _ in 0..2 {
             let Some(mut conn) = self.connection().await else {
                 break;
             };
-            let sent = tokio::time::timeout(
-                self.config.timeout,
-                redis::cmd("PUBLISH")
-                    .arg(&channel)
-                    .arg(&payload)
-                    .query_async::<i64>(&mut conn),
-            )
-            .await;
+            let sent = redis::cmd("PUBLISH")
+                .arg(channel)
+                .arg(payload)
+                .query_async::<i64>(&mut conn)
+                .await;
             match sent {
-                Ok(Ok(_)) => {
-                    link.stats.published.fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
-                Ok(Err(err)) => last_error = Some(err.to_string()),
-                Err(_) => last_error = Some(format!("no answer within {:?}", self.config.timeout)),
+                Ok(_) => return Ok(()),
+                Err(err) => last_error = Some(err.to_string()),
             }
             self.publisher.lock().await.conn = None;
         }
-        link.stats.publish_errors.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(
-            channel,
-            error = last_error.as_deref().unwrap_or("not connected"),
-            "could not publish an invalidation; other processes keep their L1 copies for at most l1_max_ttl"
-        );
+        Err(last_error.unwrap_or_else(|| "not connected".to_owned()))
     }
 
     /// The publisher connection, connecting when there is none (at most
