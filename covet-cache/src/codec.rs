@@ -16,6 +16,25 @@
 //! cache miss (counted in [`Stats::decode_errors`](crate::Stats)), never a
 //! wrong value. Bump the schema version to retire entries of a type whose
 //! serialized shape changed without its name or size changing.
+//!
+//! # Corrupt bytes
+//!
+//! Stored bytes come from outside the process (a shared Redis, a
+//! Memcached anyone on the network can write to), so decoding never trusts
+//! them. Every decoder is bounded by the size of its input:
+//!
+//! * postcard reads a length only after checking that many bytes follow,
+//!   and preallocates at most serde's cautious 1 MiB for a sequence;
+//! * bincode runs with an allocation limit derived from the payload length
+//!   (64 times the payload, at least 64 KiB): a length prefix claiming more
+//!   is an error before any allocation;
+//! * JSON allocates as it parses and stops nesting at depth 128;
+//! * postcard and bincode decode on a stack that grows on the heap as a
+//!   deeply nested (recursive) value needs it, so corrupt nesting cannot
+//!   overflow the thread's stack.
+//!
+//! Whatever the bytes, decoding returns a value or an error (a counted
+//! miss), never a panic or an abort.
 
 use bytes::Bytes;
 use serde::{Serialize, de::DeserializeOwned};
@@ -125,28 +144,71 @@ impl Codec {
         let payload = &bytes[HEADER_LEN..];
         match codec {
             Codec::Postcard => {
-                let (value, rest) = postcard::take_from_bytes::<T>(payload)?;
-                if rest.is_empty() {
+                let mut de = postcard::Deserializer::from_bytes(payload);
+                let value = T::deserialize(serde_stacker::Deserializer::new(&mut de))?;
+                if de.finalize()?.is_empty() {
                     Ok(value)
                 } else {
                     Err(CodecError::TrailingBytes)
                 }
             }
             #[cfg(feature = "bincode")]
-            Codec::Bincode => {
-                let (value, used) = bincode::serde::decode_from_slice::<T, _>(
-                    payload,
-                    bincode::config::standard(),
-                )?;
-                if used == payload.len() {
-                    Ok(value)
-                } else {
-                    Err(CodecError::TrailingBytes)
-                }
-            }
+            Codec::Bincode => bincode_decode(payload),
             #[cfg(feature = "json")]
             Codec::Json => Ok(serde_json::from_slice(payload)?),
         }
+    }
+}
+
+/// bincode over the rest of a slice, counting what it consumed.
+#[cfg(feature = "bincode")]
+struct Rest<'a>(&'a [u8]);
+
+#[cfg(feature = "bincode")]
+impl bincode::de::read::Reader for Rest<'_> {
+    #[inline]
+    fn read(&mut self, bytes: &mut [u8]) -> Result<(), bincode::error::DecodeError> {
+        let Some((head, tail)) = self.0.split_at_checked(bytes.len()) else {
+            return Err(bincode::error::DecodeError::UnexpectedEnd {
+                additional: bytes.len() - self.0.len(),
+            });
+        };
+        bytes.copy_from_slice(head);
+        self.0 = tail;
+        Ok(())
+    }
+}
+
+/// Decodes bincode with an allocation limit of 64 times the payload (at
+/// least 64 KiB), in five steps so that only five copies of the decoder are
+/// compiled per type.
+#[cfg(feature = "bincode")]
+fn bincode_decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, CodecError> {
+    fn run<T: DeserializeOwned, const LIMIT: usize>(payload: &[u8]) -> Result<T, CodecError> {
+        let config = bincode::config::standard().with_limit::<LIMIT>();
+        let mut rest = Rest(payload);
+        let mut decoder = bincode::serde::OwnedSerdeDecoder::from_reader(&mut rest, config);
+        let value = T::deserialize(serde_stacker::Deserializer::new(decoder.as_deserializer()))?;
+        if rest.0.is_empty() {
+            Ok(value)
+        } else {
+            Err(CodecError::TrailingBytes)
+        }
+    }
+    /// `2^shift` bytes, or all of them on a narrow target.
+    const fn cap(shift: u32) -> usize {
+        if shift >= usize::BITS {
+            usize::MAX
+        } else {
+            1 << shift
+        }
+    }
+    match payload.len() {
+        0..=1_024 => run::<T, { cap(16) }>(payload),
+        1_025..=65_536 => run::<T, { cap(22) }>(payload),
+        65_537..=4_194_304 => run::<T, { cap(28) }>(payload),
+        4_194_305..=268_435_456 => run::<T, { cap(34) }>(payload),
+        _ => run::<T, { cap(40) }>(payload),
     }
 }
 
