@@ -68,6 +68,7 @@ async fn waiting_is_bounded_when_the_lease_holder_is_stuck() {
         .shared_backend(backend.clone())
         .namespace(ns.clone())
         .distributed_single_flight(true)
+        .lease_ttl(Duration::from_millis(100))
         .lease_wait(Duration::from_millis(150))
         .build()
         .unwrap();

@@ -193,17 +193,33 @@ pub trait CacheBackend: Send + Sync + fmt::Debug + 'static {
         Ok((self.invalidate_tag(tag).await?, None))
     }
 
-    /// Takes a lease on `key` for cross-process single-flight: `Ok(Some(token))`
-    /// when this caller holds it now, `Ok(None)` when someone else does.
+    /// Takes the lease on `key` for `token` if nobody holds it, for `ttl`:
+    /// `Ok(true)` when `token` holds it now. The caller draws the token
+    /// (see [`lease::Lease`](crate::lease::Lease), which also renews and
+    /// releases it), so a request whose answer is lost can still be undone.
     /// [`Cache`](crate::Cache) asks only backends whose
     /// [`supports_leases`](Self::supports_leases) is `true`.
-    async fn lease_acquire(&self, key: &str, ttl: Duration) -> Result<Option<String>> {
-        let _ = (key, ttl);
-        Ok(None)
+    async fn lease_try(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {
+        let _ = (key, token, ttl);
+        Ok(false)
     }
 
-    /// Releases a lease taken with [`lease_acquire`](Self::lease_acquire),
-    /// only if `token` still owns it; `true` if it was released.
+    /// Takes a lease on `key` with a fresh random token: `Ok(Some(token))`
+    /// when this caller holds it now, `Ok(None)` when someone else does.
+    async fn lease_acquire(&self, key: &str, ttl: Duration) -> Result<Option<String>> {
+        let token = crate::lease::new_token()?;
+        Ok(self.lease_try(key, &token, ttl).await?.then_some(token))
+    }
+
+    /// Extends the lease on `key` to `ttl` from now, only if `token` still
+    /// holds it; `true` if it did.
+    async fn lease_renew(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {
+        let _ = (key, token, ttl);
+        Ok(false)
+    }
+
+    /// Releases a lease, only if `token` still holds it; `true` if it was
+    /// released.
     async fn lease_release(&self, key: &str, token: &str) -> Result<bool> {
         let _ = (key, token);
         Ok(false)
@@ -282,8 +298,14 @@ impl<B: CacheBackend + ?Sized> CacheBackend for Arc<B> {
     async fn invalidate_tag_keys(&self, tag: &str) -> Result<(u64, Option<Vec<String>>)> {
         (**self).invalidate_tag_keys(tag).await
     }
+    async fn lease_try(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {
+        (**self).lease_try(key, token, ttl).await
+    }
     async fn lease_acquire(&self, key: &str, ttl: Duration) -> Result<Option<String>> {
         (**self).lease_acquire(key, ttl).await
+    }
+    async fn lease_renew(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {
+        (**self).lease_renew(key, token, ttl).await
     }
     async fn lease_release(&self, key: &str, token: &str) -> Result<bool> {
         (**self).lease_release(key, token).await

@@ -12,10 +12,17 @@ use serde::{Serialize, de::DeserializeOwned};
 use crate::backend::memory::MemoryBackend;
 use crate::backend::{CacheBackend, Decoded, Entry, KeyTtl};
 use crate::codec::{Codec, fingerprint};
+use crate::epochs::Epochs;
 use crate::error::{CodecError, ConfigError, Error, Result};
-use crate::flight::{Flights, Role};
+use crate::flight::Flights;
 use crate::key::{Glob, KeyBuf, escape_glob, validate_key};
 use crate::stats::{Stats, StatsInner};
+
+mod fill;
+
+pub use self::fill::ErrShare;
+use self::fill::Outcome;
+pub(crate) use self::fill::{OkPart, SomePart, Whole};
 
 /// What a value must be to live in a [`Cache`]: serializable, cloneable
 /// (a hit hands out a clone of the stored value) and shareable across threads.
@@ -79,7 +86,8 @@ struct Inner {
     codec: Codec,
     schema_version: u32,
     stats: StatsInner,
-    flights: Flights,
+    flights: Flights<Outcome>,
+    epochs: Epochs,
     lease: LeaseConfig,
 }
 
@@ -106,6 +114,15 @@ pub struct CacheBuilder {
     lease: LeaseConfig,
 }
 
+/// Default lifetime of a cross-process lease whose holder stopped renewing
+/// it (crashed, hung): 10 s. A live holder renews it every third of that.
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(10);
+
+/// Default time a process waits for another process's computation before
+/// computing itself: 30 s, three lease lifetimes, so a holder that died is
+/// replaced (its lease expires) while the others still wait.
+pub const DEFAULT_LEASE_WAIT: Duration = Duration::from_secs(30);
+
 /// Cross-process single-flight settings.
 #[derive(Debug, Clone, Copy)]
 struct LeaseConfig {
@@ -118,8 +135,8 @@ impl Default for LeaseConfig {
     fn default() -> Self {
         LeaseConfig {
             always: false,
-            ttl: Duration::from_secs(30),
-            wait: Duration::from_secs(10),
+            ttl: DEFAULT_LEASE_TTL,
+            wait: DEFAULT_LEASE_WAIT,
         }
     }
 }
@@ -192,16 +209,20 @@ impl CacheBuilder {
         self
     }
 
-    /// How long a lease lives if its holder dies without releasing it
-    /// (default 30 s). A computation that takes longer may be repeated by
-    /// another process.
+    /// How long a lease lives if its holder stops renewing it (crashed,
+    /// hung) without releasing it (default [`DEFAULT_LEASE_TTL`], 10 s). A
+    /// holder renews its lease every third of this while it computes, so a
+    /// computation may take longer than the lease lifetime.
     pub fn lease_ttl(mut self, ttl: Duration) -> Self {
         self.lease.ttl = ttl;
         self
     }
 
     /// How long a process waits for another process's computation before
-    /// computing itself (default 10 s).
+    /// computing itself (default [`DEFAULT_LEASE_WAIT`], 30 s). It may not
+    /// be shorter than [`lease_ttl`](Self::lease_ttl) (`build` says so):
+    /// when a holder dies, its lease must expire while the others still
+    /// wait, so that one of them takes over and the rest keep waiting.
     pub fn lease_wait(mut self, wait: Duration) -> Self {
         self.lease.wait = wait;
         self
@@ -229,6 +250,12 @@ impl CacheBuilder {
         if self.lease.ttl.is_zero() {
             return Err(ConfigError::ZeroDuration("lease_ttl"));
         }
+        if self.lease.wait < self.lease.ttl {
+            return Err(ConfigError::LeaseWaitTooShort {
+                wait: self.lease.wait,
+                ttl: self.lease.ttl,
+            });
+        }
         #[cfg(feature = "memory")]
         let backend = self
             .backend
@@ -252,22 +279,11 @@ impl CacheBuilder {
                 schema_version: self.schema_version,
                 stats: StatsInner::default(),
                 flights: Flights::default(),
+                epochs: Epochs::default(),
                 lease: self.lease,
             }),
         })
     }
-}
-
-pub(crate) fn ok_part<T, E>(r: &std::result::Result<T, E>) -> Option<&T> {
-    r.as_ref().ok()
-}
-
-pub(crate) fn some_part<T>(r: &Option<T>) -> Option<&T> {
-    r.as_ref()
-}
-
-pub(crate) fn whole<T>(r: &T) -> Option<&T> {
-    Some(r)
 }
 
 fn full_key(cache: &Cache, key: &str) -> Result<KeyBuf> {
@@ -373,6 +389,7 @@ impl Cache {
         ttl: Option<Duration>,
     ) -> Result<()> {
         let key = full_key(self, key)?;
+        self.inner.epochs.bump_key(key.as_str());
         self.store(&key, value, None, ttl, &[]).await
     }
 
@@ -390,6 +407,7 @@ impl Cache {
             .iter()
             .map(|t| validate_key(t).map(|()| (*t).to_owned()))
             .collect::<Result<Vec<_>>>()?;
+        self.inner.epochs.bump_key(key.as_str());
         self.store(&key, value, None, ttl, &tags).await
     }
 
@@ -405,6 +423,9 @@ impl Cache {
             let key = full_key(self, k)?;
             let bytes = self.encode(&key, v)?;
             encoded.push((key, bytes));
+        }
+        for (key, _) in &encoded {
+            self.inner.epochs.bump_key(key.as_str());
         }
         if ttl == Some(Duration::ZERO) {
             let keys: Vec<&str> = encoded.iter().map(|(k, _)| k.as_str()).collect();
@@ -425,6 +446,7 @@ impl Cache {
     /// Deletes a key; `true` if it held a value.
     pub async fn delete(&self, key: &str) -> Result<bool> {
         let key = full_key(self, key)?;
+        self.inner.epochs.bump_key(key.as_str());
         self.counted(self.inner.backend.delete(key.as_str()).await)
     }
 
@@ -433,11 +455,13 @@ impl Cache {
     pub async fn delete_pattern(&self, pattern: &str) -> Result<u64> {
         Glob::new(pattern)?;
         let full = format!("{}{}", escape_glob(&self.inner.prefix), pattern);
+        self.inner.epochs.bump_all();
         self.counted(self.inner.backend.delete_pattern(&full).await)
     }
 
     /// Deletes every key of this namespace, and nothing else.
     pub async fn clear(&self) -> Result<u64> {
+        self.inner.epochs.bump_all();
         self.counted(self.inner.backend.clear(&self.inner.prefix).await)
     }
 
@@ -460,6 +484,7 @@ impl Cache {
     pub async fn incr(&self, key: &str, delta: i64, ttl: Option<Duration>) -> Result<i64> {
         let full = full_key(self, key)?;
         let ttl = ttl.or(self.inner.default_ttl);
+        self.inner.epochs.bump_key(full.as_str());
         self.counted(self.inner.backend.incr(full.as_str(), delta, ttl).await)
             .map_err(|e| match e {
                 Error::NotAnInteger { .. } => Error::NotAnInteger {
@@ -473,13 +498,17 @@ impl Cache {
     pub async fn invalidate_tag(&self, tag: &str) -> Result<u64> {
         validate_key(tag)?;
         let full = format!("{}{}", self.inner.prefix, tag);
+        self.inner.epochs.bump_all();
         self.counted(self.inner.backend.invalidate_tag(&full).await)
     }
 
     /// Returns the cached value, or runs `init`, stores its result and
     /// returns it. Concurrent callers missing the same key run `init` once:
     /// the others wait for its value. If that computation is cancelled or
-    /// panics, a waiting caller takes over, so nobody waits forever.
+    /// panics, a waiting caller takes over, so nobody waits forever. An
+    /// `init` that asks for its own key computes it directly instead of
+    /// waiting for itself, and a value whose key was invalidated (deleted,
+    /// set, cleared...) while `init` ran is returned but not stored.
     /// A backend failure is counted and logged, and `init` runs (fail open);
     /// the only error is an invalid key.
     pub async fn get_or_insert_with<T, F, Fut>(
@@ -497,23 +526,13 @@ impl Cache {
         if let Some(v) = self.lookup_fail_open(&key).await {
             return Ok(v);
         }
-        Ok(self
-            .fill(
-                key,
-                ttl,
-                Vec::new(),
-                false,
-                init,
-                whole,
-                std::convert::identity,
-            )
-            .await)
+        Ok(self.fill(key, ttl, Vec::new(), false, init, Whole).await)
     }
 
     /// Like [`get_or_insert_with`](Cache::get_or_insert_with) for a fallible
-    /// `init`: only `Ok` values are stored. When the computation fails,
-    /// waiting callers run their own `init` one after another, each getting
-    /// its own result.
+    /// `init`: only `Ok` values are stored. When the computation fails, the
+    /// callers that were waiting for it run their own `init` at once, side
+    /// by side (never one after another), each getting its own result.
     pub async fn try_get_or_insert_with<T, E, F, Fut>(
         &self,
         key: &str,
@@ -530,7 +549,7 @@ impl Cache {
         if let Some(v) = self.lookup_fail_open(&key).await {
             return Ok(v);
         }
-        self.fill(key, ttl, Vec::new(), false, init, ok_part, Ok)
+        self.fill(key, ttl, Vec::new(), false, init, OkPart(None))
             .await
     }
 
@@ -701,185 +720,16 @@ impl Cache {
         Some(decoded)
     }
 
-    /// Miss path with single-flight. `part` picks the cacheable part of the
-    /// result (`Ok`, `Some`, or all of it), `wrap` rebuilds a result from a
-    /// value computed by another caller. With `lock` (or
-    /// `distributed_single_flight`) and a backend that supports leases, the
-    /// leader of this process also coordinates with other processes.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn fill<T, R, F, Fut>(
-        &self,
-        key: KeyBuf,
-        ttl: Option<Duration>,
-        tags: Vec<String>,
-        lock: bool,
-        init: F,
-        part: fn(&R) -> Option<&T>,
-        wrap: fn(T) -> R,
-    ) -> R
-    where
-        T: CacheValue,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = R>,
-    {
-        let inner = &*self.inner;
-        loop {
-            match inner.flights.join_or_lead(key.as_str()) {
-                Role::Leader(guard) => {
-                    let mut lease = None;
-                    if (lock || inner.lease.always) && inner.backend.supports_leases() {
-                        match self.lease_or_wait::<T>(&key).await {
-                            LeaseOutcome::Acquired(l) => lease = Some(l),
-                            LeaseOutcome::Computed(v) => {
-                                inner.stats.coalesced.incr();
-                                guard.publish(Arc::new(v.clone()));
-                                return wrap(v);
-                            }
-                            LeaseOutcome::ComputeAnyway => {}
-                        }
-                    }
-                    let result = init().await;
-                    if let Some(value) = part(&result)
-                        && let Some(decoded) = self.store_computed(&key, value, ttl, &tags).await
-                    {
-                        guard.publish(decoded);
-                    }
-                    if let Some(lease) = lease {
-                        lease.release().await;
-                    }
-                    return result;
-                }
-                Role::Follower(mut rx) => {
-                    // Wakes on publish, or when the leader's guard drops
-                    // (finished, failed, cancelled or panicked).
-                    let _ = rx.changed().await;
-                    let published = rx
-                        .borrow()
-                        .as_ref()
-                        .and_then(|d| d.downcast_ref::<T>().cloned());
-                    if let Some(v) = published {
-                        inner.stats.coalesced.incr();
-                        return wrap(v);
-                    }
-                    // The leader produced nothing cacheable: take a turn.
-                }
-            }
-        }
-    }
-
-    /// Takes the cross-process lease for `key`, or waits (bounded) for the
-    /// process holding it to store the value.
-    async fn lease_or_wait<T: CacheValue>(&self, key: &KeyBuf) -> LeaseOutcome<T> {
-        let inner = &*self.inner;
-        let deadline = tokio::time::Instant::now() + inner.lease.wait;
-        let mut pause = Duration::from_millis(5);
-        loop {
-            match inner
-                .backend
-                .lease_acquire(key.as_str(), inner.lease.ttl)
-                .await
-            {
-                Ok(Some(token)) => {
-                    let lease = Lease {
-                        backend: inner.backend.clone(),
-                        key: key.as_str().to_owned(),
-                        token: Some(token),
-                    };
-                    // The previous holder may have stored the value just
-                    // before releasing: check once more.
-                    if let Some(v) = self.peek::<T>(key).await {
-                        lease.release().await;
-                        return LeaseOutcome::Computed(v);
-                    }
-                    return LeaseOutcome::Acquired(lease);
-                }
-                Ok(None) => {}
-                Err(err) => {
-                    inner.stats.errors.incr();
-                    tracing::warn!(key = %key, error = %err, "lease unavailable; computing without it");
-                    return LeaseOutcome::ComputeAnyway;
-                }
-            }
-            if let Some(v) = self.peek::<T>(key).await {
-                return LeaseOutcome::Computed(v);
-            }
-            let now = tokio::time::Instant::now();
-            if now >= deadline {
-                tracing::debug!(key = %key, "waited long enough for another process; computing");
-                return LeaseOutcome::ComputeAnyway;
-            }
-            tokio::time::sleep(pause.min(deadline - now)).await;
-            pause = (pause * 2).min(Duration::from_millis(100));
-        }
-    }
-
-    /// Reads the shared value without counting a hit or a miss.
-    async fn peek<T: CacheValue>(&self, key: &KeyBuf) -> Option<T> {
-        let bytes = self.inner.backend.get(key.as_str()).await.ok()??;
-        Codec::decode::<T>(&bytes, self.fingerprint::<T>()).ok()
-    }
-
-    /// `<fn>_refresh`: compute, store, return; no lookup, no waiting.
-    pub(crate) async fn refresh<T, R, Fut>(
-        &self,
-        key: KeyBuf,
-        ttl: Option<Duration>,
-        tags: Vec<String>,
-        fut: Fut,
-        part: fn(&R) -> Option<&T>,
-    ) -> R
-    where
-        T: CacheValue,
-        Fut: Future<Output = R>,
-    {
-        let result = fut.await;
-        if let Some(value) = part(&result) {
-            self.store_computed(&key, value, ttl, &tags).await;
-        }
-        result
+    /// Deletes a full key (for `<fn>_invalidate`), counting it as an
+    /// invalidation for computations in progress.
+    pub(crate) async fn invalidate_key(&self, key: &KeyBuf) -> Result<bool> {
+        self.inner.epochs.bump_key(key.as_str());
+        self.counted(self.inner.backend.delete(key.as_str()).await)
     }
 
     #[cfg(test)]
     pub(crate) fn flights_in_progress(&self) -> usize {
         self.inner.flights.len()
-    }
-}
-
-enum LeaseOutcome<T> {
-    Acquired(Lease),
-    Computed(T),
-    ComputeAnyway,
-}
-
-/// A held cross-process lease; released explicitly, or in the background
-/// if its holder is dropped (cancelled, panicked).
-struct Lease {
-    backend: Arc<dyn CacheBackend>,
-    key: String,
-    token: Option<String>,
-}
-
-impl Lease {
-    async fn release(mut self) {
-        if let Some(token) = self.token.take()
-            && let Err(err) = self.backend.lease_release(&self.key, &token).await
-        {
-            tracing::warn!(key = %self.key, error = %err, "lease release failed; it expires by itself");
-        }
-    }
-}
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        if let Some(token) = self.token.take()
-            && let Ok(handle) = tokio::runtime::Handle::try_current()
-        {
-            let backend = self.backend.clone();
-            let key = std::mem::take(&mut self.key);
-            handle.spawn(async move {
-                let _ = backend.lease_release(&key, &token).await;
-            });
-        }
     }
 }
 

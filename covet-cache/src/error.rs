@@ -1,6 +1,7 @@
 //! Error types of the cache runtime.
 
 use std::error::Error as StdError;
+use std::time::Duration;
 
 /// A boxed error from a backend's client library, kept as the `source`.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
@@ -177,6 +178,18 @@ pub enum ConfigError {
     /// A capacity of zero was given.
     #[error("`{0}` must be greater than zero")]
     ZeroCapacity(&'static str),
+    /// `lease_wait` is shorter than `lease_ttl`: when a lease holder dies,
+    /// every waiter would give up before its lease expires and compute at
+    /// once.
+    #[error(
+        "lease_wait ({wait:?}) is shorter than lease_ttl ({ttl:?}): waiters would give up before a dead holder's lease expires"
+    )]
+    LeaseWaitTooShort {
+        /// The configured wait.
+        wait: Duration,
+        /// The configured lease lifetime.
+        ttl: Duration,
+    },
 }
 
 /// Shorthand for `Result<T, covet_cache::Error>`.

@@ -18,11 +18,13 @@ pub mod backend;
 mod cache;
 mod codec;
 mod default;
+mod epochs;
 pub mod error;
 mod flight;
 #[cfg(feature = "http")]
 pub mod http;
 mod key;
+pub mod lease;
 mod stats;
 pub mod time;
 
@@ -42,7 +44,9 @@ pub use backend::tiered::RedisCoherence;
 #[cfg(feature = "memory")]
 pub use backend::tiered::{CoherenceStats, Tiered, TieredBuilder};
 pub use backend::{CacheBackend, Decoded, Entry, KeyTtl};
-pub use cache::{Cache, CacheBuilder, CacheValue, DEFAULT_NAMESPACE};
+pub use cache::{
+    Cache, CacheBuilder, CacheValue, DEFAULT_LEASE_TTL, DEFAULT_LEASE_WAIT, DEFAULT_NAMESPACE,
+};
 pub use codec::Codec;
 pub use default::{default_cache, set_default};
 pub use error::{CodecError, ConfigError, Error, Result};

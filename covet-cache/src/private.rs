@@ -103,18 +103,71 @@ pub async fn lookup<T: CacheValue>(cache: &Cache, key: &KeyBuf) -> Option<T> {
     cache.lookup_fail_open(key).await
 }
 
-use crate::cache::{ok_part, some_part, whole as all};
+pub use crate::cache::ErrShare;
+use crate::cache::{OkPart, SomePart, Whole};
 
-/// Miss path of a `Result` fn: only `Ok` is stored.
+/// Picks, at compile time, how the error of a `Result` fn reaches the
+/// callers that waited for a failed computation: errors that are
+/// `Clone + Send + Sync + 'static` are handed to them; other errors (such
+/// as `Box<dyn Error>`) are not, and those callers compute themselves.
+///
+/// Generated code writes `(&&Share::of(&future)).sharer()` with
+/// [`ShareClone`] and [`ShareNone`] in scope: method resolution takes the
+/// `Clone` impl when it applies, the other one otherwise.
+pub struct Share<E>(std::marker::PhantomData<fn() -> E>);
+
+impl<E> std::fmt::Debug for Share<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Share")
+    }
+}
+
+impl<E> Share<E> {
+    /// The sharing of the error type of `future`'s result.
+    #[inline]
+    pub fn of<T, F: Future<Output = Result<T, E>>>(_future: &F) -> Share<E> {
+        Share(std::marker::PhantomData)
+    }
+}
+
+/// Errors that can be shared (chosen first).
+pub trait ShareClone<E> {
+    /// How to share the error.
+    fn sharer(&self) -> Option<ErrShare<E>>;
+}
+
+impl<E: Clone + Send + Sync + 'static> ShareClone<E> for &Share<E> {
+    #[inline]
+    fn sharer(&self) -> Option<ErrShare<E>> {
+        Some(ErrShare::cloning())
+    }
+}
+
+/// Errors that cannot (the fallback).
+pub trait ShareNone<E> {
+    /// No sharing.
+    fn sharer(&self) -> Option<ErrShare<E>>;
+}
+
+impl<E> ShareNone<E> for Share<E> {
+    #[inline]
+    fn sharer(&self) -> Option<ErrShare<E>> {
+        None
+    }
+}
+
+/// Miss path of a `Result` fn: only `Ok` is stored; a failure reaches the
+/// callers that waited for it when `share` says how.
 pub async fn fill_result<T: CacheValue, E, F: Future<Output = Result<T, E>>>(
     cache: &Cache,
     key: KeyBuf,
     spec: &Spec,
     tags: Vec<String>,
     fut: F,
+    share: Option<ErrShare<E>>,
 ) -> Result<T, E> {
     cache
-        .fill(key, spec.ttl, tags, spec.lock, move || fut, ok_part, Ok)
+        .fill(key, spec.ttl, tags, spec.lock, move || fut, OkPart(share))
         .await
 }
 
@@ -127,7 +180,7 @@ pub async fn fill_option<T: CacheValue, F: Future<Output = Option<T>>>(
     fut: F,
 ) -> Option<T> {
     cache
-        .fill(key, spec.ttl, tags, spec.lock, move || fut, some_part, Some)
+        .fill(key, spec.ttl, tags, spec.lock, move || fut, SomePart)
         .await
 }
 
@@ -140,15 +193,7 @@ pub async fn fill_plain<T: CacheValue, F: Future<Output = T>>(
     fut: F,
 ) -> T {
     cache
-        .fill(
-            key,
-            spec.ttl,
-            tags,
-            spec.lock,
-            move || fut,
-            all,
-            std::convert::identity,
-        )
+        .fill(key, spec.ttl, tags, spec.lock, move || fut, Whole)
         .await
 }
 
@@ -160,7 +205,9 @@ pub async fn refresh_result<T: CacheValue, E, F: Future<Output = Result<T, E>>>(
     tags: Vec<String>,
     fut: F,
 ) -> Result<T, E> {
-    cache.refresh(key, spec.ttl, tags, fut, ok_part).await
+    cache
+        .refresh(key, spec.ttl, tags, fut, OkPart::<E>(None))
+        .await
 }
 
 /// `<fn>_refresh` of an `Option` fn.
@@ -171,7 +218,7 @@ pub async fn refresh_option<T: CacheValue, F: Future<Output = Option<T>>>(
     tags: Vec<String>,
     fut: F,
 ) -> Option<T> {
-    cache.refresh(key, spec.ttl, tags, fut, some_part).await
+    cache.refresh(key, spec.ttl, tags, fut, SomePart).await
 }
 
 /// `<fn>_refresh` of any other fn.
@@ -182,11 +229,12 @@ pub async fn refresh_plain<T: CacheValue, F: Future<Output = T>>(
     tags: Vec<String>,
     fut: F,
 ) -> T {
-    cache.refresh(key, spec.ttl, tags, fut, all).await
+    cache.refresh(key, spec.ttl, tags, fut, Whole).await
 }
 
-/// `<fn>_invalidate`.
+/// `<fn>_invalidate`: deletes the key, and keeps a computation of it that
+/// is in progress from storing what it read before.
 pub async fn invalidate(cache: &Cache, key: KeyBuf) -> Result<bool, Error> {
     key.validate()?;
-    cache.backend().delete(key.as_str()).await
+    cache.invalidate_key(&key).await
 }

@@ -59,6 +59,7 @@ pub(crate) struct StatsInner {
     pub(crate) errors: Counter,
     pub(crate) decode_errors: Counter,
     pub(crate) coalesced: Counter,
+    pub(crate) stale_fills: Counter,
     pub(crate) http_hits: Counter,
     pub(crate) http_misses: Counter,
 }
@@ -94,6 +95,9 @@ pub struct Stats {
     pub decode_errors: u64,
     /// Concurrent misses that waited for another caller's computation instead of computing.
     pub coalesced: u64,
+    /// Computed values not stored (or whose store was undone) because
+    /// their key was invalidated while they were computed.
+    pub stale_fills: u64,
     /// HTTP requests answered from a stored response by an `HttpCacheLayer`
     /// (feature `http`), including 304s and stale responses served.
     pub http_hits: u64,
@@ -123,6 +127,7 @@ impl StatsInner {
             errors: self.errors.get(),
             decode_errors: self.decode_errors.get(),
             coalesced: self.coalesced.get(),
+            stale_fills: self.stale_fills.get(),
             http_hits: self.http_hits.get(),
             http_misses: self.http_misses.get(),
         }

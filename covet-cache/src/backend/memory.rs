@@ -116,7 +116,7 @@ struct Shared {
     tags: Mutex<TagMap>,
     evictions: AtomicU64,
     // key -> (token, expiry) of the leases held on this backend
-    leases: Mutex<HashMap<String, (u64, Instant), Hasher>>,
+    leases: Mutex<HashMap<String, (Box<str>, Instant), Hasher>>,
 }
 
 impl Shared {
@@ -237,7 +237,23 @@ impl Default for MemoryBackend {
     }
 }
 
+/// When a lease taken at `now` for `ttl` ends (a day at most past the clock's range).
+fn lease_until(now: Instant, ttl: Duration) -> Instant {
+    now.checked_add(ttl)
+        .unwrap_or(now + Duration::from_secs(86_400))
+}
+
 impl MemoryBackend {
+    /// The token holding the lease on `key` (tests).
+    #[cfg(test)]
+    pub(crate) fn lease_token(&self, key: &str) -> Option<String> {
+        self.shared
+            .leases
+            .lock()
+            .get(key)
+            .map(|(t, _)| t.to_string())
+    }
+
     /// A backend bounded at 64 MiB.
     pub fn new() -> MemoryBackend {
         MemoryBackend::builder().build()
@@ -412,27 +428,37 @@ impl CacheBackend for MemoryBackend {
 
     /// Leases here coordinate every [`Cache`](crate::Cache) sharing this
     /// backend in one process.
-    async fn lease_acquire(&self, key: &str, ttl: Duration) -> Result<Option<String>> {
+    async fn lease_try(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {
         let now = Instant::now();
         let mut leases = self.shared.leases.lock();
         leases.retain(|_, (_, until)| *until > now);
         if leases.contains_key(key) {
-            return Ok(None);
+            return Ok(false);
         }
-        let token = NEXT_ENTRY_ID.fetch_add(1, Ordering::Relaxed);
-        let until = now
-            .checked_add(ttl)
-            .unwrap_or(now + Duration::from_secs(86_400));
-        leases.insert(key.to_owned(), (token, until));
-        Ok(Some(token.to_string()))
+        leases.insert(key.to_owned(), (token.into(), lease_until(now, ttl)));
+        Ok(true)
+    }
+
+    async fn lease_renew(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {
+        let now = Instant::now();
+        let mut leases = self.shared.leases.lock();
+        match leases.get_mut(key) {
+            Some((held, until)) if &**held == token && *until > now => {
+                *until = lease_until(now, ttl);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     async fn lease_release(&self, key: &str, token: &str) -> Result<bool> {
+        let now = Instant::now();
         let mut leases = self.shared.leases.lock();
         match leases.get(key) {
-            Some((held, _)) if held.to_string() == token => {
+            Some((held, until)) if &**held == token => {
+                let live = *until > now;
                 leases.remove(key);
-                Ok(true)
+                Ok(live)
             }
             _ => Ok(false),
         }

@@ -58,13 +58,12 @@ use redis::cluster_routing::Slot;
 use redis::{Cmd, Pipeline, RedisResult, Value};
 
 use self::commands::{
-    BATCH, TAG_PREFIX, lease_key, lease_token, pttl, set_cmd, tag_add_cmd, tag_key, ttl_ms,
-    unlink_cmd,
+    BATCH, TAG_PREFIX, lease_key, pttl, set_cmd, tag_add_cmd, tag_key, ttl_ms, unlink_cmd,
 };
 use self::connection::{Conn, Connection, Settings};
 pub use self::connection::{DEFAULT_TCP_KEEPALIVE, RedisConnection};
 use self::scan::{Space, scan_pattern};
-use self::scripts::{INVALIDATE_TAG, RELEASE_LEASE};
+use self::scripts::{INVALIDATE_TAG, RELEASE_LEASE, RENEW_LEASE, TRY_LEASE};
 use super::remote::{Remote, redact};
 use super::{CacheBackend, Entry, KeyTtl};
 use crate::error::{Error, Result};
@@ -100,12 +99,12 @@ struct Inner {
 ///   multi-byte characters included.
 /// * `incr` is atomic (`SET key 0 NX PX ttl` + `INCRBY` in one `MULTI`): the
 ///   TTL applies only when the counter is created.
-/// * Tags are Redis sets; leases (`SET NX PX` with a random token, released
-///   by a compare-and-delete script) coordinate processes.
+/// * Tags are Redis sets; leases (a caller's random token, taken, renewed
+///   and released by compare-and-set scripts) coordinate processes.
 /// * Failures: every error is [`Error::Backend`] with `backend == "redis"`
 ///   and the `redis` crate's error (or the timeout) as its source. After
 ///   [`DEFAULT_BREAKER_THRESHOLD`] consecutive connection failures the
-///   circuit breaker opens: calls fail at once (source [`CircuitOpen`])
+///   circuit breaker opens: calls fail at once (source [`CircuitOpen`](crate::CircuitOpen))
 ///   for a cool-down, then one probe goes through, and the breaker closes
 ///   by itself when Redis answers.
 ///
@@ -664,20 +663,37 @@ impl CacheBackend for RedisBackend {
         }
     }
 
-    async fn lease_acquire(&self, key: &str, ttl: Duration) -> Result<Option<String>> {
-        let token = lease_token()?;
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(lease_key(key))
-            .arg(&token)
-            .arg("NX")
-            .arg("PX")
-            .arg(ttl_ms(ttl));
-        // Not retried: a retry could find our own lease and report it as taken.
-        let reply: Value = self.query("SET NX (lease)", false, &cmd).await?;
-        Ok(match reply {
-            Value::Nil => None,
-            _ => Some(token),
-        })
+    async fn lease_try(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {
+        let lease = lease_key(key);
+        let (lease, ttl) = (&lease, ttl_ms(ttl));
+        // Retried: the script is idempotent for one token.
+        let n: i64 = self
+            .call("take lease", true, move |mut c| async move {
+                TRY_LEASE
+                    .key(lease)
+                    .arg(token)
+                    .arg(ttl)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn lease_renew(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {
+        let lease = lease_key(key);
+        let (lease, ttl) = (&lease, ttl_ms(ttl));
+        let n: i64 = self
+            .call("renew lease", true, move |mut c| async move {
+                RENEW_LEASE
+                    .key(lease)
+                    .arg(token)
+                    .arg(ttl)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(n > 0)
     }
 
     async fn lease_release(&self, key: &str, token: &str) -> Result<bool> {

@@ -87,7 +87,6 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -98,6 +97,7 @@ use serde::{Deserialize, Serialize};
 
 use super::memory::MemoryBackend;
 use super::{CacheBackend, Entry, KeyTtl};
+use crate::epochs::Epochs;
 use crate::error::{ConfigError, Result};
 use crate::key::Glob;
 
@@ -703,8 +703,12 @@ impl<L1: CacheBackend, L2: CacheBackend> CacheBackend for Tiered<L1, L2> {
         result
     }
 
-    async fn lease_acquire(&self, key: &str, ttl: Duration) -> Result<Option<String>> {
-        self.inner.l2.lease_acquire(key, ttl).await
+    async fn lease_try(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {
+        self.inner.l2.lease_try(key, token, ttl).await
+    }
+
+    async fn lease_renew(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {
+        self.inner.l2.lease_renew(key, token, ttl).await
     }
 
     async fn lease_release(&self, key: &str, token: &str) -> Result<bool> {
@@ -902,49 +906,6 @@ impl<L1: CacheBackend> Front<L1> {
     #[cfg_attr(not(feature = "redis"), allow(dead_code))] // used by the coherence task
     pub(crate) fn link(&self) -> &Link {
         &self.link
-    }
-}
-
-/// Invalidation counters: one for everything and one per key shard. A read
-/// notes their sum before asking L2 and keeps its L1 copy only if the sum
-/// did not move.
-struct Epochs {
-    all: AtomicU64,
-    shards: [AtomicU64; SHARDS],
-}
-
-const SHARDS: usize = 64;
-
-impl Default for Epochs {
-    fn default() -> Self {
-        Epochs {
-            all: AtomicU64::new(0),
-            shards: std::array::from_fn(|_| AtomicU64::new(0)),
-        }
-    }
-}
-
-impl Epochs {
-    fn shard(key: &str) -> usize {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        key.hash(&mut h);
-        (h.finish() % SHARDS as u64) as usize
-    }
-
-    fn of(&self, key: &str) -> u64 {
-        let shard = self.shards[Self::shard(key)].load(Ordering::SeqCst);
-        shard.wrapping_add(self.all.load(Ordering::SeqCst))
-    }
-
-    /// Counts an invalidation of `key`; returns the new value of
-    /// [`of`](Self::of).
-    fn bump_key(&self, key: &str) -> u64 {
-        let shard = self.shards[Self::shard(key)].fetch_add(1, Ordering::SeqCst) + 1;
-        shard.wrapping_add(self.all.load(Ordering::SeqCst))
-    }
-
-    fn bump_all(&self) {
-        self.all.fetch_add(1, Ordering::SeqCst);
     }
 }
 

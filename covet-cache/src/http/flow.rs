@@ -18,7 +18,7 @@ use http_body::Body;
 use super::body::HttpCacheBody;
 use super::config::{PrivateRequests, Shared};
 use super::directives::{RequestDirectives, ResponseDirectives};
-use super::flight::{Leader, Role, follow};
+use super::flight::{Leader, Role};
 use super::freshness::{AgeClock, freshness_lifetime};
 use super::invalidation;
 use super::key::{Inspected, inspect, key_path, same_origin_target, vary_names, vary_values};
@@ -189,10 +189,13 @@ where
     }
     match ctx.shared.flights.join_or_lead(&ctx.primary) {
         Role::Leader(leader) => forward(&ctx, inner, body, fwd, None, Some(leader), false).await,
-        Role::Follower(rx) => {
+        // An origin asking for its own URL through this layer, from the
+        // request's own task: forwarded, never waited for.
+        Role::Reentrant => forward(&ctx, inner, body, fwd, None, None, false).await,
+        Role::Follower(follower) => {
             let timeout = ctx.shared.config.coalesce_timeout;
             // After the timeout, go to the origin rather than wait on.
-            let published = tokio::time::timeout(timeout, follow(rx)).await;
+            let published = tokio::time::timeout(timeout, follower.wait()).await;
             let waited = published.is_ok();
             let now = SystemTime::now();
             if let Ok(Some(r)) = published

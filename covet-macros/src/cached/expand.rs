@@ -141,8 +141,22 @@ impl Expander<'_> {
         let lookup = quote_spanned! {ret_span=>
             #lookup(__covet_cache, &__covet_key).await
         };
-        let fill = quote_spanned! {ret_span=>
-            #fill(__covet_cache, __covet_key, &__COVET_SPEC, __covet_tags, #call).await
+        let fill = if matches!(checked.mode, Mode::Result) {
+            // How a failure reaches the callers that waited for it: chosen
+            // at compile time (autoref), shared when the error is `Clone`.
+            quote_spanned! {ret_span=>
+                let __covet_fut = #call;
+                let __covet_share = {
+                    #[allow(unused_imports)]
+                    use #private::{ShareClone as _, ShareNone as _};
+                    (&&#private::Share::of(&__covet_fut)).sharer()
+                };
+                #fill(__covet_cache, __covet_key, &__COVET_SPEC, __covet_tags, __covet_fut, __covet_share).await
+            }
+        } else {
+            quote_spanned! {ret_span=>
+                #fill(__covet_cache, __covet_key, &__COVET_SPEC, __covet_tags, #call).await
+            }
         };
         let refresh = quote_spanned! {ret_span=>
             #refresh(__covet_cache, __covet_key, &__COVET_SPEC, __covet_tags, #call).await

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use covet_cache::CacheBackend;
+use covet_cache::lease::Lease;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -24,10 +25,12 @@ use crate::time::{from_ms, to_ms};
 pub const DEFAULT_CACHE_KEY_PREFIX: &str = "";
 
 const STORE: &str = "cache";
-/// How long a lease on a session record lives if its holder dies.
-const LEASE_TTL: Duration = Duration::from_secs(5);
-/// Attempts to take a lease before giving up.
-const LEASE_ATTEMPTS: u32 = 60;
+/// How long a lease on a session record lives if its holder dies (a live
+/// holder renews it every third of that).
+const LEASE_TTL: Duration = Duration::from_secs(1);
+/// How long to wait for a lease before giving up: longer than its
+/// lifetime, so a dead holder's lease expires while we wait.
+const LEASE_WAIT: Duration = Duration::from_secs(3);
 /// Attempts to find an unused id in `create`.
 const CREATE_ATTEMPTS: u32 = 8;
 /// In-process lock stripes, for backends without leases.
@@ -43,8 +46,8 @@ const STRIPES: usize = 64;
 ///   key, checks that no record exists there before writing it (`get` then
 ///   `set`), so two creates never claim one id.
 /// - `save`, `touch` and `delete` run under a lease on the record key
-///   ([`CacheBackend::lease_acquire`], retried with a small backoff for
-///   about two seconds, then [`Error::Store`]): two concurrent saves of
+///   ([`covet_cache::lease::Lease`]: waited for up to 3 s, then
+///   [`Error::Store`]; renewed while held, released afterwards): two concurrent saves of
 ///   different keys both keep their change, and a delete never lands inside
 ///   a save (which would bring the session back). The read of a
 ///   read-modify-write asks the authoritative tier (`get_with_ttl`: L2 of a
@@ -74,7 +77,9 @@ const STRIPES: usize = 64;
 /// # });
 /// ```
 pub struct CacheStore<B: CacheBackend> {
-    backend: B,
+    backend: Arc<B>,
+    /// The same backend, for leases.
+    shared: Arc<dyn CacheBackend>,
     prefix: String,
     stripes: Arc<[tokio::sync::Mutex<()>]>,
 }
@@ -88,10 +93,11 @@ impl<B: CacheBackend> fmt::Debug for CacheStore<B> {
     }
 }
 
-impl<B: CacheBackend + Clone> Clone for CacheStore<B> {
+impl<B: CacheBackend> Clone for CacheStore<B> {
     fn clone(&self) -> Self {
         CacheStore {
-            backend: self.backend.clone(),
+            backend: Arc::clone(&self.backend),
+            shared: Arc::clone(&self.shared),
             prefix: self.prefix.clone(),
             stripes: Arc::clone(&self.stripes),
         }
@@ -122,8 +128,10 @@ impl<B: CacheBackend> CacheStoreBuilder<B> {
                 "the key prefix must not hold control characters",
             ));
         }
+        let backend = Arc::new(self.backend);
         Ok(CacheStore {
-            backend: self.backend,
+            shared: Arc::clone(&backend) as Arc<dyn CacheBackend>,
+            backend,
             prefix: self.prefix,
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
         })
@@ -151,7 +159,7 @@ fn backend_err(what: &str) -> impl FnOnce(covet_cache::Error) -> Error + '_ {
 
 /// A held lock on one record: a backend lease or an in-process stripe.
 enum Guard<'a> {
-    Lease(String),
+    Lease(Lease),
     Local(#[allow(dead_code)] tokio::sync::MutexGuard<'a, ()>),
 }
 
@@ -189,9 +197,12 @@ impl<B: CacheBackend> CacheStore<B> {
     where
         F: std::future::Future<Output = Result<T>>,
     {
-        let guard = self.lock(key).await?;
-        let result = f().await;
-        let released = self.unlock(key, guard).await;
+        let mut guard = self.lock(key).await?;
+        let result = match &mut guard {
+            Guard::Lease(lease) => lease.run(f()).await,
+            Guard::Local(_) => f().await,
+        };
+        let released = self.unlock(guard).await;
         let value = result?;
         released?;
         Ok(value)
@@ -269,29 +280,22 @@ impl<B: CacheBackend> CacheStore<B> {
             let i = (h.finish() as usize) % self.stripes.len();
             return Ok(Guard::Local(self.stripes[i].lock().await));
         }
-        let mut backoff = Duration::from_millis(1);
-        for _ in 0..LEASE_ATTEMPTS {
-            if let Some(token) = self
-                .backend
-                .lease_acquire(key, LEASE_TTL)
-                .await
-                .map_err(backend_err("taking the session lease"))?
-            {
-                return Ok(Guard::Lease(token));
-            }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_millis(50));
+        match Lease::acquire(&self.shared, key, LEASE_TTL, LEASE_WAIT)
+            .await
+            .map_err(backend_err("taking the session lease"))?
+        {
+            Some(lease) => Ok(Guard::Lease(lease)),
+            None => Err(Error::store_msg(
+                STORE,
+                "timed out waiting for the lease on a session record",
+            )),
         }
-        Err(Error::store_msg(
-            STORE,
-            "timed out waiting for the lease on a session record",
-        ))
     }
 
-    async fn unlock(&self, key: &str, guard: Guard<'_>) -> Result<()> {
-        if let Guard::Lease(token) = guard {
-            self.backend
-                .lease_release(key, &token)
+    async fn unlock(&self, guard: Guard<'_>) -> Result<()> {
+        if let Guard::Lease(lease) = guard {
+            lease
+                .release()
                 .await
                 .map_err(backend_err("releasing the session lease"))?;
         }
@@ -373,20 +377,17 @@ impl<B: CacheBackend> SessionStore for CacheStore<B> {
         for _ in 0..CREATE_ATTEMPTS {
             let id = SessionId::generate()?;
             let key = self.key(&id);
-            let guard = self.lock(&key).await?;
-            let result = async {
-                // 256 random bits: a collision is practically impossible, so
-                // checking for a live record under the lease is enough.
-                if self.read(&key, true).await?.is_some() {
-                    return Ok(false);
-                }
-                self.write(&key, &record.data, record.expires_at).await?;
-                Ok(true)
-            }
-            .await;
-            let released = self.unlock(&key, guard).await;
-            let fresh = result?;
-            released?;
+            let fresh = self
+                .locked(&key, || async {
+                    // 256 random bits: a collision is practically impossible,
+                    // so checking for a live record under the lease is enough.
+                    if self.read(&key, true).await?.is_some() {
+                        return Ok(false);
+                    }
+                    self.write(&key, &record.data, record.expires_at).await?;
+                    Ok(true)
+                })
+                .await?;
             if fresh {
                 if let Some(user) = user_of(&record.data) {
                     self.index_user(user, id.storage_key(), true).await?;

@@ -4,9 +4,8 @@ use std::time::Duration;
 
 use redis::Cmd;
 
-use super::{NAME, scripts::TAG_ADD};
+use super::scripts::TAG_ADD;
 use crate::backend::KeyTtl;
-use crate::error::{Error, Result};
 
 /// Keys per `SCAN` page (the `COUNT` hint) and per `UNLINK` batch.
 pub(super) const BATCH: usize = 500;
@@ -49,18 +48,6 @@ pub(super) fn lease_key(key: &str) -> String {
     k
 }
 
-pub(super) fn lease_token() -> Result<String> {
-    let mut raw = [0u8; 16];
-    getrandom::fill(&mut raw)
-        .map_err(|e| Error::backend(NAME, "drawing a lease token from the OS", e))?;
-    let mut token = String::with_capacity(32);
-    for b in raw {
-        token.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
-        token.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
-    }
-    Ok(token)
-}
-
 pub(super) fn set_cmd(key: &str, value: &[u8], ttl: Option<Duration>) -> Cmd {
     let mut cmd = redis::cmd("SET");
     cmd.arg(key).arg(value);
@@ -100,15 +87,6 @@ mod tests {
         assert_eq!(ttl_ms(Duration::from_micros(1001)), 2);
         assert_eq!(ttl_ms(Duration::ZERO), 1);
         assert_eq!(ttl_ms(Duration::MAX), MAX_TTL_MS);
-    }
-
-    #[test]
-    fn lease_tokens_are_random_hex() {
-        let a = lease_token().unwrap();
-        let b = lease_token().unwrap();
-        assert_eq!(a.len(), 32);
-        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
-        assert_ne!(a, b);
     }
 
     #[test]

@@ -50,3 +50,35 @@ return 0
 ",
     )
 });
+
+// Takes a lease for a token, idempotently (a retry that finds its own
+// token holds it). KEYS[1] lease key, ARGV[1] token, ARGV[2] TTL in ms.
+pub(super) static TRY_LEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local held = redis.call('GET', KEYS[1])
+if held == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if held then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+",
+    )
+});
+
+// Extends a lease still held by a token. KEYS[1] lease key, ARGV[1] token,
+// ARGV[2] TTL in ms.
+pub(super) static RENEW_LEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+",
+    )
+});
