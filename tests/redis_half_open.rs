@@ -274,3 +274,54 @@ async fn a_write_that_timed_out_but_applied_is_published() {
     assert_eq!(stats.published_after_errors, 1, "{stats:?}");
     assert_eq!(stats.publish_errors, 0, "{stats:?}");
 }
+
+/// A lease request that Redis applied but whose answer was lost (timed out)
+/// or whose caller went away: the lease is released in the background, not
+/// left for its whole TTL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_whose_answer_was_lost_is_released() {
+    use covet::cache::lease::Lease;
+    use std::sync::Arc;
+
+    let Some(redis) = private_redis() else { return };
+    let proxy = BlackHoleProxy::start(addr(&redis)).await;
+    let through: Arc<dyn CacheBackend> =
+        Arc::new(backend(&format!("redis://{}", proxy.addr())).await);
+    let direct: Arc<dyn CacheBackend> =
+        Arc::new(RedisBackend::connect(&redis.url()).await.unwrap());
+    let ttl = Duration::from_secs(60);
+
+    proxy.drop_replies(addr(&redis));
+    // timed out after Redis took it
+    let err = Lease::try_acquire(&through, "ns:job", ttl)
+        .await
+        .expect_err("the answer was lost");
+    assert!(err.may_have_applied(), "{err}");
+    let freed = within(Duration::from_secs(3), || async {
+        matches!(
+            Lease::try_acquire(&direct, "ns:job", ttl).await,
+            Ok(Some(_))
+        )
+    })
+    .await;
+    assert!(
+        freed.is_some(),
+        "the lease was released, not orphaned for 60 s"
+    );
+
+    // cancelled while waiting for the answer
+    let cancelled = tokio::time::timeout(
+        Duration::from_millis(50),
+        Lease::try_acquire(&through, "ns:other", ttl),
+    )
+    .await;
+    assert!(cancelled.is_err(), "still waiting when cancelled");
+    let freed = within(Duration::from_secs(3), || async {
+        matches!(
+            Lease::try_acquire(&direct, "ns:other", ttl).await,
+            Ok(Some(_))
+        )
+    })
+    .await;
+    assert!(freed.is_some(), "a cancelled acquire leaves no orphan");
+}
