@@ -1,9 +1,9 @@
 //! Redis and Redis Cluster backend.
 //!
 //! [`RedisBackend`] speaks to one Redis server through the `redis` crate's
-//! multiplexed, self-reconnecting [`ConnectionManager`] (one connection
+//! multiplexed, self-reconnecting [`ConnectionManager`](redis::aio::ConnectionManager) (one connection
 //! serves every task), or to a Redis Cluster through its async
-//! [`ClusterConnection`]. Every operation has a timeout, and a circuit
+//! [`ClusterConnection`](redis::cluster_async::ClusterConnection). Every operation has a timeout, and a circuit
 //! breaker stops paying that timeout on every call while Redis is away.
 //!
 //! # Key layout

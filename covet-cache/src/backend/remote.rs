@@ -275,9 +275,11 @@ impl Remote {
         } else if probe {
             tracing::debug!(backend = self.backend, op = what, error = %err, "probe failed; circuit breaker stays open");
         }
-        if tripped || (probe && timed_out) {
-            link.renew(epoch);
-        } else if timed_out && link.health().timed_out(epoch) {
+        // A probe that timed out went down a socket that may be dead as
+        // well; other timeouts count toward a replacement.
+        let renew =
+            tripped || (probe && timed_out) || (timed_out && link.health().timed_out(epoch));
+        if renew {
             link.renew(epoch);
         }
     }
