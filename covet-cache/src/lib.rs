@@ -42,7 +42,7 @@ pub use backend::remote::CircuitOpen;
 #[cfg(feature = "redis")]
 pub use backend::tiered::RedisCoherence;
 #[cfg(feature = "memory")]
-pub use backend::tiered::{CoherenceStats, Tiered, TieredBuilder};
+pub use backend::tiered::{Coherence, CoherenceStats, Tiered, TieredBuilder};
 pub use backend::{CacheBackend, Decoded, Entry, KeyTtl};
 pub use cache::{
     Cache, CacheBuilder, CacheValue, DEFAULT_LEASE_TTL, DEFAULT_LEASE_WAIT, DEFAULT_NAMESPACE,

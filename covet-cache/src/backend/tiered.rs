@@ -88,23 +88,29 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
 
 use super::memory::MemoryBackend;
 use super::{CacheBackend, Entry, KeyTtl};
-use crate::epochs::Epochs;
 use crate::error::{ConfigError, Result};
 use crate::key::Glob;
 
-#[cfg(feature = "redis")]
 mod coherence;
+mod front;
 #[cfg(feature = "redis")]
-pub use coherence::{DEFAULT_CHANNEL_PREFIX, RedisCoherence};
+mod redis;
+
+pub use self::coherence::Coherence;
+use self::coherence::{Channel, Receiver};
+pub use self::front::CoherenceStats;
+pub(crate) use self::front::Invalidate;
+use self::front::{Front, Link, LinkState};
+#[cfg(feature = "redis")]
+pub use self::redis::{DEFAULT_CHANNEL_PREFIX, RedisCoherence};
 
 /// How much sooner than its original an L1 copy expires: it absorbs the
 /// millisecond resolution of remote clocks (a Redis `PTTL` is rounded) and
@@ -155,9 +161,10 @@ pub struct Tiered<L1, L2> {
 
 struct Inner<L1, L2> {
     front: Arc<Front<L1>>,
+    /// The same front, for the coherence subscriber.
+    receiver: Arc<dyn Receiver>,
     l2: L2,
-    #[cfg(feature = "redis")]
-    bus: Option<coherence::Bus>,
+    channel: Option<Box<dyn Channel>>,
 }
 
 impl<L1, L2> Clone for Tiered<L1, L2> {
@@ -174,10 +181,10 @@ impl<L1: fmt::Debug, L2: fmt::Debug> fmt::Debug for Tiered<L1, L2> {
         let mut d = f.debug_struct("Tiered");
         d.field("l1", &front.l1)
             .field("l2", &self.inner.l2)
-            .field("l1_max_ttl", &front.l1_max_ttl);
-        #[cfg(feature = "redis")]
-        d.field("coherence", &self.inner.bus);
-        d.field("link", &front.link.state()).finish()
+            .field("l1_max_ttl", &front.l1_max_ttl)
+            .field("coherence", &self.inner.channel)
+            .field("link", &front.link.state())
+            .finish()
     }
 }
 
@@ -188,17 +195,15 @@ pub struct TieredBuilder<L1, L2> {
     l2: L2,
     l1_max_ttl: Duration,
     disconnected_l1_ttl: Duration,
-    #[cfg(feature = "redis")]
     coherence: CoherenceChoice,
 }
 
-#[cfg(feature = "redis")]
 #[derive(Debug)]
 enum CoherenceChoice {
-    /// Coherent when L2 is a `RedisBackend` that tells its URL.
+    /// The channel L2 offers, if any (a `RedisBackend` does).
     Auto,
     Off,
-    On(RedisCoherence),
+    On(Box<dyn Channel>),
 }
 
 impl<L1: fmt::Debug, L2: fmt::Debug> fmt::Debug for TieredBuilder<L1, L2> {
@@ -207,10 +212,9 @@ impl<L1: fmt::Debug, L2: fmt::Debug> fmt::Debug for TieredBuilder<L1, L2> {
         d.field("l1", &self.l1)
             .field("l2", &self.l2)
             .field("l1_max_ttl", &self.l1_max_ttl)
-            .field("disconnected_l1_ttl", &self.disconnected_l1_ttl);
-        #[cfg(feature = "redis")]
-        d.field("coherence", &self.coherence);
-        d.finish()
+            .field("disconnected_l1_ttl", &self.disconnected_l1_ttl)
+            .field("coherence", &self.coherence)
+            .finish()
     }
 }
 
@@ -232,18 +236,17 @@ impl<L1: CacheBackend, L2: CacheBackend> TieredBuilder<L1, L2> {
         self
     }
 
-    /// Keeps the tiers coherent across processes with `coherence`, on any
-    /// Redis (normally the one L2 lives on).
-    #[cfg(feature = "redis")]
-    pub fn coherence(mut self, coherence: RedisCoherence) -> Self {
-        self.coherence = CoherenceChoice::On(coherence);
+    /// Keeps the tiers coherent across processes with `coherence`, such
+    /// as a `RedisCoherence` (feature `redis`) on any Redis, normally the
+    /// one L2 lives on.
+    pub fn coherence(mut self, coherence: impl Into<Coherence>) -> Self {
+        self.coherence = CoherenceChoice::On(coherence.into().channel);
         self
     }
 
-    /// No cross-process coherence, even when L2 is a `RedisBackend`: use it
-    /// when only one process uses L2, or when `l1_max_ttl` is an acceptable
-    /// staleness.
-    #[cfg(feature = "redis")]
+    /// No cross-process coherence, even when L2 offers it (a
+    /// `RedisBackend` does): use it when only one process uses L2, or when
+    /// `l1_max_ttl` is an acceptable staleness.
     pub fn without_coherence(mut self) -> Self {
         self.coherence = CoherenceChoice::Off;
         self
@@ -253,7 +256,7 @@ impl<L1: CacheBackend, L2: CacheBackend> TieredBuilder<L1, L2> {
     /// subscriber task starts now when called inside a tokio runtime,
     /// otherwise at the first operation; until it is subscribed, L1 copies
     /// live at most `disconnected_l1_ttl`. Use
-    /// `connect` (feature `redis`) to wait for the subscription.
+    /// [`connect`](Self::connect) to wait for the subscription.
     pub fn build(self) -> Result<Tiered<L1, L2>, ConfigError> {
         if self.l1_max_ttl.is_zero() {
             return Err(ConfigError::ZeroDuration("l1_max_ttl"));
@@ -263,10 +266,8 @@ impl<L1: CacheBackend, L2: CacheBackend> TieredBuilder<L1, L2> {
 
     /// Builds the tiers and waits until the coherence subscription is
     /// established (without coherence, returns at once). Fails with
-    /// [`Error::Backend`](crate::Error::Backend) when the Redis of the
-    /// coherence channel cannot be reached within its
-    /// [`timeout`](RedisCoherence::timeout).
-    #[cfg(feature = "redis")]
+    /// [`Error::Backend`](crate::Error::Backend) when the coherence channel
+    /// cannot be reached within its timeout (`RedisCoherence::timeout`).
     pub async fn connect(self) -> crate::Result<Tiered<L1, L2>> {
         let tiered = self
             .build()
@@ -276,53 +277,23 @@ impl<L1: CacheBackend, L2: CacheBackend> TieredBuilder<L1, L2> {
     }
 
     fn assemble(self) -> Tiered<L1, L2> {
-        #[cfg(feature = "redis")]
-        let coherence = match self.coherence {
+        let channel = match self.coherence {
             CoherenceChoice::On(c) => Some(c),
             CoherenceChoice::Off => None,
             CoherenceChoice::Auto => coherence::auto(&self.l2),
         };
-        #[cfg(feature = "redis")]
-        let coherent = coherence.is_some();
-        #[cfg(not(feature = "redis"))]
-        let coherent = false;
-        let front = Arc::new(Front {
-            l1: self.l1,
-            epochs: Epochs::default(),
-            l1_max_ttl: self.l1_max_ttl,
-            link: Link::new(coherent, self.disconnected_l1_ttl),
-        });
+        let link = Link::new(channel.is_some(), self.disconnected_l1_ttl);
+        let front = Arc::new(Front::new(self.l1, self.l1_max_ttl, link));
         let tiered = Tiered {
             inner: Arc::new(Inner {
-                #[cfg(feature = "redis")]
-                bus: coherence.map(coherence::Bus::new),
+                receiver: Arc::clone(&front) as Arc<dyn Receiver>,
                 front,
                 l2: self.l2,
+                channel,
             }),
         };
         tiered.start_coherence();
         tiered
-    }
-}
-
-#[cfg(feature = "redis")]
-impl<L1: CacheBackend> Tiered<L1, super::redis::RedisBackend> {
-    /// L1 in front of Redis, coherent across processes through pub/sub on
-    /// the same Redis (or Redis Cluster); waits until subscribed, and fails
-    /// if that Redis cannot be reached within the coherence timeout (2 s).
-    /// [`Tiered::new`] gives the same without waiting.
-    ///
-    /// ```no_run
-    /// use covet_cache::{Cache, MemoryBackend, RedisBackend, Tiered};
-    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    /// let redis = RedisBackend::connect("redis://127.0.0.1:6379").await?;
-    /// let tiered = Tiered::coherent(MemoryBackend::new(), redis).await?;
-    /// let cache = Cache::builder().backend(tiered).namespace("myapp").build()?;
-    /// # let _ = cache; Ok(()) }
-    /// ```
-    pub async fn coherent(l1: L1, l2: super::redis::RedisBackend) -> crate::Result<Self> {
-        let coherence = RedisCoherence::from_backend(&l2)?;
-        Tiered::builder(l1, l2).coherence(coherence).connect().await
     }
 }
 
@@ -361,7 +332,6 @@ impl<L1: CacheBackend, L2: CacheBackend> Tiered<L1, L2> {
             l2,
             l1_max_ttl: DEFAULT_L1_MAX_TTL,
             disconnected_l1_ttl: DEFAULT_DISCONNECTED_L1_TTL,
-            #[cfg(feature = "redis")]
             coherence: CoherenceChoice::Auto,
         }
     }
@@ -412,42 +382,36 @@ impl<L1: CacheBackend, L2: CacheBackend> Tiered<L1, L2> {
         }
     }
 
-    #[cfg(feature = "redis")]
     async fn wait_connected(&self) -> crate::Result<()> {
-        let Some(bus) = &self.inner.bus else {
+        let Some(channel) = &self.inner.channel else {
             return Ok(());
         };
-        if self.wait_subscribed(bus.timeout()).await {
+        if self.wait_subscribed(channel.timeout()).await {
             return Ok(());
         }
         Err(crate::Error::Backend {
             backend: "tiered",
             message: format!(
                 "could not subscribe to the coherence channel on {} within {:?}",
-                bus.url_list(),
-                bus.timeout()
+                channel.describe(),
+                channel.timeout()
             ),
-            source: bus.last_error(),
+            source: channel.last_error(),
         })
     }
 
     #[inline]
     fn start_coherence(&self) {
-        #[cfg(feature = "redis")]
-        if let Some(bus) = &self.inner.bus {
-            bus.ensure_started(&self.inner.front);
+        if let Some(channel) = &self.inner.channel {
+            channel.ensure_started(&self.inner.receiver);
         }
     }
 
     /// Publishes an invalidation to the other processes (after L2 applied it).
-    #[allow(clippy::unused_async)] // without the `redis` feature there is nobody to tell
     async fn publish<'a>(&self, op: impl FnOnce() -> Invalidate<'a>) {
-        #[cfg(feature = "redis")]
-        if let Some(bus) = &self.inner.bus {
-            bus.publish(&self.inner.front.link, &op()).await;
+        if let Some(channel) = &self.inner.channel {
+            channel.publish(&self.inner.front.link, &op()).await;
         }
-        #[cfg(not(feature = "redis"))]
-        let _ = op;
     }
 
     /// Publishes the invalidation of an L2 operation that returned
@@ -732,292 +696,11 @@ impl<L1: CacheBackend, L2: CacheBackend> CacheBackend for Tiered<L1, L2> {
     }
 }
 
-// ---- what to drop from L1 ---------------------------------------------------
-
-/// An invalidation: what a write, delete, pattern delete, tag invalidation
-/// or clear asks every L1 to drop. It is also the body of a coherence
-/// message.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) enum Invalidate<'a> {
-    /// These keys.
-    Keys(Vec<Cow<'a, str>>),
-    /// Keys matching a glob.
-    Pattern(Cow<'a, str>),
-    /// Keys starting with a prefix (`""`: everything).
-    Prefix(Cow<'a, str>),
-    /// Keys stored with a tag: exactly `keys` when L2 listed them,
-    /// otherwise the tag's whole namespace.
-    Tag {
-        tag: Cow<'a, str>,
-        keys: Option<Vec<Cow<'a, str>>>,
-    },
-}
-
-impl Invalidate<'_> {
-    /// The namespace the invalidation is about (the text before the first
-    /// `:`), which names its channel.
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))] // used by the coherence task
-    pub(crate) fn namespace(&self) -> &str {
-        let s: &str = match self {
-            Invalidate::Keys(keys) => keys.first().map_or("", |k| k),
-            Invalidate::Pattern(p) | Invalidate::Prefix(p) => p,
-            Invalidate::Tag { tag, .. } => tag,
-        };
-        namespace_of(s)
-    }
-}
-
-/// The text before the first `:`, or `""`.
-#[cfg_attr(not(feature = "redis"), allow(dead_code))] // used by the coherence task
-pub(crate) fn namespace_of(s: &str) -> &str {
-    s.split_once(':').map_or("", |(ns, _)| ns)
-}
-
-// ---- the L1 side ------------------------------------------------------------
-
-/// L1 with what keeps it coherent: the invalidation counters and the state
-/// of the coherence subscription. Shared with the subscriber task.
-pub(crate) struct Front<L1> {
-    l1: L1,
-    epochs: Epochs,
-    l1_max_ttl: Duration,
-    link: Link,
-}
-
-impl<L1: CacheBackend> Front<L1> {
-    /// The TTL of an L1 copy of a value that lives `ttl` in L2 (`None`: no
-    /// expiry). `None` keeps no copy; `Some(None)` keeps it without expiry.
-    fn l1_ttl(&self, ttl: Option<Duration>) -> Option<Option<Duration>> {
-        let mut cap = ttl.unwrap_or(Duration::MAX).min(self.l1_max_ttl);
-        if self.link.state() == LinkState::Down {
-            cap = cap.min(self.link.disconnected_ttl);
-        }
-        if cap.is_zero() {
-            None
-        } else if cap == Duration::MAX {
-            Some(None)
-        } else {
-            Some(Some(cap))
-        }
-    }
-
-    /// Writes an L1 copy, then removes it again if an invalidation of the
-    /// key arrived since `epoch` was read (before L2 was asked): without
-    /// that, a read racing with a write elsewhere could leave the old value
-    /// in L1.
-    async fn copy_in(
-        &self,
-        key: &str,
-        value: Bytes,
-        decoded: Option<super::Decoded>,
-        ttl: Option<Duration>,
-        tags: &[String],
-        epoch: u64,
-    ) {
-        let Some(ttl) = self.l1_ttl(ttl) else {
-            self.delete_l1(key).await;
-            return;
-        };
-        let mut entry = Entry::new(value, ttl).tags(tags);
-        entry.decoded = decoded;
-        if let Err(err) = self.l1.set_entry(key, entry).await {
-            tracing::debug!(key, error = %err, "L1 write failed");
-            self.delete_l1(key).await;
-            return;
-        }
-        if self.epochs.of(key) != epoch {
-            self.delete_l1(key).await;
-        }
-    }
-
-    async fn delete_l1(&self, key: &str) {
-        if let Err(err) = self.l1.delete(key).await {
-            tracing::warn!(key, error = %err, "L1 delete failed; flushing L1");
-            self.flush().await;
-        }
-    }
-
-    async fn drop_keys(&self, keys: &[&str]) {
-        for key in keys {
-            self.epochs.bump_key(key);
-        }
-        for key in keys {
-            self.delete_l1(key).await;
-        }
-    }
-
-    /// Drops what `op` names from L1 (counters first, so reads in flight
-    /// do not copy an old value back in).
-    pub(crate) async fn apply(&self, op: &Invalidate<'_>) {
-        let result = match op {
-            Invalidate::Keys(keys) => {
-                for key in keys {
-                    self.epochs.bump_key(key);
-                }
-                let keys: Vec<&str> = keys.iter().map(|k| &**k).collect();
-                self.l1.delete_many(&keys).await.map(drop)
-            }
-            Invalidate::Pattern(pattern) => {
-                self.epochs.bump_all();
-                self.l1.delete_pattern(pattern).await.map(drop)
-            }
-            Invalidate::Prefix(prefix) => {
-                self.epochs.bump_all();
-                self.l1.clear(prefix).await.map(drop)
-            }
-            Invalidate::Tag {
-                tag,
-                keys: Some(keys),
-            } => {
-                for key in keys {
-                    self.epochs.bump_key(key);
-                }
-                let keys: Vec<&str> = keys.iter().map(|k| &**k).collect();
-                match self.l1.delete_many(&keys).await {
-                    Ok(_) => self.l1.invalidate_tag(tag).await.map(drop),
-                    Err(e) => Err(e),
-                }
-            }
-            Invalidate::Tag { tag, keys: None } => {
-                // L1 cannot know which copies L2 had tagged (a copy read from
-                // L2 carries no tags): drop the tag's whole namespace.
-                self.epochs.bump_all();
-                match tag.split_once(':') {
-                    Some((ns, _)) => self.l1.clear(&format!("{ns}:")).await.map(drop),
-                    None => self.l1.clear("").await.map(drop),
-                }
-            }
-        };
-        if let Err(err) = result {
-            tracing::warn!(error = %err, "L1 invalidation failed; flushing L1");
-            self.flush().await;
-        }
-    }
-
-    /// Empties L1.
-    pub(crate) async fn flush(&self) {
-        self.epochs.bump_all();
-        self.link.stats.flushes.fetch_add(1, Ordering::Relaxed);
-        if let Err(err) = self.l1.clear("").await {
-            tracing::error!(error = %err, "could not flush L1");
-        }
-    }
-
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))] // used by the coherence task
-    pub(crate) fn link(&self) -> &Link {
-        &self.link
-    }
-}
-
-// ---- coherence state --------------------------------------------------------
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum LinkState {
-    /// No coherence configured.
-    Off,
-    /// Configured, not subscribed (yet, or any more).
-    Down,
-    /// Subscribed: invalidations from other processes arrive.
-    Up,
-}
-
-/// State of the coherence subscription, shared by the tiers and the
-/// subscriber task.
-pub(crate) struct Link {
-    state: AtomicU8,
-    disconnected_ttl: Duration,
-    pub(crate) changed: tokio::sync::Notify,
-    pub(crate) stats: LinkStats,
-}
-
-#[derive(Default)]
-pub(crate) struct LinkStats {
-    pub(crate) subscriptions: AtomicU64,
-    pub(crate) losses: AtomicU64,
-    pub(crate) flushes: AtomicU64,
-    pub(crate) received: AtomicU64,
-    pub(crate) published: AtomicU64,
-    pub(crate) publish_errors: AtomicU64,
-    pub(crate) after_errors: AtomicU64,
-}
-
-impl Link {
-    fn new(coherent: bool, disconnected_ttl: Duration) -> Link {
-        let state = if coherent {
-            LinkState::Down
-        } else {
-            LinkState::Off
-        };
-        Link {
-            state: AtomicU8::new(state as u8),
-            disconnected_ttl,
-            changed: tokio::sync::Notify::new(),
-            stats: LinkStats::default(),
-        }
-    }
-
-    pub(crate) fn state(&self) -> LinkState {
-        match self.state.load(Ordering::SeqCst) {
-            0 => LinkState::Off,
-            1 => LinkState::Down,
-            _ => LinkState::Up,
-        }
-    }
-
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))] // used by the coherence task
-    pub(crate) fn set_state(&self, state: LinkState) {
-        self.state.store(state as u8, Ordering::SeqCst);
-        self.changed.notify_waiters();
-    }
-
-    fn stats(&self) -> CoherenceStats {
-        let s = &self.stats;
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        CoherenceStats {
-            subscribed: self.state() == LinkState::Up,
-            subscriptions: get(&s.subscriptions),
-            losses: get(&s.losses),
-            flushes: get(&s.flushes),
-            received: get(&s.received),
-            published: get(&s.published),
-            publish_errors: get(&s.publish_errors),
-            published_after_errors: get(&s.after_errors),
-        }
-    }
-}
-
-/// Counters of cross-process coherence, from [`Tiered::coherence_stats`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct CoherenceStats {
-    /// Whether the subscription is established now.
-    pub subscribed: bool,
-    /// How many times the subscription was established (1 + reconnections).
-    pub subscriptions: u64,
-    /// How many times an established subscription was lost (counted once
-    /// L1 was flushed for it).
-    pub losses: u64,
-    /// How many times L1 was flushed entirely.
-    pub flushes: u64,
-    /// Invalidations received from other processes and applied.
-    pub received: u64,
-    /// Invalidations published.
-    pub published: u64,
-    /// Invalidations that could not be published (other processes then
-    /// keep their copies for at most `l1_max_ttl`).
-    pub publish_errors: u64,
-    /// Invalidations published (or attempted: see `published` and
-    /// `publish_errors`) for L2 operations that failed in a way that may
-    /// still have applied them, such as a timeout
-    /// ([`Error::may_have_applied`](crate::Error::may_have_applied)).
-    pub published_after_errors: u64,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::Cache;
-    use std::sync::atomic::AtomicBool;
+    use std::sync::atomic::{AtomicBool, AtomicU64};
 
     fn pair() -> (Tiered<MemoryBackend, MemoryBackend>, MemoryBackend) {
         let l2 = MemoryBackend::new();
