@@ -133,15 +133,20 @@ async fn keys_are_stored_under_their_namespace() {
         stored.is_some(),
         "the key is `namespace:user-key`, unescaped"
     );
-    let pttl: i64 = redis::cmd("PTTL")
-        .arg(format!(":covet:tag:{ns}:users"))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    assert!(
-        pttl > 25_000 && pttl <= 30_000,
-        "the tag set lives as long as its member: {pttl}"
-    );
+    for reserved in [
+        format!(":covet:tag:{{={ns}:users}}"),
+        format!(":covet:tagv:{{={ns}:users}}"),
+    ] {
+        let pttl: i64 = redis::cmd("PTTL")
+            .arg(&reserved)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(
+            pttl > 25_000 && pttl <= 30_000,
+            "{reserved} lives as long as its member: {pttl}"
+        );
+    }
     let token = redis
         .lease_acquire(&format!("{ns}:job"), Duration::from_secs(5))
         .await

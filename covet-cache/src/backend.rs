@@ -16,6 +16,7 @@ pub mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub(crate) mod remote;
+pub(crate) mod tagged;
 #[cfg(feature = "memory")]
 pub mod tiered;
 

@@ -14,31 +14,51 @@
 //! pattern, so neither a `:` nor a `*` in a user key can reach another
 //! namespace. The backend's own bookkeeping lives under keys that start with
 //! `:covet:` (which no namespaced key can start with, a namespace being
-//! non-empty): the set of a tag at `:covet:tag:<namespace>:<tag>`, a lease
-//! at `:covet:lease:<key>`. Pattern deletes and `clear` never touch them and
-//! never count them.
+//! non-empty): the member set of a tag at `:covet:tag:{=<namespace>:<tag>}`,
+//! its version at `:covet:tagv:{=<namespace>:<tag>}` (the braces keep both
+//! in one hash slot on a cluster), a lease at `:covet:lease:<key>`. Pattern
+//! deletes and `clear` never touch them and never count them (`clear` drops
+//! the tag sets and versions of its namespace).
 //!
 //! # Cluster
 //!
 //! Multi-key commands (`MGET`, `UNLINK`) are split by hash slot and their
 //! answers put back in input order; `set_many` sends one pipeline per hash
 //! slot, all at once; pattern deletes and `clear` run `SCAN` on every
-//! primary. A tag's set lives in the slot of its own name and its members
-//! stay wherever their keys hash: pinning a tag and its members to one slot
-//! with a `{hash tag}` would pin each key to one of its tags and, in
-//! practice, a whole namespace to one node. So `invalidate_tag` is atomic
-//! on a single server (one Lua script) and, on a cluster, pops the set's
-//! members in batches (`SPOP`, atomic per batch) and unlinks them slot by
-//! slot; a member added concurrently is either popped by that invalidation
-//! or left for the next one.
+//! primary. A tag's set and version live in the slot of the tag's name and
+//! its members stay wherever their keys hash: pinning a tag and its members
+//! to one slot would pin each key to one of its tags and, in practice, a
+//! whole namespace to one node.
 //!
 //! # Tags
 //!
-//! Storing a value with tags adds its key to each tag's set and extends the
-//! set's lifetime to at least the value's. A key later rewritten without the
-//! tag stays in the set until the tag is next invalidated, which then also
-//! deletes it: invalidation may drop more than strictly needed (never
-//! less), which is safe for a cache.
+//! Invalidating a tag never leaves a value stored with it readable, even
+//! when Redis lost the tag's member list. Each tag has a version (a random
+//! number). Storing a value with tags first adds the key to each tag's set
+//! and reads the tag's version (creating it if there is none; the set and
+//! the version live at least as long as the value), then stores the value
+//! with those versions in front of it. Invalidating a tag gives it a new
+//! version, then deletes the members its set lists. Reading a value stored
+//! with tags compares its versions with the current ones (one more round
+//! trip, for tagged values only) and answers a miss on any difference, or
+//! when a version is gone. So:
+//!
+//! * a tag set evicted under `maxmemory` (`allkeys-*` policies): its members
+//!   are not deleted by the next invalidation, but they are never served
+//!   again (they expire, or are overwritten, or evicted in turn);
+//! * a tag version evicted or expired: every value stored with it reads as
+//!   a miss (more than needed, never less);
+//! * a failure half-way through an invalidation on a cluster (a batch of
+//!   members popped but not deleted): those values are no longer served;
+//! * a key later rewritten without the tag stays in the set until the tag
+//!   is next invalidated, which then also deletes it (more, never less).
+//!
+//! `exists` and `ttl` answer for a tagged value as a read would. An untagged
+//! value that happens to start with the wrapper's first byte (`0xC7`) is
+//! stored wrapped with no tags, so raw bytes always read back unchanged.
+//! On a single server `invalidate_tag` is one Lua script (atomic); on a
+//! cluster it pops the set's members in batches (`SPOP`) and unlinks them
+//! slot by slot.
 
 mod commands;
 mod connection;
@@ -58,13 +78,15 @@ use redis::cluster_routing::Slot;
 use redis::{Cmd, Pipeline, RedisResult, Value};
 
 use self::commands::{
-    BATCH, TAG_PREFIX, lease_key, pttl, set_cmd, tag_add_cmd, tag_key, ttl_ms, unlink_cmd,
+    BATCH, TAG_PREFIX, TAG_VERSION_PREFIX, lease_key, pttl, set_cmd, tag_key, tag_prepare_cmd,
+    tag_version_key, ttl_ms, unlink_cmd,
 };
 use self::connection::{Conn, Connection, Settings};
 pub use self::connection::{DEFAULT_TCP_KEEPALIVE, RedisConnection};
 use self::scan::{Space, scan_pattern};
 use self::scripts::{INVALIDATE_TAG, RELEASE_LEASE, RENEW_LEASE, TRY_LEASE};
 use super::remote::{Remote, redact};
+use super::tagged::{self, MAGIC, Stored};
 use super::{CacheBackend, Entry, KeyTtl};
 use crate::error::{Error, Result};
 use crate::key::{Glob, escape_glob};
@@ -429,36 +451,142 @@ impl RedisBackend {
         if ttl == Some(Duration::ZERO) {
             return self.delete(key).await.map(drop);
         }
-        let set = set_cmd(key, &value, ttl);
         if tags.is_empty() {
+            let set = set_cmd(key, &tagged::plain(value), ttl);
             return self.query::<()>("SET", true, &set).await;
         }
-        match self.inner.link.is_cluster() {
-            false => {
-                let mut pipe = redis::pipe();
-                pipe.add_command(set).ignore();
-                for tag in tags {
-                    pipe.add_command(tag_add_cmd(tag, key, ttl)).ignore();
-                }
-                self.query_pipe::<()>("SET with tags", true, &pipe).await
-            }
-            true => {
-                // The value and each tag set may live on different nodes.
-                let cmds: Vec<Cmd> = std::iter::once(set)
-                    .chain(tags.iter().map(|tag| tag_add_cmd(tag, key, ttl)))
-                    .collect();
-                let cmds = &cmds;
-                self.call("SET with tags", true, move |c| async move {
-                    try_join_all(cmds.iter().map(|cmd| {
-                        let mut c = c.clone();
-                        async move { cmd.query_async::<()>(&mut c).await }
-                    }))
-                    .await
-                    .map(drop)
-                })
+        // First the tags (their sets list the key, their versions go into
+        // the value), then the value: a key is never stored without being
+        // reachable from each of its tags.
+        let fresh = tagged::new_version()?;
+        let versions = self.prepare_tags(key, tags, ttl, fresh).await?;
+        let pairs: Vec<(&str, u64)> = tags
+            .iter()
+            .map(String::as_str)
+            .zip(versions.iter().copied())
+            .collect();
+        let wrapped = tagged::wrap(&pairs, &value).ok_or_else(|| Error::Backend {
+            backend: NAME,
+            message: format!("{} tags on one value (at most 255)", tags.len()),
+            source: None,
+        })?;
+        self.query::<()>("SET (tagged)", true, &set_cmd(key, &wrapped, ttl))
+            .await
+    }
+
+    /// Adds `key` to the set of each tag and reads (or creates) each tag's
+    /// version: one round trip on a single server, one per tag at once on a
+    /// cluster.
+    async fn prepare_tags(
+        &self,
+        key: &str,
+        tags: &[String],
+        ttl: Option<Duration>,
+        fresh: u64,
+    ) -> Result<Vec<u64>> {
+        let cmds: Vec<Cmd> = tags
+            .iter()
+            .map(|tag| tag_prepare_cmd(tag, key, ttl, fresh))
+            .collect();
+        let replies: Vec<String> = if self.inner.link.is_cluster() {
+            let cmds = &cmds;
+            self.call("tag versions", true, move |c| async move {
+                try_join_all(cmds.iter().map(|cmd| {
+                    let mut c = c.clone();
+                    async move { cmd.query_async::<String>(&mut c).await }
+                }))
                 .await
+            })
+            .await?
+        } else {
+            let mut pipe = redis::pipe();
+            for cmd in cmds {
+                pipe.add_command(cmd);
             }
+            self.query_pipe("tag versions", true, &pipe).await?
+        };
+        replies
+            .iter()
+            .map(|v| {
+                v.parse::<u64>().map_err(|_| Error::Backend {
+                    backend: NAME,
+                    message: format!("unreadable tag version {v:?}"),
+                    source: None,
+                })
+            })
+            .collect()
+    }
+
+    /// The current version of each tag (`None`: it has none).
+    async fn tag_versions<S: AsRef<str>>(&self, tags: &[S]) -> Result<Vec<Option<u64>>> {
+        let mut cmd = redis::cmd("MGET");
+        for tag in tags {
+            cmd.arg(tag_version_key(tag.as_ref()));
         }
+        let current: Vec<Option<String>> = self.query("MGET (tag versions)", true, &cmd).await?;
+        Ok(current
+            .into_iter()
+            .map(|v| v.and_then(|v| v.parse().ok()))
+            .collect())
+    }
+
+    /// The value of stored bytes: as is, or, for a value stored with tags,
+    /// only if none of them was invalidated since (one more round trip).
+    #[inline]
+    async fn checked(&self, bytes: Vec<u8>) -> Result<Option<Bytes>> {
+        if bytes.first() != Some(&MAGIC) {
+            return Ok(Some(Bytes::from(bytes)));
+        }
+        Ok(self.checked_many(vec![Some(bytes)]).await?.pop().flatten())
+    }
+
+    /// [`checked`](Self::checked) for a batch: one `MGET` of the versions
+    /// of every tag involved.
+    async fn checked_many(&self, values: Vec<Option<Vec<u8>>>) -> Result<Vec<Option<Bytes>>> {
+        let parsed: Vec<Option<Stored>> = values
+            .into_iter()
+            .map(|v| v.and_then(|b| tagged::parse(Bytes::from(b))))
+            .collect();
+        let mut names: Vec<String> = parsed
+            .iter()
+            .flatten()
+            .filter_map(|s| match s {
+                Stored::Tagged { tags, .. } => Some(tags.iter().map(|(t, _)| t.clone())),
+                Stored::Plain(_) => None,
+            })
+            .flatten()
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        let current: HashMap<String, u64> = if names.is_empty() {
+            HashMap::new()
+        } else {
+            let versions = self.tag_versions(&names).await?;
+            names
+                .into_iter()
+                .zip(versions)
+                .filter_map(|(n, v)| Some((n, v?)))
+                .collect()
+        };
+        Ok(parsed
+            .into_iter()
+            .map(|s| match s? {
+                Stored::Plain(v) => Some(v),
+                Stored::Tagged { tags, value } => tags
+                    .iter()
+                    .all(|(t, v)| current.get(t.as_str()) == Some(v))
+                    .then_some(value),
+            })
+            .collect())
+    }
+
+    /// For `exists` and `ttl`: whether an existing key whose value starts
+    /// with `first` holds a live value.
+    async fn live(&self, key: &str, first: &[u8]) -> Result<bool> {
+        if first.first() != Some(&MAGIC) {
+            return Ok(true);
+        }
+        Ok(self.get(key).await?.is_some())
     }
 }
 
@@ -471,8 +599,10 @@ impl CacheBackend for RedisBackend {
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         let mut cmd = redis::cmd("GET");
         cmd.arg(key);
-        let v: Option<Vec<u8>> = self.query("GET", true, &cmd).await?;
-        Ok(v.map(Bytes::from))
+        match self.query::<Option<Vec<u8>>>("GET", true, &cmd).await? {
+            Some(bytes) => self.checked(bytes).await,
+            None => Ok(None),
+        }
     }
 
     async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
@@ -496,7 +626,10 @@ impl CacheBackend for RedisBackend {
                 source: None,
             });
         }
-        Ok(values.into_iter().map(|v| v.map(Bytes::from)).collect())
+        if !values.iter().flatten().any(|v| v.first() == Some(&MAGIC)) {
+            return Ok(values.into_iter().map(|v| v.map(Bytes::from)).collect());
+        }
+        self.checked_many(values).await
     }
 
     async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
@@ -519,7 +652,8 @@ impl CacheBackend for RedisBackend {
             false => {
                 let mut pipe = redis::pipe();
                 for (key, value) in entries {
-                    pipe.add_command(set_cmd(key, value, ttl)).ignore();
+                    pipe.add_command(set_cmd(key, &tagged::plain(value.clone()), ttl))
+                        .ignore();
                 }
                 self.query_pipe::<()>("SET (pipelined)", true, &pipe).await
             }
@@ -530,7 +664,7 @@ impl CacheBackend for RedisBackend {
                     by_slot
                         .entry(Slot::for_key(key))
                         .or_insert_with(redis::pipe)
-                        .add_command(set_cmd(key, value, ttl))
+                        .add_command(set_cmd(key, &tagged::plain(value.clone()), ttl))
                         .ignore();
                 }
                 let pipes: Vec<Pipeline> = by_slot.into_values().collect();
@@ -569,26 +703,43 @@ impl CacheBackend for RedisBackend {
         let n = self
             .unlink_matching(Space::User, &pattern, &|k| k.starts_with(prefix))
             .await?;
-        // The tag sets of the keys under `prefix` go too (not counted).
-        let tags = format!("{TAG_PREFIX}{prefix}");
-        let pattern = format!("{}*", escape_glob(&tags));
-        self.unlink_matching(Space::Reserved, &pattern, &|k| k.starts_with(tags.as_str()))
-            .await?;
+        // The tag sets and versions of the keys under `prefix` go too (not
+        // counted).
+        for reserved in [TAG_PREFIX, TAG_VERSION_PREFIX] {
+            let tags = format!("{reserved}{prefix}");
+            let pattern = format!("{}*", escape_glob(&tags));
+            self.unlink_matching(Space::Reserved, &pattern, &|k| k.starts_with(tags.as_str()))
+                .await?;
+        }
         Ok(n)
     }
 
     async fn exists(&self, key: &str) -> Result<bool> {
-        let mut cmd = redis::cmd("EXISTS");
-        cmd.arg(key);
-        let n: u64 = self.query("EXISTS", true, &cmd).await?;
-        Ok(n > 0)
+        let mut pipe = redis::pipe();
+        pipe.cmd("EXISTS")
+            .arg(key)
+            .cmd("GETRANGE")
+            .arg(key)
+            .arg(0)
+            .arg(0);
+        let (n, first): (u64, Vec<u8>) = self.query_pipe("EXISTS", true, &pipe).await?;
+        Ok(n > 0 && self.live(key, &first).await?)
     }
 
     async fn ttl(&self, key: &str) -> Result<KeyTtl> {
-        let mut cmd = redis::cmd("PTTL");
-        cmd.arg(key);
-        let ms: i64 = self.query("PTTL", true, &cmd).await?;
-        Ok(pttl(ms))
+        let mut pipe = redis::pipe();
+        pipe.cmd("PTTL")
+            .arg(key)
+            .cmd("GETRANGE")
+            .arg(key)
+            .arg(0)
+            .arg(0);
+        let (ms, first): (i64, Vec<u8>) = self.query_pipe("PTTL", true, &pipe).await?;
+        match pttl(ms) {
+            KeyTtl::Missing => Ok(KeyTtl::Missing),
+            ttl if self.live(key, &first).await? => Ok(ttl),
+            _ => Ok(KeyTtl::Missing),
+        }
     }
 
     async fn incr(&self, key: &str, delta: i64, ttl: Option<Duration>) -> Result<i64> {
@@ -626,40 +777,64 @@ impl CacheBackend for RedisBackend {
         pipe.cmd("GET").arg(key).cmd("PTTL").arg(key);
         let (value, ms): (Option<Vec<u8>>, i64) =
             self.query_pipe("GET + PTTL", true, &pipe).await?;
-        Ok(value.map(|v| (Bytes::from(v), pttl(ms))))
+        let Some(bytes) = value else {
+            return Ok(None);
+        };
+        Ok(self.checked(bytes).await?.map(|v| (v, pttl(ms))))
     }
 
     async fn invalidate_tag(&self, tag: &str) -> Result<u64> {
         self.invalidate_tag_keys(tag).await.map(|(n, _)| n)
     }
 
+    /// A new version first (every value stored with the tag stops being
+    /// served, listed in the set or not), then the listed members are
+    /// deleted. The keys are `None` (not known) when the set was gone while
+    /// the tag had a version: evicted, so a tier in front drops the
+    /// namespace.
     async fn invalidate_tag_keys(&self, tag: &str) -> Result<(u64, Option<Vec<String>>)> {
         let set = tag_key(tag);
-        match self.inner.link.is_cluster() {
-            false => {
-                let set = &set;
-                let (n, members): (u64, Vec<String>) = self
-                    .call("invalidate tag", true, move |mut c| async move {
-                        INVALIDATE_TAG.key(set).invoke_async(&mut c).await
-                    })
-                    .await?;
-                Ok((n, Some(members)))
+        let fresh = tagged::new_version()?;
+        if !self.inner.link.is_cluster() {
+            let (set, version) = (&set, &tag_version_key(tag));
+            let (n, members, complete): (u64, Vec<String>, u8) = self
+                .call("invalidate tag", true, move |mut c| async move {
+                    INVALIDATE_TAG
+                        .key(set)
+                        .key(version)
+                        .arg(fresh)
+                        .invoke_async(&mut c)
+                        .await
+                })
+                .await?;
+            return Ok((n, (complete == 1).then_some(members)));
+        }
+        // Cluster: the set and the version share a slot; the members are
+        // anywhere. Versioned first, so a member left behind by a failure
+        // below is never served again.
+        let mut exists = redis::cmd("EXISTS");
+        exists.arg(&set);
+        let listed: u64 = self.query("EXISTS (tag set)", true, &exists).await?;
+        let mut bump = redis::cmd("SET");
+        bump.arg(tag_version_key(tag))
+            .arg(fresh)
+            .arg("XX")
+            .arg("KEEPTTL");
+        let versioned: Value = self.query("SET (tag version)", true, &bump).await?;
+        let complete = listed > 0 || versioned == Value::Nil;
+        let mut removed = 0;
+        let mut keys = Vec::new();
+        loop {
+            let mut pop = redis::cmd("SPOP");
+            pop.arg(&set).arg(BATCH);
+            // Not retried: a batch popped but not received is not deleted,
+            // but its values are no longer served (the version moved).
+            let members: Vec<String> = self.query("SPOP", false, &pop).await?;
+            if members.is_empty() {
+                return Ok((removed, complete.then_some(keys)));
             }
-            true => {
-                let mut removed = 0;
-                let mut keys = Vec::new();
-                loop {
-                    let mut pop = redis::cmd("SPOP");
-                    pop.arg(&set).arg(BATCH);
-                    // Not retried: a batch popped but not received would be lost.
-                    let members: Vec<String> = self.query("SPOP", false, &pop).await?;
-                    if members.is_empty() {
-                        return Ok((removed, Some(keys)));
-                    }
-                    removed += self.unlink(&members).await?;
-                    keys.extend(members);
-                }
-            }
+            removed += self.unlink(&members).await?;
+            keys.extend(members);
         }
     }
 

@@ -521,6 +521,44 @@ pub async fn large_values(b: Backend) {
     b.clear(&p).await.unwrap();
 }
 
+/// Raw bytes of any shape read back unchanged (also bytes that start like
+/// a backend's own wrapper), through every read: get, get_many,
+/// get_with_ttl, exists.
+pub async fn raw_bytes_round_trip(b: Backend) {
+    let p = ns();
+    let shapes: [&[u8]; 5] = [
+        b"",
+        b"\xc7",
+        b"\xc7\x01\x00\x01t",
+        b"\x01envelope",
+        &[0xff; 40],
+    ];
+    for (i, raw) in shapes.iter().enumerate() {
+        let k = format!("{p}raw{i}");
+        b.set(&k, Bytes::copy_from_slice(raw), None).await.unwrap();
+        assert_eq!(b.get(&k).await.unwrap().as_deref(), Some(*raw), "get {i}");
+        let many = b.get_many(&[k.as_str()]).await.unwrap();
+        assert_eq!(many[0].as_deref(), Some(*raw), "get_many {i}");
+        let (v, _) = b.get_with_ttl(&k).await.unwrap().unwrap();
+        assert_eq!(&v[..], *raw, "get_with_ttl {i}");
+        assert!(b.exists(&k).await.unwrap());
+    }
+    let entries: Vec<(String, Bytes)> = shapes
+        .iter()
+        .enumerate()
+        .map(|(i, raw)| (format!("{p}many{i}"), Bytes::copy_from_slice(raw)))
+        .collect();
+    let pairs: Vec<(&str, Bytes)> = entries
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
+    b.set_many(&pairs, None).await.unwrap();
+    for (k, v) in &entries {
+        assert_eq!(b.get(k).await.unwrap().as_ref(), Some(v));
+    }
+    b.clear(&p).await.unwrap();
+}
+
 /// Pattern deletes and `clear` see every key, over many `SCAN` pages.
 pub async fn many_keys_across_scan_pages(b: Backend) {
     let c = cache_over(&b, "many");
@@ -703,7 +741,8 @@ macro_rules! backend_conformance {
                 leases,
                 zero_ttl_through_cache,
                 get_with_ttl,
-                invalidate_tag_lists_keys
+                invalidate_tag_lists_keys,
+                raw_bytes_round_trip
             );
         }
     };

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use redis::Cmd;
 
-use super::scripts::TAG_ADD;
+use super::scripts::TAG_PREPARE;
 use crate::backend::KeyTtl;
 
 /// Keys per `SCAN` page (the `COUNT` hint) and per `UNLINK` batch.
@@ -12,7 +12,9 @@ pub(super) const BATCH: usize = 500;
 
 /// Prefix of every key the backend keeps for itself.
 pub(super) const RESERVED_PREFIX: &str = ":covet:";
-pub(super) const TAG_PREFIX: &str = ":covet:tag:";
+/// (The `=` after the brace keeps the hash tag non-empty whatever the tag.)
+pub(super) const TAG_PREFIX: &str = ":covet:tag:{=";
+pub(super) const TAG_VERSION_PREFIX: &str = ":covet:tagv:{=";
 const LEASE_PREFIX: &str = ":covet:lease:";
 
 /// Longest TTL sent to Redis (about 35 000 years), so `now + ttl` never
@@ -34,10 +36,22 @@ pub(super) fn pttl(ms: i64) -> KeyTtl {
     }
 }
 
+/// The set of a tag's members: `:covet:tag:{=<tag>}`. The braces keep it
+/// in the hash slot of its version key on a cluster.
 pub(super) fn tag_key(tag: &str) -> String {
-    let mut k = String::with_capacity(TAG_PREFIX.len() + tag.len());
+    let mut k = String::with_capacity(TAG_PREFIX.len() + tag.len() + 1);
     k.push_str(TAG_PREFIX);
     k.push_str(tag);
+    k.push('}');
+    k
+}
+
+/// The version of a tag: `:covet:tagv:{=<tag>}`.
+pub(super) fn tag_version_key(tag: &str) -> String {
+    let mut k = String::with_capacity(TAG_VERSION_PREFIX.len() + tag.len() + 1);
+    k.push_str(TAG_VERSION_PREFIX);
+    k.push_str(tag);
+    k.push('}');
     k
 }
 
@@ -57,13 +71,20 @@ pub(super) fn set_cmd(key: &str, value: &[u8], ttl: Option<Duration>) -> Cmd {
     cmd
 }
 
-pub(super) fn tag_add_cmd(tag: &str, key: &str, ttl: Option<Duration>) -> Cmd {
+/// Adds `key` to `tag`'s set and answers the tag's version (created from
+/// `fresh` when missing).
+pub(super) fn tag_prepare_cmd(tag: &str, key: &str, ttl: Option<Duration>, fresh: u64) -> Cmd {
     let mut cmd = redis::cmd("EVAL");
-    cmd.arg(TAG_ADD).arg(1).arg(tag_key(tag)).arg(key);
+    cmd.arg(TAG_PREPARE)
+        .arg(2)
+        .arg(tag_key(tag))
+        .arg(tag_version_key(tag))
+        .arg(key);
     match ttl {
         Some(ttl) => cmd.arg(ttl_ms(ttl)),
         None => cmd.arg(""),
     };
+    cmd.arg(fresh);
     cmd
 }
 
@@ -93,6 +114,15 @@ mod tests {
     fn reserved_keys_are_outside_every_namespace() {
         // A namespaced key is `ns:...` with a non-empty `ns` free of `:`.
         assert!(tag_key("ns:t").starts_with(':'));
+        assert!(tag_version_key("ns:t").starts_with(':'));
+        // same hash slot for a tag's set and version, whatever the tag holds
+        for tag in ["ns:t", "ns:a{b}", "ns:}x", "ns:{", "}ns:t", "{}"] {
+            assert_eq!(
+                redis::cluster_routing::Slot::for_key(tag_key(tag)),
+                redis::cluster_routing::Slot::for_key(tag_version_key(tag)),
+                "{tag}"
+            );
+        }
         assert!(lease_key("ns:k").starts_with(':'));
         assert!(!Glob::new("ns:*").unwrap().matches(&tag_key("ns:t")));
     }

@@ -4,37 +4,57 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-// Adds a member to a tag's set; the set lives at least as long as the member.
-// KEYS[1] tag set, ARGV[1] member, ARGV[2] member TTL in ms or '' (no expiry).
-pub(super) static TAG_ADD: &str = r"
-local fresh = redis.call('EXISTS', KEYS[1]) == 0
+// Adds a member to a tag's set and returns the tag's version, creating it
+// if there is none; the set and the version live at least as long as the
+// member. Sent as EVAL in a pipeline. KEYS[1] tag set, KEYS[2] tag version
+// (same hash slot), ARGV[1] member, ARGV[2] member TTL in ms or '' (no
+// expiry), ARGV[3] a fresh version.
+pub(super) static TAG_PREPARE: &str = r"
+local fresh = {redis.call('EXISTS', KEYS[1]) == 0, false}
+local version = redis.call('GET', KEYS[2])
+if not version then
+  version = ARGV[3]
+  redis.call('SET', KEYS[2], version)
+  fresh[2] = true
+end
 redis.call('SADD', KEYS[1], ARGV[1])
-if ARGV[2] == '' then
-  redis.call('PERSIST', KEYS[1])
-elseif fresh then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-else
-  local left = redis.call('PTTL', KEYS[1])
-  if left >= 0 and left < tonumber(ARGV[2]) then
-    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+for i = 1, 2 do
+  if ARGV[2] == '' then
+    redis.call('PERSIST', KEYS[i])
+  elseif fresh[i] then
+    redis.call('PEXPIRE', KEYS[i], ARGV[2])
+  else
+    local left = redis.call('PTTL', KEYS[i])
+    if left >= 0 and left < tonumber(ARGV[2]) then
+      redis.call('PEXPIRE', KEYS[i], ARGV[2])
+    end
   end
 end
-return 1
+return version
 ";
 
-// Deletes a tag's members and the set, atomically (single server only: the
-// members are not declared in KEYS). Returns how many members existed and
-// the members.
+// Gives a tag a new version (if it has one: without, no value can carry
+// it), then deletes its members and its set, atomically (single server
+// only: the members are not declared in KEYS). KEYS[1] tag set, KEYS[2]
+// tag version, ARGV[1] the new version. Returns how many members existed,
+// the members, and whether the member list can be trusted (the set
+// existed, or neither it nor a version did: nothing was tagged).
 pub(super) static INVALIDATE_TAG: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
+local listed = redis.call('EXISTS', KEYS[1]) == 1
+local versioned = redis.call('SET', KEYS[2], ARGV[1], 'XX', 'KEEPTTL')
 local members = redis.call('SMEMBERS', KEYS[1])
 local n = 0
 for i = 1, #members, 500 do
   n = n + redis.call('UNLINK', unpack(members, i, math.min(i + 499, #members)))
 end
 redis.call('UNLINK', KEYS[1])
-return {n, members}
+local complete = 1
+if versioned and not listed then
+  complete = 0
+end
+return {n, members, complete}
 ",
     )
 });
