@@ -199,9 +199,10 @@ impl CacheBuilder {
     /// Cross-process single-flight for every computed value
     /// (`get_or_insert_with`, and `#[cached]` without `lock`): concurrent
     /// misses of one key in several processes compute once, through a
-    /// lease in the shared backend (`SET NX PX` with a token on Redis). The
-    /// others poll for the value for at most [`lease_wait`](Self::lease_wait),
-    /// then compute themselves. Without a backend that supports leases
+    /// lease in the shared backend ([`lease::Lease`](crate::lease::Lease):
+    /// a random token set if absent, renewed while the computation runs,
+    /// released after it). The others poll for the value for at most
+    /// [`lease_wait`](Self::lease_wait), then compute themselves. Without a backend that supports leases
     /// (see [`CacheBackend::supports_leases`]) this changes nothing.
     /// `#[cached(lock)]` asks for it per function.
     pub fn distributed_single_flight(mut self, enabled: bool) -> Self {

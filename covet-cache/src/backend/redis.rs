@@ -600,6 +600,7 @@ impl CacheBackend for RedisBackend {
         let mut cmd = redis::cmd("GET");
         cmd.arg(key);
         match self.query::<Option<Vec<u8>>>("GET", true, &cmd).await? {
+            Some(bytes) if bytes.first() != Some(&MAGIC) => Ok(Some(Bytes::from(bytes))),
             Some(bytes) => self.checked(bytes).await,
             None => Ok(None),
         }

@@ -14,7 +14,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::RwLock;
+use arc_swap::ArcSwap;
+use parking_lot::Mutex;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
@@ -143,8 +144,11 @@ pub(super) struct Settings {
 /// how to open the next one. Shared by the backend and every
 /// [`RedisConnection`] handed out.
 pub(super) struct Connection {
-    /// The current handle and its epoch (bumped by every replacement).
-    slot: RwLock<(Conn, u64)>,
+    /// The current handle and its epoch (bumped by every replacement):
+    /// read without a lock on every request.
+    slot: ArcSwap<(Conn, u64)>,
+    /// Serializes replacements.
+    renewing: Mutex<()>,
     health: Health,
     factory: Factory,
     /// The URL(s), passwords masked.
@@ -230,7 +234,8 @@ impl Connection {
             }
         };
         Ok(Connection {
-            slot: RwLock::new((conn, 0)),
+            slot: ArcSwap::from_pointee((conn, 0)),
+            renewing: Mutex::new(()),
             health: Health::default(),
             factory,
             endpoint,
@@ -253,7 +258,7 @@ impl Connection {
 
     /// How many times the connection was replaced.
     pub(super) fn renewals(&self) -> u64 {
-        self.slot.read().1
+        self.slot.load().1
     }
 
     /// Sends a request outside [`Remote::call`] (through a
@@ -296,7 +301,7 @@ impl Link for Connection {
 
     #[inline]
     fn current(&self) -> (Conn, u64) {
-        let slot = self.slot.read();
+        let slot = self.slot.load();
         (slot.0.clone(), slot.1)
     }
 
@@ -327,14 +332,13 @@ impl Link for Connection {
     }
 
     fn renew(&self, epoch: u64) {
-        let mut slot = self.slot.write();
-        if slot.1 != epoch || !self.health.claim_renewal(epoch) {
+        let _one_at_a_time = self.renewing.lock();
+        if self.slot.load().1 != epoch || !self.health.claim_renewal(epoch) {
             return;
         }
         match self.factory.lazy() {
             Ok(fresh) => {
-                *slot = (fresh, epoch + 1);
-                drop(slot);
+                self.slot.store(std::sync::Arc::new((fresh, epoch + 1)));
                 tracing::info!(
                     endpoint = %self.endpoint,
                     "redis connection stopped answering; replaced by a new one"
@@ -342,8 +346,8 @@ impl Link for Connection {
             }
             Err(err) => {
                 // Keep the epoch moving so the next failures try again.
-                slot.1 = epoch + 1;
-                drop(slot);
+                let conn = self.slot.load().0.clone();
+                self.slot.store(std::sync::Arc::new((conn, epoch + 1)));
                 tracing::warn!(endpoint = %self.endpoint, error = %err, "could not open a new redis connection");
             }
         }
