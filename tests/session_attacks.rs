@@ -894,6 +894,10 @@ async fn security_events_name_what_happened_and_never_carry_an_id_or_token() {
     let captured = Captured::default();
     let subscriber = tracing_subscriber::registry().with(captured.clone());
     let _guard = tracing::subscriber::set_default(subscriber);
+    // Other tests of this binary run on other threads without a subscriber:
+    // a callsite they registered first may have cached "never interested"
+    // before this one existed. Recompute every callsite's interest now.
+    tracing::callsite::rebuild_interest_cache();
 
     let store = stores::memory().await.expect("memory");
     let server = Server::start(app(
