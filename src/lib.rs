@@ -63,8 +63,9 @@
 //! * `redis-tls`: `rediss://` connections.
 //! * `axum`: [`Session`](session::Session) as an axum extractor and
 //!   `IntoResponse` for [`session::Error`] (an opaque 500).
-//! * `sql-postgres`, `sql-mysql`, `sql-sqlite`: the SQL session store
-//!   `session::SqlStore` on PostgreSQL, MySQL/MariaDB or SQLite (sqlx).
+//! * `sql-postgres`, `sql-mysql`, `sql-sqlite`: the SQL cache backend
+//!   `cache::SqlBackend` and session store `session::SqlStore` on
+//!   PostgreSQL, MySQL/MariaDB or SQLite (sqlx).
 
 /// Caching: backends, the typed [`Cache`](cache::Cache), the process-wide
 /// default cache used by [`cached`].

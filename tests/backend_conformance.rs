@@ -29,3 +29,38 @@ covet_test::backend_conformance!(redis_cluster, async {
         .expect("connecting to the Redis Cluster");
     Some(Arc::new(backend) as Arc<dyn CacheBackend>)
 });
+
+/// The SQL backends share one table per database (namespaces keep the
+/// cases apart); the sweeper is off so a case never races it.
+#[cfg(any(feature = "sql-postgres", feature = "sql-mysql"))]
+async fn sql(url: &str) -> Arc<dyn CacheBackend> {
+    let backend = covet::cache::SqlBackend::builder()
+        .table("covet_conformance_cache")
+        .sweep_interval(None)
+        .connect(url)
+        .await
+        .expect("connecting to the database");
+    Arc::new(backend)
+}
+
+#[cfg(feature = "sql-postgres")]
+covet_test::backend_conformance!(sql_postgres, async {
+    Some(sql(&require(Server::Postgres)?).await)
+});
+
+#[cfg(feature = "sql-mysql")]
+covet_test::backend_conformance!(sql_mysql, async {
+    Some(sql(&require(Server::Mysql)?).await)
+});
+
+// SQLite needs no server: an in-memory database of its own per case
+// (`tests/sql_backend.rs` runs a file with several connections).
+#[cfg(feature = "sql-sqlite")]
+covet_test::backend_conformance!(sql_sqlite, async {
+    let backend = covet::cache::SqlBackend::builder()
+        .sweep_interval(None)
+        .connect("sqlite::memory:")
+        .await
+        .expect("opening SQLite");
+    Some(Arc::new(backend) as Arc<dyn CacheBackend>)
+});

@@ -1,6 +1,6 @@
 //! The shared conformance suite (`covet_test::conformance`) against
-//! `Tiered`: over memory, and over Redis and a Redis Cluster with
-//! coherence on.
+//! `Tiered`: over memory, over Redis and a Redis Cluster with coherence
+//! on, and over the SQL backends.
 
 use std::sync::Arc;
 
@@ -36,4 +36,41 @@ covet_test::backend_conformance!(tiered_redis_cluster, async {
         .await
         .expect("subscribing");
     Some(Arc::new(tiered) as Arc<dyn CacheBackend>)
+});
+
+// Over the SQL backends there is no channel: every process's L1 copy
+// lives at most `l1_max_ttl` (the documented bound), and this process's
+// own writes drop its copies at once.
+#[cfg(feature = "sql-postgres")]
+covet_test::backend_conformance!(tiered_sql_postgres, async {
+    let url = require(Server::Postgres)?;
+    let sql = covet::cache::SqlBackend::builder()
+        .table("covet_conformance_tiered")
+        .sweep_interval(None)
+        .connect(&url)
+        .await
+        .expect("connecting to PostgreSQL");
+    Some(Arc::new(Tiered::new(MemoryBackend::new(), sql)) as Arc<dyn CacheBackend>)
+});
+
+#[cfg(feature = "sql-mysql")]
+covet_test::backend_conformance!(tiered_sql_mysql, async {
+    let url = require(Server::Mysql)?;
+    let sql = covet::cache::SqlBackend::builder()
+        .table("covet_conformance_tiered")
+        .sweep_interval(None)
+        .connect(&url)
+        .await
+        .expect("connecting to MariaDB");
+    Some(Arc::new(Tiered::new(MemoryBackend::new(), sql)) as Arc<dyn CacheBackend>)
+});
+
+#[cfg(feature = "sql-sqlite")]
+covet_test::backend_conformance!(tiered_sql_sqlite, async {
+    let sql = covet::cache::SqlBackend::builder()
+        .sweep_interval(None)
+        .connect("sqlite::memory:")
+        .await
+        .expect("opening SQLite");
+    Some(Arc::new(Tiered::new(MemoryBackend::new(), sql)) as Arc<dyn CacheBackend>)
 });

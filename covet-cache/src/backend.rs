@@ -16,6 +16,20 @@ pub mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub(crate) mod remote;
+#[cfg(any(
+    feature = "sql-postgres",
+    feature = "sql-mysql",
+    feature = "sql-sqlite"
+))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(
+        feature = "sql-postgres",
+        feature = "sql-mysql",
+        feature = "sql-sqlite"
+    )))
+)]
+pub mod sql;
 pub(crate) mod tagged;
 #[cfg(feature = "memory")]
 pub mod tiered;
@@ -33,6 +47,70 @@ pub enum KeyTtl {
     Persistent,
     /// The key expires after this long.
     Expires(Duration),
+}
+
+/// What a backend can do, from [`CacheBackend::capabilities`].
+///
+/// [`Cache`](crate::Cache) reads it once, when it is built, and refuses an
+/// operation the backend cannot do with [`Error::Unsupported`](crate::Error::Unsupported)
+/// (and a value over the limit with
+/// [`Error::ValueTooLarge`](crate::Error::ValueTooLarge)) before sending
+/// anything. A backend outside this crate starts from the default and
+/// changes what differs:
+///
+/// ```
+/// use std::time::Duration;
+/// use covet_cache::backend::Capabilities;
+///
+/// let mut caps = Capabilities::default();
+/// caps.pattern_deletes = false;
+/// caps.ttl_resolution = Duration::from_secs(1);
+/// caps.max_value_len = Some(1 << 20);
+/// assert!(caps.native_expiry);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// [`CacheBackend::delete_pattern`] works. Without it, keys cannot be
+    /// enumerated (`clear` of a namespace still works).
+    pub pattern_deletes: bool,
+    /// [`CacheBackend::invalidate_tag_keys`] lists exactly the keys it
+    /// deleted (a tier in front then drops just those).
+    pub exact_tag_keys: bool,
+    /// The counts returned by `delete_pattern`, `clear` and
+    /// `invalidate_tag` are exact. Without it they are `0` when the backend
+    /// cannot know (a namespace or tag dropped by moving a version).
+    pub exact_counts: bool,
+    /// The step of stored TTLs. [`CacheBackend::ttl`] never reports more than
+    /// what is left (rounded down to this step), so a copy kept by a tier in
+    /// front never outlives the original.
+    pub ttl_resolution: Duration,
+    /// Expired entries go away by themselves; without it, they are never
+    /// returned but stay stored until [`CacheBackend::sweep`] runs.
+    pub native_expiry: bool,
+    /// Longest full key (namespace included) in bytes, if less than the
+    /// longest key [`Cache`](crate::Cache) accepts.
+    pub max_key_len: Option<usize>,
+    /// Largest value in bytes (the encoded envelope).
+    pub max_value_len: Option<usize>,
+    /// Leases coordinate processes ([`CacheBackend::supports_leases`]).
+    pub leases: bool,
+}
+
+impl Default for Capabilities {
+    /// Everything, with millisecond TTLs and no size limits.
+    fn default() -> Self {
+        Capabilities {
+            pattern_deletes: true,
+            exact_tag_keys: false,
+            exact_counts: true,
+            ttl_resolution: Duration::from_millis(1),
+            native_expiry: true,
+            max_key_len: None,
+            max_value_len: None,
+            leases: false,
+        }
+    }
 }
 
 /// One value to store, with everything a backend may keep beside it.
@@ -231,6 +309,22 @@ pub trait CacheBackend: Send + Sync + fmt::Debug + 'static {
         false
     }
 
+    /// What this backend can do. The default: everything but exact tag key
+    /// lists, leases as [`supports_leases`](Self::supports_leases) says.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            leases: self.supports_leases(),
+            ..Capabilities::default()
+        }
+    }
+
+    /// Deletes expired entries a backend without native expiry keeps
+    /// (see [`Capabilities::native_expiry`]); returns how many. Backends
+    /// that expire entries themselves do nothing.
+    async fn sweep(&self) -> Result<u64> {
+        Ok(0)
+    }
+
     /// The in-process tier of this backend, used by [`Cache`](crate::Cache)
     /// for allocation-free, decode-free hits.
     #[cfg(feature = "memory")]
@@ -313,6 +407,12 @@ impl<B: CacheBackend + ?Sized> CacheBackend for Arc<B> {
     }
     fn supports_leases(&self) -> bool {
         (**self).supports_leases()
+    }
+    fn capabilities(&self) -> Capabilities {
+        (**self).capabilities()
+    }
+    async fn sweep(&self) -> Result<u64> {
+        (**self).sweep().await
     }
     #[cfg(feature = "memory")]
     fn local(&self) -> Option<&memory::MemoryBackend> {

@@ -10,7 +10,7 @@ use serde::{Serialize, de::DeserializeOwned};
 
 #[cfg(feature = "memory")]
 use crate::backend::memory::MemoryBackend;
-use crate::backend::{CacheBackend, Decoded, Entry, KeyTtl};
+use crate::backend::{CacheBackend, Capabilities, Decoded, Entry, KeyTtl};
 use crate::codec::{Codec, fingerprint};
 use crate::epochs::Epochs;
 use crate::error::{CodecError, ConfigError, Error, Result};
@@ -89,6 +89,8 @@ struct Inner {
     flights: Flights<Outcome>,
     epochs: Epochs,
     lease: LeaseConfig,
+    /// The backend's capabilities, read once.
+    caps: Capabilities,
 }
 
 impl fmt::Debug for Cache {
@@ -267,6 +269,7 @@ impl CacheBuilder {
         let local = backend.local().cloned();
         let local_only = backend.is_local_only();
         let prefix = format!("{}:", self.namespace);
+        let caps = backend.capabilities();
         Ok(Cache {
             inner: Arc::new(Inner {
                 backend,
@@ -282,6 +285,7 @@ impl CacheBuilder {
                 flights: Flights::default(),
                 epochs: Epochs::default(),
                 lease: self.lease,
+                caps,
             }),
         })
     }
@@ -423,6 +427,7 @@ impl Cache {
         for (k, v) in entries {
             let key = full_key(self, k)?;
             let bytes = self.encode(&key, v)?;
+            self.check_size(&key, &bytes)?;
             encoded.push((key, bytes));
         }
         for (key, _) in &encoded {
@@ -455,6 +460,12 @@ impl Cache {
     /// (`*`, `?`, `[abc]`, `[a-z]`, `[!a]`, `\` escapes); returns how many.
     pub async fn delete_pattern(&self, pattern: &str) -> Result<u64> {
         Glob::new(pattern)?;
+        if !self.inner.caps.pattern_deletes {
+            return Err(Error::Unsupported {
+                backend: self.inner.backend.name(),
+                operation: "delete_pattern (its keys cannot be enumerated; use tags or clear())",
+            });
+        }
         let full = format!("{}{}", escape_glob(&self.inner.prefix), pattern);
         self.inner.epochs.bump_all();
         self.counted(self.inner.backend.delete_pattern(&full).await)
@@ -665,6 +676,18 @@ impl Cache {
         }
     }
 
+    /// Refuses a value larger than the backend holds, before sending it.
+    fn check_size(&self, key: &KeyBuf, bytes: &Bytes) -> Result<()> {
+        match self.inner.caps.max_value_len {
+            Some(limit) if bytes.len() > limit => Err(Error::ValueTooLarge {
+                key: key.user_key().chars().take(64).collect(),
+                size: bytes.len(),
+                limit,
+            }),
+            _ => Ok(()),
+        }
+    }
+
     pub(crate) async fn store<T: Serialize + 'static>(
         &self,
         key: &KeyBuf,
@@ -680,6 +703,7 @@ impl Cache {
                 .map(drop);
         }
         let bytes = self.encode(key, value)?;
+        self.check_size(key, &bytes)?;
         let full_tags: Vec<String>;
         let tags: &[String] = if tags.is_empty() {
             &[]

@@ -61,6 +61,31 @@ pub enum Error {
         /// Why it was refused.
         reason: &'static str,
     },
+    /// A value is larger than the backend can hold (see
+    /// [`Capabilities::max_value_len`](crate::backend::Capabilities::max_value_len));
+    /// nothing was stored.
+    #[error("value for `{key}` is {size} bytes; the backend holds at most {limit}")]
+    ValueTooLarge {
+        /// The key (truncated to 64 characters).
+        key: String,
+        /// The value's size in bytes.
+        size: usize,
+        /// The backend's limit in bytes.
+        limit: usize,
+    },
+    /// The backend cannot do this operation (see
+    /// [`CacheBackend::capabilities`](crate::CacheBackend::capabilities));
+    /// nothing was changed.
+    #[error("cache backend `{backend}` does not support {operation}")]
+    Unsupported {
+        /// Name of the backend.
+        backend: &'static str,
+        /// What was asked, with the reason it cannot be done.
+        operation: &'static str,
+    },
+    /// A backend's configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     /// `incr` was called on a value that is not a decimal integer, or it overflowed.
     #[error("value at `{key}` is not an integer counter or the increment overflowed")]
     NotAnInteger {
@@ -189,6 +214,23 @@ pub enum ConfigError {
         wait: Duration,
         /// The configured lease lifetime.
         ttl: Duration,
+    },
+    /// A table name is not 1 to 48 ASCII letters, digits or `_` (not
+    /// starting with a digit).
+    #[error(
+        "invalid table name {table:?}: use 1 to 48 ASCII letters, digits or `_`, not starting with a digit"
+    )]
+    InvalidTable {
+        /// The name given (truncated to 64 characters).
+        table: String,
+    },
+    /// A connection URL cannot be used.
+    #[error("invalid URL {url}: {reason}")]
+    InvalidUrl {
+        /// The URL, password masked.
+        url: String,
+        /// Why.
+        reason: &'static str,
     },
 }
 

@@ -39,11 +39,17 @@ pub use backend::memory::{MemoryBackend, MemoryBackendBuilder};
 #[cfg(feature = "redis")]
 pub use backend::redis::{RedisBackend, RedisBackendBuilder, RedisConnection};
 pub use backend::remote::CircuitOpen;
+#[cfg(any(
+    feature = "sql-postgres",
+    feature = "sql-mysql",
+    feature = "sql-sqlite"
+))]
+pub use backend::sql::{SqlBackend, SqlBackendBuilder, SqlPool};
 #[cfg(feature = "redis")]
 pub use backend::tiered::RedisCoherence;
 #[cfg(feature = "memory")]
 pub use backend::tiered::{Coherence, CoherenceStats, Tiered, TieredBuilder};
-pub use backend::{CacheBackend, Decoded, Entry, KeyTtl};
+pub use backend::{CacheBackend, Capabilities, Decoded, Entry, KeyTtl};
 pub use cache::{
     Cache, CacheBuilder, CacheValue, DEFAULT_LEASE_TTL, DEFAULT_LEASE_WAIT, DEFAULT_NAMESPACE,
 };

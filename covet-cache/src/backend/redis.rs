@@ -87,7 +87,7 @@ use self::scan::{Space, scan_pattern};
 use self::scripts::{INVALIDATE_TAG, RELEASE_LEASE, RENEW_LEASE, TRY_LEASE};
 use super::remote::{Remote, redact};
 use super::tagged::{self, MAGIC, Stored};
-use super::{CacheBackend, Entry, KeyTtl};
+use super::{CacheBackend, Capabilities, Entry, KeyTtl};
 use crate::error::{Error, Result};
 use crate::key::{Glob, escape_glob};
 
@@ -889,5 +889,14 @@ impl CacheBackend for RedisBackend {
 
     fn supports_leases(&self) -> bool {
         true
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            leases: true,
+            // A string value holds at most 512 MiB.
+            max_value_len: Some(512 << 20),
+            ..Capabilities::default()
+        }
     }
 }

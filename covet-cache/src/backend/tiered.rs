@@ -95,7 +95,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::memory::MemoryBackend;
-use super::{CacheBackend, Entry, KeyTtl};
+use super::{CacheBackend, Capabilities, Entry, KeyTtl};
 use crate::error::{ConfigError, Result};
 use crate::key::Glob;
 
@@ -681,6 +681,17 @@ impl<L1: CacheBackend, L2: CacheBackend> CacheBackend for Tiered<L1, L2> {
 
     fn supports_leases(&self) -> bool {
         self.inner.l2.supports_leases()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        // L2 holds the truth; L1 copies follow it.
+        let mut caps = self.inner.l2.capabilities();
+        caps.leases = self.supports_leases();
+        caps
+    }
+
+    async fn sweep(&self) -> Result<u64> {
+        self.inner.l2.sweep().await
     }
 
     fn local(&self) -> Option<&MemoryBackend> {

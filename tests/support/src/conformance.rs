@@ -63,6 +63,13 @@ pub const CASES: &[&str] = &[
     "zero_ttl_through_cache",
     "get_with_ttl",
     "invalidate_tag_lists_keys",
+    "raw_bytes_round_trip",
+    "all_byte_values",
+    "value_size_limits",
+    "special_keys_never_match_wrongly",
+    "batches_keep_order_with_partial_hits",
+    "incr_is_atomic_under_50_tasks",
+    "mixed_load_of_200_tasks",
 ];
 
 /// Set, get, overwrite, binary and empty values, missing keys.
@@ -707,6 +714,238 @@ pub async fn invalidate_tag_lists_keys(b: Backend) {
     assert_eq!(n, 0);
 }
 
+/// Every byte value, alone and all 256 in one value, and the empty value.
+pub async fn all_byte_values(b: Backend) {
+    let p = ns();
+    let all: Vec<u8> = (0..=255u8).collect();
+    let k = format!("{p}all");
+    b.set(&k, Bytes::from(all.clone()), None).await.unwrap();
+    assert_eq!(b.get(&k).await.unwrap().as_deref(), Some(&all[..]));
+    for byte in 0..=255u8 {
+        let k = format!("{p}b{byte}");
+        b.set(&k, Bytes::from(vec![byte]), None).await.unwrap();
+    }
+    let keys: Vec<String> = (0..=255u8).map(|byte| format!("{p}b{byte}")).collect();
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let got = b.get_many(&refs).await.unwrap();
+    for (byte, v) in got.iter().enumerate() {
+        assert_eq!(v.as_deref(), Some(&[byte as u8][..]), "byte {byte}");
+    }
+    let empty = format!("{p}empty");
+    b.set(&empty, Bytes::new(), None).await.unwrap();
+    assert_eq!(b.get(&empty).await.unwrap().as_deref(), Some(&b""[..]));
+    assert!(b.exists(&empty).await.unwrap());
+    b.clear(&p).await.unwrap();
+}
+
+/// Values just under the backend's limit are stored; just over it, a typed
+/// error and nothing stored (through `Cache` too). Backends whose limit is
+/// above 16 MiB are checked up to 1 MiB only.
+pub async fn value_size_limits(b: Backend) {
+    let caps = b.capabilities();
+    let Some(limit) = caps.max_value_len.filter(|l| *l <= 16 << 20) else {
+        let k = format!("{}mib", ns());
+        b.set(&k, Bytes::from(vec![7u8; 1 << 20]), None)
+            .await
+            .unwrap();
+        assert_eq!(b.get(&k).await.unwrap().map(|v| v.len()), Some(1 << 20));
+        b.delete(&k).await.unwrap();
+        return;
+    };
+    let p = ns();
+    let under = format!("{p}under");
+    b.set(&under, Bytes::from(vec![1u8; limit]), None)
+        .await
+        .unwrap();
+    assert_eq!(b.get(&under).await.unwrap().map(|v| v.len()), Some(limit));
+    let over = format!("{p}over");
+    b.set(&over, Bytes::from_static(b"old"), None)
+        .await
+        .unwrap();
+    let err = b
+        .set(&over, Bytes::from(vec![1u8; limit + 1]), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::ValueTooLarge { size, .. } if size == limit + 1),
+        "{err}"
+    );
+    assert_eq!(
+        b.get(&over).await.unwrap().as_deref(),
+        Some(&b"old"[..]),
+        "nothing stored"
+    );
+    let err = b
+        .set_many(&[(over.as_str(), Bytes::from(vec![1u8; limit + 1]))], None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::ValueTooLarge { .. }), "{err}");
+    let c = cache_over(&b, "limit");
+    let err = c
+        .set("big", &vec![0u8; limit + 10], None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::ValueTooLarge { limit: l, .. } if l == limit),
+        "{err}"
+    );
+    assert_eq!(c.get::<Vec<u8>>("big").await.unwrap(), None);
+    c.clear().await.unwrap();
+    b.clear(&p).await.unwrap();
+}
+
+/// Keys holding glob, SQL and shell metacharacters, spaces, unicode, case
+/// variants and the longest accepted key: each is its own key, a pattern
+/// matching one of them literally deletes exactly that one.
+pub async fn special_keys_never_match_wrongly(b: Backend) {
+    let c = cache_over(&b, "special");
+    let long = format!("long:{}", "é".repeat((covet_cache::MAX_KEY_LEN - 5) / 2));
+    let mut keys: Vec<String> = [
+        "a:b",
+        "a*",
+        "a?",
+        "a%",
+        "a_",
+        "a'",
+        "a\\",
+        "a b",
+        "a ",
+        "a",
+        "A",
+        "ключ",
+        "键:値",
+        "a[1]",
+        "a'; DROP TABLE x; --",
+        "%_%",
+        "\\%",
+    ]
+    .iter()
+    .map(|k| (*k).to_owned())
+    .collect();
+    keys.push(long.clone());
+    if let Some(max) = b.capabilities().max_key_len {
+        keys.retain(|k| k.len() + 64 <= max);
+    }
+    for (i, k) in keys.iter().enumerate() {
+        c.set(k, &(i as u32), None).await.unwrap();
+    }
+    for (i, k) in keys.iter().enumerate() {
+        assert_eq!(c.get::<u32>(k).await.unwrap(), Some(i as u32), "key {k:?}");
+    }
+    if b.capabilities().pattern_deletes {
+        // `%` and `_` are literal, as is an escaped `*`
+        for literal in ["a%", "a_", "a\\*", "a\\?", "\\%_\\%", "a "] {
+            let n = c.delete_pattern(literal).await.unwrap();
+            assert_eq!(n, 1, "pattern {literal:?}");
+        }
+        for gone in ["a%", "a_", "a*", "a?", "%_%", "a "] {
+            assert_eq!(c.get::<u32>(gone).await.unwrap(), None, "{gone:?}");
+        }
+        for kept in ["a", "A", "a b", "a'", "a\\", "\\%", "a:b"] {
+            assert!(c.get::<u32>(kept).await.unwrap().is_some(), "{kept:?} kept");
+        }
+    }
+    assert!(c.delete("a").await.unwrap());
+    assert!(
+        c.get::<u32>("A").await.unwrap().is_some(),
+        "case is significant"
+    );
+    assert!(c.get::<u32>("a b").await.unwrap().is_some());
+    c.clear().await.unwrap();
+}
+
+/// Batches answer in the order asked, with misses in place and repeated keys.
+pub async fn batches_keep_order_with_partial_hits(b: Backend) {
+    let p = ns();
+    let keys: Vec<String> = (0..600).map(|i| format!("{p}k{i}")).collect();
+    let stored: Vec<(&str, Bytes)> = keys
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 3 != 1)
+        .map(|(i, k)| (k.as_str(), Bytes::from(i.to_string())))
+        .collect();
+    b.set_many(&stored, None).await.unwrap();
+    let mut asked: Vec<&str> = keys.iter().rev().map(String::as_str).collect();
+    asked.push(keys[0].as_str());
+    asked.push(keys[1].as_str());
+    let got = b.get_many(&asked).await.unwrap();
+    assert_eq!(got.len(), asked.len());
+    for (k, v) in asked.iter().zip(&got) {
+        let i: usize = k.rsplit('k').next().unwrap().parse().unwrap();
+        if i % 3 == 1 {
+            assert_eq!(v, &None, "{k}");
+        } else {
+            assert_eq!(v.as_deref(), Some(i.to_string().as_bytes()), "{k}");
+        }
+    }
+    let doomed: Vec<&str> = keys[..10].iter().map(String::as_str).collect();
+    assert_eq!(b.delete_many(&doomed).await.unwrap(), 7);
+    b.clear(&p).await.unwrap();
+}
+
+/// 50 tasks adding to one new counter at once lose no increment.
+pub async fn incr_is_atomic_under_50_tasks(b: Backend) {
+    let k = format!("{}counter", ns());
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let b = b.clone();
+            let k = k.clone();
+            tokio::spawn(async move {
+                for _ in 0..4 {
+                    b.incr(
+                        &k,
+                        if i % 2 == 0 { 3 } else { -1 },
+                        Some(Duration::from_secs(60)),
+                    )
+                    .await
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(b.incr(&k, 0, None).await.unwrap(), 25 * 4 * 3 - 25 * 4);
+    b.delete(&k).await.unwrap();
+}
+
+/// 200 tasks mixing every operation on overlapping keys: no errors, and
+/// every read is a value some task wrote.
+pub async fn mixed_load_of_200_tasks(b: Backend) {
+    let p = ns();
+    let tasks: Vec<_> = (0..200u32)
+        .map(|i| {
+            let b = b.clone();
+            let p = p.clone();
+            tokio::spawn(async move {
+                let k = format!("{p}k{}", i % 20);
+                let v = Bytes::from(format!("v{}", i % 20));
+                match i % 8 {
+                    0 => b.set(&k, v, Some(Duration::from_secs(60))).await.map(drop),
+                    1 => b.get(&k).await.map(|got| {
+                        assert!(got.is_none_or(|g| g == v), "foreign value");
+                    }),
+                    2 => b.get_many(&[k.as_str(), "nope"]).await.map(drop),
+                    3 => b.delete(&k).await.map(drop),
+                    4 => b.incr(&format!("{p}n{}", i % 5), 1, None).await.map(drop),
+                    5 => b.exists(&k).await.map(drop),
+                    6 => b
+                        .set_entry(&k, Entry::new(v, None).tags(&[format!("{p}tag")]))
+                        .await
+                        .map(drop),
+                    _ => b.ttl(&k).await.map(drop),
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    b.invalidate_tag(&format!("{p}tag")).await.unwrap();
+    b.clear(&p).await.unwrap();
+}
+
 /// One `#[tokio::test]` per conformance case, in a module named `$name`.
 ///
 /// `$make` is an expression (evaluated once per case) that yields a future
@@ -742,7 +981,13 @@ macro_rules! backend_conformance {
                 zero_ttl_through_cache,
                 get_with_ttl,
                 invalidate_tag_lists_keys,
-                raw_bytes_round_trip
+                raw_bytes_round_trip,
+                all_byte_values,
+                value_size_limits,
+                special_keys_never_match_wrongly,
+                batches_keep_order_with_partial_hits,
+                incr_is_atomic_under_50_tasks,
+                mixed_load_of_200_tasks
             );
         }
     };
