@@ -63,6 +63,8 @@
 //! * `redis-tls`: `rediss://` connections.
 //! * `axum`: [`Session`](session::Session) as an axum extractor and
 //!   `IntoResponse` for [`session::Error`] (an opaque 500).
+//! * `memcached`: the cache backend `cache::MemcachedBackend` on one or
+//!   several memcached servers.
 //! * `sql-postgres`, `sql-mysql`, `sql-sqlite`: the SQL cache backend
 //!   `cache::SqlBackend` and session store `session::SqlStore` on
 //!   PostgreSQL, MySQL/MariaDB or SQLite (sqlx).

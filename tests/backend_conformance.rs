@@ -64,3 +64,23 @@ covet_test::backend_conformance!(sql_sqlite, async {
         .expect("opening SQLite");
     Some(Arc::new(backend) as Arc<dyn CacheBackend>)
 });
+
+#[cfg(feature = "memcached")]
+covet_test::backend_conformance!(memcached_single, async {
+    let url = require(Server::Memcached)?;
+    let backend = covet::cache::MemcachedBackend::connect(&url)
+        .await
+        .expect("connecting to memcached");
+    Some(Arc::new(backend) as Arc<dyn CacheBackend>)
+});
+
+#[cfg(feature = "memcached")]
+covet_test::backend_conformance!(memcached_pool_of_three, async {
+    let urls = split_urls(&require(Server::MemcachedPool)?);
+    let backend = covet::cache::MemcachedBackend::builder()
+        .servers(urls)
+        .connect()
+        .await
+        .expect("connecting to three memcached");
+    Some(Arc::new(backend) as Arc<dyn CacheBackend>)
+});

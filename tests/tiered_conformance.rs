@@ -74,3 +74,14 @@ covet_test::backend_conformance!(tiered_sql_sqlite, async {
         .expect("opening SQLite");
     Some(Arc::new(Tiered::new(MemoryBackend::new(), sql)) as Arc<dyn CacheBackend>)
 });
+
+// Over Memcached there is no channel either: `l1_max_ttl` bounds every
+// process's L1 copies.
+#[cfg(feature = "memcached")]
+covet_test::backend_conformance!(tiered_memcached, async {
+    let url = require(Server::Memcached)?;
+    let memcached = covet::cache::MemcachedBackend::connect(&url)
+        .await
+        .expect("connecting to memcached");
+    Some(Arc::new(Tiered::new(MemoryBackend::new(), memcached)) as Arc<dyn CacheBackend>)
+});

@@ -11,6 +11,9 @@ use bytes::Bytes;
 use crate::error::Result;
 use crate::key::escape_glob;
 
+#[cfg(feature = "memcached")]
+#[cfg_attr(docsrs, doc(cfg(feature = "memcached")))]
+pub mod memcached;
 #[cfg(feature = "memory")]
 pub mod memory;
 #[cfg(feature = "redis")]

@@ -34,6 +34,8 @@ pub mod __private {
 }
 mod private;
 
+#[cfg(feature = "memcached")]
+pub use backend::memcached::{MemcachedBackend, MemcachedBackendBuilder};
 #[cfg(feature = "memory")]
 pub use backend::memory::{MemoryBackend, MemoryBackendBuilder};
 #[cfg(feature = "redis")]

@@ -16,7 +16,16 @@
 //!   socket that accepts requests and never answers, and the client library
 //!   does not count a timeout as a reason to reconnect.
 
-#![cfg_attr(not(feature = "redis"), allow(dead_code))]
+#![cfg_attr(
+    not(any(
+        feature = "redis",
+        feature = "memcached",
+        feature = "sql-postgres",
+        feature = "sql-mysql",
+        feature = "sql-sqlite"
+    )),
+    allow(dead_code)
+)]
 
 mod breaker;
 

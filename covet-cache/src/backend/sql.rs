@@ -434,6 +434,12 @@ impl SqlBackend {
         &self.inner.table
     }
 
+    /// Whether the circuit breaker is open: the database failed
+    /// repeatedly and calls fail at once until a probe succeeds.
+    pub fn is_circuit_open(&self) -> bool {
+        self.inner.remote.is_open()
+    }
+
     /// The pool (to share it, or to drop the tables in tests).
     pub fn pool(&self) -> &SqlPool {
         &self.inner.link.pool

@@ -22,7 +22,7 @@
 //! | per tag: 8 | the version recorded, big endian |
 //! | rest | the value |
 
-#![cfg_attr(not(feature = "redis"), allow(dead_code))]
+#![cfg_attr(not(any(feature = "redis", feature = "memcached")), allow(dead_code))]
 
 use bytes::{BufMut, Bytes, BytesMut};
 

@@ -39,8 +39,46 @@ fn ns() -> String {
     format!("{}:", unique_namespace("conf"))
 }
 
-async fn sleep_ms(ms: u64) {
-    tokio::time::sleep(Duration::from_millis(ms)).await;
+/// A TTL of `ms` milliseconds, or the backend's TTL step if that is longer
+/// (memcached stores whole seconds).
+fn ttl(b: &Backend, ms: u64) -> Duration {
+    Duration::from_millis(ms).max(b.capabilities().ttl_resolution)
+}
+
+/// Waits `ms` milliseconds past a TTL from [`ttl`]; on a backend whose TTL
+/// step is coarse, two steps more (rounding up, and its clock's tick).
+async fn outlive(b: &Backend, ms: u64) {
+    let step = b.capabilities().ttl_resolution;
+    let extra = if step > Duration::from_millis(1) {
+        step * 2
+    } else {
+        Duration::ZERO
+    };
+    tokio::time::sleep(Duration::from_millis(ms) + extra).await;
+}
+
+/// A count from `clear`, `delete_pattern` or `invalidate_tag`: exact where
+/// the backend counts ([`Capabilities::exact_counts`](covet_cache::Capabilities)),
+/// otherwise never more than what there was.
+#[track_caller]
+fn count(b: &Backend, got: u64, exact: u64) {
+    if b.capabilities().exact_counts {
+        assert_eq!(got, exact);
+    } else {
+        assert!(got <= exact, "counted {got}, there were {exact}");
+    }
+}
+
+/// A backend that cannot enumerate keys refuses pattern deletes, through
+/// `Cache` before anything is sent; `true` if so (the case ends there).
+async fn no_patterns(b: &Backend) -> bool {
+    if b.capabilities().pattern_deletes {
+        return false;
+    }
+    let c = cache_over(b, "nopat");
+    let err = c.delete_pattern("user:*").await.unwrap_err();
+    assert!(matches!(err, Error::Unsupported { .. }), "{err}");
+    true
 }
 
 /// Every case, in the order the macro lists them.
@@ -92,7 +130,7 @@ pub async fn get_set_and_overwrite(b: Backend) {
     let odd = format!("{p}user:ü:*:?:[x]:{{tag}}:\\");
     b.set(&odd, Bytes::from_static(b"odd"), None).await.unwrap();
     assert_eq!(b.get(&odd).await.unwrap().as_deref(), Some(&b"odd"[..]));
-    assert_eq!(b.clear(&p).await.unwrap(), 4);
+    count(&b, b.clear(&p).await.unwrap(), 4);
 }
 
 /// Values expire after their TTL; a rewrite without TTL makes them persistent.
@@ -100,18 +138,16 @@ pub async fn ttl_expiry(b: Backend) {
     let p = ns();
     let short = format!("{p}short");
     let long = format!("{p}long");
-    b.set(&short, "s".into(), Some(Duration::from_millis(150)))
-        .await
-        .unwrap();
+    b.set(&short, "s".into(), Some(ttl(&b, 150))).await.unwrap();
     b.set(&long, "l".into(), Some(Duration::from_secs(60)))
         .await
         .unwrap();
     assert!(b.exists(&short).await.unwrap());
     match b.ttl(&short).await.unwrap() {
-        KeyTtl::Expires(d) => assert!(d <= Duration::from_millis(150), "{d:?}"),
+        KeyTtl::Expires(d) => assert!(d <= ttl(&b, 150), "{d:?}"),
         other => panic!("expected a TTL, got {other:?}"),
     }
-    sleep_ms(400).await;
+    outlive(&b, 400).await;
     assert_eq!(b.get(&short).await.unwrap(), None);
     assert!(!b.exists(&short).await.unwrap());
     assert_eq!(b.ttl(&short).await.unwrap(), KeyTtl::Missing);
@@ -124,14 +160,18 @@ pub async fn ttl_expiry(b: Backend) {
         .await
         .unwrap();
     assert!(
-        matches!(b.ttl(&long).await.unwrap(), KeyTtl::Expires(d) if d <= Duration::from_secs(5) && d > Duration::from_secs(3))
+        matches!(b.ttl(&long).await.unwrap(), KeyTtl::Expires(d) if d <= Duration::from_secs(5) && d >= Duration::from_secs(3))
     );
     // a TTL below one millisecond still stores the value for a moment, never forever
     let tiny = format!("{p}tiny");
-    b.set(&tiny, "t".into(), Some(Duration::from_micros(300)))
-        .await
-        .unwrap();
-    sleep_ms(50).await;
+    b.set(
+        &tiny,
+        "t".into(),
+        Some(ttl(&b, 0).max(Duration::from_micros(300))),
+    )
+    .await
+    .unwrap();
+    outlive(&b, 50).await;
     assert_eq!(b.get(&tiny).await.unwrap(), None);
     b.clear(&p).await.unwrap();
 }
@@ -192,10 +232,8 @@ pub async fn set_many_with_and_without_ttl(b: Backend) {
     assert!(matches!(b.ttl(refs[10]).await.unwrap(), KeyTtl::Expires(_)));
     b.set_many(&[], None).await.unwrap();
     // a short TTL expires them all
-    b.set_many(&entries[..5], Some(Duration::from_millis(100)))
-        .await
-        .unwrap();
-    sleep_ms(300).await;
+    b.set_many(&entries[..5], Some(ttl(&b, 100))).await.unwrap();
+    outlive(&b, 300).await;
     assert!(
         b.get_many(&refs[..5])
             .await
@@ -203,7 +241,7 @@ pub async fn set_many_with_and_without_ttl(b: Backend) {
             .iter()
             .all(Option::is_none)
     );
-    assert_eq!(b.clear(&p).await.unwrap(), 45);
+    count(&b, b.clear(&p).await.unwrap(), 45);
 }
 
 /// `delete` says whether the key existed; `delete_many` counts.
@@ -228,16 +266,17 @@ pub async fn delete_and_delete_many(b: Backend) {
     assert!(b.exists(&k[3]).await.unwrap());
     // an expired key does not count
     let e = format!("{p}expiring");
-    b.set(&e, "x".into(), Some(Duration::from_millis(50)))
-        .await
-        .unwrap();
-    sleep_ms(200).await;
+    b.set(&e, "x".into(), Some(ttl(&b, 50))).await.unwrap();
+    outlive(&b, 200).await;
     assert!(!b.delete(&e).await.unwrap());
-    assert_eq!(b.clear(&p).await.unwrap(), 2);
+    count(&b, b.clear(&p).await.unwrap(), 2);
 }
 
 /// Glob patterns: `*`, `?`, classes, negated classes, ranges, escapes.
 pub async fn patterns_with_classes_and_escapes(b: Backend) {
+    if no_patterns(&b).await {
+        return;
+    }
     let c = cache_over(&b, "pat");
     for k in [
         "user:1", "user:2", "user:10", "user:a", "team:1", "ax", "bx", "cx", "dx", "a*b", "aXb",
@@ -245,29 +284,32 @@ pub async fn patterns_with_classes_and_escapes(b: Backend) {
     ] {
         c.set(k, &1u8, None).await.unwrap();
     }
-    assert_eq!(c.delete_pattern("user:?").await.unwrap(), 3); // 1, 2, a
+    count(&b, c.delete_pattern("user:?").await.unwrap(), 3); // 1, 2, a
     assert!(c.exists("user:10").await.unwrap());
-    assert_eq!(c.delete_pattern("user:[0-9]*").await.unwrap(), 1); // 10
-    assert_eq!(c.delete_pattern("[ab]x").await.unwrap(), 2);
-    assert_eq!(c.delete_pattern("[!c]x").await.unwrap(), 1); // dx
+    count(&b, c.delete_pattern("user:[0-9]*").await.unwrap(), 1); // 10
+    count(&b, c.delete_pattern("[ab]x").await.unwrap(), 2);
+    count(&b, c.delete_pattern("[!c]x").await.unwrap(), 1); // dx
     assert!(c.exists("cx").await.unwrap());
-    assert_eq!(c.delete_pattern("a\\*b").await.unwrap(), 1); // only the literal `*`
+    count(&b, c.delete_pattern("a\\*b").await.unwrap(), 1); // only the literal `*`
     assert!(c.exists("aXb").await.unwrap());
-    assert_eq!(c.delete_pattern("q\\?").await.unwrap(), 1);
+    count(&b, c.delete_pattern("q\\?").await.unwrap(), 1);
     assert!(c.exists("qq").await.unwrap());
     // `?` is one character, also when it takes several bytes
-    assert_eq!(c.delete_pattern("é?").await.unwrap(), 2);
-    assert_eq!(c.delete_pattern("nothing*").await.unwrap(), 0);
+    count(&b, c.delete_pattern("é?").await.unwrap(), 2);
+    count(&b, c.delete_pattern("nothing*").await.unwrap(), 0);
     assert!(matches!(
         c.delete_pattern("user:[").await,
         Err(Error::InvalidPattern { .. })
     ));
-    assert_eq!(c.clear().await.unwrap(), 4); // team:1, cx, aXb, qq
+    count(&b, c.clear().await.unwrap(), 4); // team:1, cx, aXb, qq
 }
 
 /// A user's `:`, `*` or `?` never reaches into another namespace, also when
 /// one namespace's name is a prefix of another's.
 pub async fn patterns_stay_inside_the_namespace(b: Backend) {
+    if no_patterns(&b).await {
+        return;
+    }
     let base = unique_namespace("iso");
     let mk = |ns: String| {
         Cache::builder()
@@ -282,17 +324,21 @@ pub async fn patterns_stay_inside_the_namespace(b: Backend) {
         a.set(k, &1u8, None).await.unwrap();
         longer.set(k, &2u8, None).await.unwrap();
     }
-    assert_eq!(a.delete_pattern("x\\*y").await.unwrap(), 1);
+    count(&b, a.delete_pattern("x\\*y").await.unwrap(), 1);
     assert_eq!(longer.get::<u8>("x*y").await.unwrap(), Some(2));
-    assert_eq!(a.delete_pattern("*").await.unwrap(), 4);
+    count(&b, a.delete_pattern("*").await.unwrap(), 4);
     for k in ["user:1", "x*y", "*", ":", "a:b:c"] {
         assert_eq!(longer.get::<u8>(k).await.unwrap(), Some(2), "{k}");
     }
     // a pattern that starts like a namespace is still inside this one
     a.set("z", &1u8, None).await.unwrap();
-    assert_eq!(a.delete_pattern(&format!("{base}2:*")).await.unwrap(), 0);
-    assert_eq!(longer.clear().await.unwrap(), 5);
-    assert_eq!(a.clear().await.unwrap(), 1);
+    count(
+        &b,
+        a.delete_pattern(&format!("{base}2:*")).await.unwrap(),
+        0,
+    );
+    count(&b, longer.clear().await.unwrap(), 5);
+    count(&b, a.clear().await.unwrap(), 1);
 }
 
 /// `clear` removes exactly the namespace's keys.
@@ -313,14 +359,14 @@ pub async fn clear_is_limited_to_the_namespace(b: Backend) {
     }
     a.set_tagged("tagged", &1u8, None, &["t"]).await.unwrap();
     other.set("k0", &99u32, None).await.unwrap();
-    assert_eq!(a.clear().await.unwrap(), 21);
-    assert_eq!(a.clear().await.unwrap(), 0);
+    count(&b, a.clear().await.unwrap(), 21);
+    count(&b, a.clear().await.unwrap(), 0);
     assert_eq!(a.get::<u32>("k0").await.unwrap(), None);
     assert_eq!(other.get::<u32>("k0").await.unwrap(), Some(99));
     // the tag no longer knows any key
     a.set("tagged", &2u8, None).await.unwrap();
-    assert_eq!(a.invalidate_tag("t").await.unwrap(), 0);
-    assert_eq!(other.clear().await.unwrap(), 1);
+    count(&b, a.invalidate_tag("t").await.unwrap(), 0);
+    count(&b, other.clear().await.unwrap(), 1);
     a.clear().await.unwrap();
 }
 
@@ -349,7 +395,7 @@ pub async fn exists_and_ttl(b: Backend) {
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(b.clear(&p).await.unwrap(), 2);
+    count(&b, b.clear(&p).await.unwrap(), 2);
 }
 
 /// `incr`: starts at 0, TTL only on creation, atomic under concurrency.
@@ -378,10 +424,8 @@ pub async fn incr_counts_atomically(b: Backend) {
     assert_eq!(b.incr(&text, 1, None).await.unwrap(), 42);
     // an expired counter starts again from zero, with the new TTL
     let short = format!("{p}short");
-    b.incr(&short, 10, Some(Duration::from_millis(100)))
-        .await
-        .unwrap();
-    sleep_ms(300).await;
+    b.incr(&short, 10, Some(ttl(&b, 100))).await.unwrap();
+    outlive(&b, 300).await;
     assert_eq!(
         b.incr(&short, 1, Some(Duration::from_secs(30)))
             .await
@@ -408,7 +452,7 @@ pub async fn incr_counts_atomically(b: Backend) {
         t.await.unwrap();
     }
     assert_eq!(b.incr(&shared, 0, None).await.unwrap(), 500);
-    assert_eq!(b.clear(&p).await.unwrap(), 5);
+    count(&b, b.clear(&p).await.unwrap(), 5);
 }
 
 /// `incr` on a non-integer or past `i64::MAX` fails and leaves the value alone.
@@ -470,30 +514,30 @@ pub async fn tags(b: Backend) {
         .unwrap();
     c.set("plain", &4u8, None).await.unwrap();
     other.set_tagged("u1", &9u8, None, &["user"]).await.unwrap();
-    assert_eq!(c.invalidate_tag("user").await.unwrap(), 2);
+    count(&b, c.invalidate_tag("user").await.unwrap(), 2);
     assert_eq!(c.get::<u8>("u1").await.unwrap(), None);
     assert_eq!(c.get::<u8>("u2").await.unwrap(), None);
     assert_eq!(c.get::<u8>("t1").await.unwrap(), Some(3));
     assert_eq!(c.get::<u8>("plain").await.unwrap(), Some(4));
     assert_eq!(other.get::<u8>("u1").await.unwrap(), Some(9));
-    assert_eq!(c.invalidate_tag("user").await.unwrap(), 0);
-    assert_eq!(c.invalidate_tag("all").await.unwrap(), 1); // t1; u1, u2 are gone
-    assert_eq!(c.invalidate_tag("never-used").await.unwrap(), 0);
+    count(&b, c.invalidate_tag("user").await.unwrap(), 0);
+    count(&b, c.invalidate_tag("all").await.unwrap(), 1); // t1; u1, u2 are gone
+    count(&b, c.invalidate_tag("never-used").await.unwrap(), 0);
 
     // a short-lived member does not shorten the tag for a long-lived one,
     // and an expired member is not counted
     c.set_tagged("long", &1u8, None, &["mixed"]).await.unwrap();
-    c.set_tagged("short", &1u8, Some(Duration::from_millis(100)), &["mixed"])
+    c.set_tagged("short", &1u8, Some(ttl(&b, 100)), &["mixed"])
         .await
         .unwrap();
-    sleep_ms(300).await;
-    assert_eq!(c.invalidate_tag("mixed").await.unwrap(), 1);
+    outlive(&b, 300).await;
+    count(&b, c.invalidate_tag("mixed").await.unwrap(), 1);
     assert_eq!(c.get::<u8>("long").await.unwrap(), None);
 
     // a tagged value rewritten with the tag is still a member
     c.set_tagged("again", &1u8, None, &["re"]).await.unwrap();
     c.set_tagged("again", &2u8, None, &["re"]).await.unwrap();
-    assert_eq!(c.invalidate_tag("re").await.unwrap(), 1);
+    count(&b, c.invalidate_tag("re").await.unwrap(), 1);
 
     // backend level: full tag names
     let p = ns();
@@ -502,26 +546,31 @@ pub async fn tags(b: Backend) {
     b.set_entry(&k, Entry::new("v".into(), None).tags(&tags))
         .await
         .unwrap();
-    assert_eq!(b.invalidate_tag(&tags[0]).await.unwrap(), 1);
+    count(&b, b.invalidate_tag(&tags[0]).await.unwrap(), 1);
     assert!(!b.exists(&k).await.unwrap());
 
-    assert_eq!(c.clear().await.unwrap(), 1); // plain
+    count(&b, c.clear().await.unwrap(), 1); // plain
     other.clear().await.unwrap();
 }
 
-/// A 1 MiB value round-trips unchanged, raw and through the facade.
+/// A 1 MiB value (or the largest the backend holds, if less) round-trips
+/// unchanged, raw and through the facade.
 pub async fn large_values(b: Backend) {
     let p = ns();
-    let big: Vec<u8> = (0..(1 << 20)).map(|i: u32| (i * 31 % 251) as u8).collect();
+    let size = b
+        .capabilities()
+        .max_value_len
+        .map_or(1 << 20, |limit| limit.min(1 << 20) - 64);
+    let big: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
     let k = format!("{p}big");
     b.set(&k, Bytes::from(big.clone()), Some(Duration::from_secs(30)))
         .await
         .unwrap();
     assert_eq!(b.get(&k).await.unwrap().as_deref(), Some(&big[..]));
     let got = b.get_many(&[k.as_str()]).await.unwrap();
-    assert_eq!(got[0].as_deref().map(<[u8]>::len), Some(1 << 20));
+    assert_eq!(got[0].as_deref().map(<[u8]>::len), Some(size));
     let c = cache_over(&b, "big");
-    let s = "x".repeat(1 << 20);
+    let s = "x".repeat(size - 64);
     c.set("s", &s, None).await.unwrap();
     assert_eq!(c.get::<String>("s").await.unwrap().as_deref(), Some(&s[..]));
     c.clear().await.unwrap();
@@ -584,12 +633,14 @@ pub async fn many_keys_across_scan_pages(b: Backend) {
     let probe: Vec<&str> = keys.iter().step_by(250).map(String::as_str).collect();
     let got: Vec<Option<u32>> = c.get_many(&probe).await.unwrap();
     assert!(got.iter().all(Option::is_some));
-    assert_eq!(c.delete_pattern("k:*").await.unwrap(), 2500);
-    assert_eq!(c.get::<u32>("k:2499").await.unwrap(), None);
-    assert_eq!(c.get::<u32>("other:1").await.unwrap(), Some(1));
+    if !no_patterns(&b).await {
+        count(&b, c.delete_pattern("k:*").await.unwrap(), 2500);
+        assert_eq!(c.get::<u32>("k:2499").await.unwrap(), None);
+        assert_eq!(c.get::<u32>("other:1").await.unwrap(), Some(1));
+    }
     // clear over many pages as well
     c.set_many(&entries, None).await.unwrap();
-    assert_eq!(c.clear().await.unwrap(), 2502);
+    count(&b, c.clear().await.unwrap(), 2502);
 }
 
 /// Leases: one holder at a time, released only by its token, expiring.
@@ -619,16 +670,16 @@ pub async fn leases(b: Backend) {
     );
     // leases are not values: invisible to reads, patterns and clear
     assert_eq!(b.get(&k).await.unwrap(), None);
-    assert_eq!(b.clear(&p).await.unwrap(), 0);
+    count(&b, b.clear(&p).await.unwrap(), 0);
     assert!(b.lease_release(&k, &token).await.unwrap());
     assert!(!b.lease_release(&k, &token).await.unwrap());
     let t2 = b
-        .lease_acquire(&k, Duration::from_millis(100))
+        .lease_acquire(&k, ttl(&b, 100))
         .await
         .unwrap()
         .expect("released, so free again");
     assert_ne!(t2, token);
-    sleep_ms(300).await;
+    outlive(&b, 300).await;
     let t3 = b
         .lease_acquire(&k, Duration::from_secs(5))
         .await
@@ -667,7 +718,7 @@ pub async fn zero_ttl_through_cache(b: Backend) {
         .await
         .unwrap();
     assert_eq!(c.get::<u8>("a").await.unwrap(), None);
-    assert_eq!(c.clear().await.unwrap(), 1);
+    count(&b, c.clear().await.unwrap(), 1);
 }
 
 /// `get_with_ttl` reads the value and its remaining lifetime together.
@@ -687,7 +738,7 @@ pub async fn get_with_ttl(b: Backend) {
         matches!(ttl, KeyTtl::Expires(d) if d <= Duration::from_secs(20) && d > Duration::from_secs(15)),
         "{ttl:?}"
     );
-    assert_eq!(b.clear(&p).await.unwrap(), 2);
+    count(&b, b.clear(&p).await.unwrap(), 2);
 }
 
 /// `invalidate_tag_keys` counts like `invalidate_tag` and, when it lists
@@ -702,7 +753,10 @@ pub async fn invalidate_tag_lists_keys(b: Backend) {
             .unwrap();
     }
     let (n, listed) = b.invalidate_tag_keys(&tags[0]).await.unwrap();
-    assert_eq!(n, 3);
+    count(&b, n, 3);
+    if b.capabilities().exact_tag_keys {
+        assert!(listed.is_some(), "a backend with exact tag keys lists them");
+    }
     if let Some(mut listed) = listed {
         listed.sort();
         assert_eq!(listed, keys);

@@ -32,6 +32,9 @@ pub enum Server {
     Mysql,
     /// Memcached.
     Memcached,
+    /// Three memcached servers: a comma-separated list of URLs
+    /// (`scripts/test` starts them on free loopback ports and sets it).
+    MemcachedPool,
 }
 
 impl Server {
@@ -43,6 +46,7 @@ impl Server {
             Server::Postgres => "COVET_POSTGRES_URL",
             Server::Mysql => "COVET_MYSQL_URL",
             Server::Memcached => "COVET_MEMCACHED_URL",
+            Server::MemcachedPool => "COVET_MEMCACHED_POOL_URLS",
         }
     }
 
@@ -56,6 +60,9 @@ impl Server {
             Server::Postgres => "postgres://postgres@127.0.0.1:5432/test",
             Server::Mysql => "mysql://root@127.0.0.1:3306/test",
             Server::Memcached => "memcache://127.0.0.1:11211",
+            Server::MemcachedPool => {
+                "memcache://127.0.0.1:11212,memcache://127.0.0.1:11213,memcache://127.0.0.1:11214"
+            }
         }
     }
 
@@ -175,14 +182,7 @@ impl RedisProcess {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_err() {
-            if Instant::now() > deadline {
-                return Err(std::io::Error::other("redis-server did not start"));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_until_listening(port, "redis-server")?;
         Ok(RedisProcess {
             child: Some(child),
             port,
@@ -234,6 +234,87 @@ impl RedisProcess {
 }
 
 impl Drop for RedisProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Waits up to 10 s for a server just started on `port` to accept connections.
+fn wait_until_listening(port: u16, name: &str) -> std::io::Result<()> {
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_err() {
+        if Instant::now() > deadline {
+            return Err(std::io::Error::other(format!("{name} did not start")));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// A `memcached` of our own on a free loopback port, killed on drop (for
+/// tests that need several servers, or one that dies and comes back).
+#[derive(Debug)]
+pub struct MemcachedProcess {
+    child: Option<Child>,
+    port: u16,
+}
+
+impl MemcachedProcess {
+    /// Starts one (64 MB, loopback only) and waits until it accepts connections.
+    pub fn start() -> std::io::Result<MemcachedProcess> {
+        Self::start_with(free_port(), &[])
+    }
+
+    /// Starts one on `port` with extra arguments (such as `["-I", "2m"]`).
+    pub fn start_with(port: u16, args: &[&str]) -> std::io::Result<MemcachedProcess> {
+        let mut cmd = Command::new("memcached");
+        cmd.args([
+            "-l",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            "0",
+            "-m",
+            "64",
+        ]);
+        // run as root, memcached wants a user to switch to; as anyone
+        // else, the flag changes nothing
+        let user = std::env::var("USER").unwrap_or_else(|_| "root".to_owned());
+        cmd.args(["-u", &user]);
+        let child = cmd
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        wait_until_listening(port, "memcached")?;
+        Ok(MemcachedProcess {
+            child: Some(child),
+            port,
+        })
+    }
+
+    /// Its port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> String {
+        format!("memcache://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills it now.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for MemcachedProcess {
     fn drop(&mut self) {
         self.kill();
     }
