@@ -449,12 +449,24 @@ impl RedisBackend {
             value, ttl, tags, ..
         } = entry;
         if ttl == Some(Duration::ZERO) {
-            return self.delete(key).await.map(drop);
+            return Box::pin(self.delete(key)).await.map(drop);
         }
         if tags.is_empty() {
             let set = set_cmd(key, &tagged::plain(value), ttl);
             return self.query::<()>("SET", true, &set).await;
         }
+        // The rare paths are boxed: their state would otherwise double the
+        // size of every write's future (and of its allocation).
+        Box::pin(self.set_with_tags(key, value, ttl, tags)).await
+    }
+
+    async fn set_with_tags(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+        tags: &[String],
+    ) -> Result<()> {
         // First the tags (their sets list the key, their versions go into
         // the value), then the value: a key is never stored without being
         // reachable from each of its tags.
@@ -597,11 +609,13 @@ impl CacheBackend for RedisBackend {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        let mut cmd = redis::cmd("GET");
-        cmd.arg(key);
+        let mut cmd = Cmd::with_capacity(2, 3 + key.len());
+        cmd.arg("GET").arg(key);
         match self.query::<Option<Vec<u8>>>("GET", true, &cmd).await? {
             Some(bytes) if bytes.first() != Some(&MAGIC) => Ok(Some(Bytes::from(bytes))),
-            Some(bytes) => self.checked(bytes).await,
+            // Boxed: a tagged value is rare, and its check's state would
+            // double the size of every read's future.
+            Some(bytes) => Box::pin(self.checked(bytes)).await,
             None => Ok(None),
         }
     }
@@ -610,7 +624,11 @@ impl CacheBackend for RedisBackend {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let mut cmd = redis::cmd("MGET");
+        let mut cmd = Cmd::with_capacity(
+            1 + keys.len(),
+            4 + keys.iter().map(|k| k.len()).sum::<usize>(),
+        );
+        cmd.arg("MGET");
         for k in keys {
             cmd.arg(*k);
         }
@@ -630,7 +648,7 @@ impl CacheBackend for RedisBackend {
         if !values.iter().flatten().any(|v| v.first() == Some(&MAGIC)) {
             return Ok(values.into_iter().map(|v| v.map(Bytes::from)).collect());
         }
-        self.checked_many(values).await
+        Box::pin(self.checked_many(values)).await
     }
 
     async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
@@ -781,7 +799,7 @@ impl CacheBackend for RedisBackend {
         let Some(bytes) = value else {
             return Ok(None);
         };
-        Ok(self.checked(bytes).await?.map(|v| (v, pttl(ms))))
+        Ok(Box::pin(self.checked(bytes)).await?.map(|v| (v, pttl(ms))))
     }
 
     async fn invalidate_tag(&self, tag: &str) -> Result<u64> {

@@ -63,8 +63,10 @@ pub(super) fn lease_key(key: &str) -> String {
 }
 
 pub(super) fn set_cmd(key: &str, value: &[u8], ttl: Option<Duration>) -> Cmd {
-    let mut cmd = redis::cmd("SET");
-    cmd.arg(key).arg(value);
+    // Sized once: growing the buffer costs a reallocation (and a copy of
+    // the value) per write.
+    let mut cmd = Cmd::with_capacity(5, 3 + key.len() + value.len() + 2 + 20);
+    cmd.arg("SET").arg(key).arg(value);
     if let Some(ttl) = ttl {
         cmd.arg("PX").arg(ttl_ms(ttl));
     }
