@@ -1,4 +1,21 @@
 //! In-process backend on moka's `future::Cache`.
+//!
+//! # Guarantees and limits
+//!
+//! * One process: nothing is shared with other processes and everything is
+//!   gone on restart. Put it in front of a shared backend with
+//!   [`Tiered`](crate::Tiered) to get both.
+//! * Bounded by bytes ([`MemoryBackendBuilder::max_capacity_bytes`], default
+//!   [`DEFAULT_MAX_CAPACITY_BYTES`]): keys, values and a fixed overhead per
+//!   entry are weighed; past the bound moka evicts (TinyLFU admission, LRU
+//!   eviction), counted by [`evictions`](crate::CacheBackend::evictions).
+//!   No per-value limit beyond that bound.
+//! * TTLs per entry with millisecond resolution, on moka's `Expiry`; an
+//!   expired entry is never returned.
+//! * Patterns, exact tag lists and leases (which coordinate the tasks of
+//!   this process) are supported; counts are exact. A hit through
+//!   [`Cache`](crate::Cache) returns the decoded value kept beside the bytes
+//!   (no decoding).
 
 use std::collections::HashMap;
 use std::fmt;

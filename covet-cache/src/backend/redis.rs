@@ -6,6 +6,19 @@
 //! [`ClusterConnection`](redis::cluster_async::ClusterConnection). Every operation has a timeout, and a circuit
 //! breaker stops paying that timeout on every call while Redis is away.
 //!
+//! # Guarantees and limits
+//!
+//! * Shared by every process that connects; values up to 512 MiB (a Redis
+//!   string); TTLs with millisecond resolution (`SET ... PX`), enforced by
+//!   Redis; patterns (`SCAN` + `UNLINK`, not atomic across pages), tags
+//!   (below), leases, exact counts.
+//! * Every operation completes or fails within the command timeout (default
+//!   [`DEFAULT_COMMAND_TIMEOUT`]); a connection that stops answering is
+//!   replaced; the circuit breaker fails calls at once while Redis is away
+//!   (`#[cached]` then runs its body).
+//! * Under `maxmemory` with an eviction policy Redis may drop anything,
+//!   bookkeeping included: what that can cost is described under Tags.
+//!
 //! # Key layout
 //!
 //! Keys are stored as given (`namespace:user-key`, see

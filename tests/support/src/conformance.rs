@@ -1054,5 +1054,38 @@ macro_rules! backend_conformance {
                 }
             }
         )*
+
+        /// `#[cached]` on this backend (the calling crate depends on
+        /// `covet`): concurrent calls compute once, across the lease too,
+        /// then hit; `<fn>_invalidate` makes the next call compute.
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn cached_fn() {
+            use ::std::sync::atomic::{AtomicU32, Ordering};
+            static RUNS: AtomicU32 = AtomicU32::new(0);
+            let ::std::option::Option::Some(backend) = __covet_backend().await else {
+                return;
+            };
+            let cache = $crate::conformance::cache_over(&backend, "fn");
+
+            #[::covet::cached(cache = cache, key = "square:{n}", ttl = 60, lock)]
+            async fn square(cache: &::covet::cache::Cache, n: u64) -> u64 {
+                let _ = cache;
+                RUNS.fetch_add(1, Ordering::SeqCst);
+                ::tokio::time::sleep(::std::time::Duration::from_millis(20)).await;
+                n * n
+            }
+
+            let calls: ::std::vec::Vec<_> = (0..8).map(|_| square(&cache, 12)).collect();
+            for value in $crate::__join_all(calls).await {
+                assert_eq!(value, 144);
+            }
+            assert_eq!(RUNS.load(Ordering::SeqCst), 1, "eight concurrent calls computed once");
+            assert_eq!(square(&cache, 12).await, 144);
+            assert_eq!(RUNS.load(Ordering::SeqCst), 1, "then a hit");
+            assert!(square_invalidate(&cache, 12).await.expect("invalidate"));
+            assert_eq!(square(&cache, 12).await, 144);
+            assert_eq!(RUNS.load(Ordering::SeqCst), 2);
+            cache.clear().await.expect("clear");
+        }
     };
 }

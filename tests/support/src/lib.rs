@@ -13,6 +13,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+/// Used by the code [`backend_conformance!`] generates.
+#[doc(hidden)]
+pub use futures_util::future::join_all as __join_all;
+
 pub mod conformance;
 pub mod http;
 pub mod proxy;
