@@ -39,7 +39,10 @@
 //!   random number that each server keeps under a key of its own, beside
 //!   the values that record it); every value records the generation it was
 //!   written in and a read of an older one is a miss, in the same round
-//!   trip. Memcached frees the old values by LRU. `clear` cannot count them
+//!   trip. A write is one round trip too once this process has seen the
+//!   generation on the key's server: one pipeline reads the current
+//!   generation and writes the value recording the one seen, and the write
+//!   is redone if another process moved it in between. Memcached frees the old values by LRU. `clear` cannot count them
 //!   (it returns 0), and it works on namespace prefixes (`ns:`). A server
 //!   that cannot be reached makes `clear` fail (the others are cleared):
 //!   if it comes back with its data, its old values are served again.
@@ -59,6 +62,7 @@ mod protocol;
 mod ring;
 mod server;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -179,7 +183,13 @@ struct Inner {
     /// The hashes of the servers' addresses, for [`ring::pick`].
     seeds: Vec<u64>,
     max_value: usize,
+    /// The generation last seen per (server, namespace): a write sends it
+    /// with the value and reads the current one in the same pipeline.
+    seen: parking_lot::Mutex<HashMap<(usize, String), u64>>,
 }
+
+/// Generations remembered at most (a namespace is a handful of bytes).
+const SEEN_MAX: usize = 10_000;
 
 impl fmt::Debug for MemcachedBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -319,6 +329,7 @@ impl MemcachedBackendBuilder {
                 max_value: self
                     .max_value
                     .unwrap_or(item_size.saturating_sub(ITEM_OVERHEAD)),
+                seen: parking_lot::Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -473,6 +484,21 @@ impl MemcachedBackend {
     /// the values that record it: a dead server costs only its own keys.
     async fn versions(
         &self,
+        index: usize,
+        names: &[(Space, &str)],
+        create: bool,
+    ) -> Result<Vec<Option<u64>>> {
+        let out = self.fetch_versions(index, names, create).await?;
+        for ((space, name), v) in names.iter().zip(&out) {
+            if let (Space::Generation, Some(v)) = (space, v) {
+                self.remember(index, name, *v);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn fetch_versions(
+        &self,
         server: usize,
         names: &[(Space, &str)],
         create: bool,
@@ -568,6 +594,69 @@ impl MemcachedBackend {
         })
     }
 
+    /// Remembers the generation of `ns` on `server`.
+    fn remember(&self, server: usize, ns: &str, generation: u64) {
+        let mut seen = self.inner.seen.lock();
+        if seen.len() >= SEEN_MAX {
+            seen.clear();
+        }
+        seen.insert((server, ns.to_owned()), generation);
+    }
+
+    /// An untagged write in one round trip when this process has seen the
+    /// namespace's generation on the key's server: the pipeline reads the
+    /// current generation, then stores the value recording the one seen.
+    /// The server runs them in order, so if the generation read is the one
+    /// recorded, the value was written in it (a `clear` after the read
+    /// makes it a miss, as it should). `Ok(false)`: nothing known, or the
+    /// generation moved; the caller writes again with the current one.
+    async fn set_with_seen(&self, key: &str, ns: &str, entry: &Entry<'_>) -> Result<bool> {
+        let item = item_key(Space::Value, key);
+        let server = self.server_of(&item);
+        let Some(seen) = self
+            .inner
+            .seen
+            .lock()
+            .get(&(server, ns.to_owned()))
+            .copied()
+        else {
+            return Ok(false);
+        };
+        let Some(wrapped) = tagged::wrap(&[(NAMESPACE, seen)], &entry.value) else {
+            return Ok(false);
+        };
+        let requests = [
+            Request::Get {
+                key: item_key(Space::Generation, ns),
+            },
+            Request::Set {
+                key: item,
+                value: wrapped,
+                ttl: exptime(entry.ttl),
+                mode: Mode::Set,
+                cas: None,
+            },
+        ];
+        let replies = self.inner.servers[server]
+            .pipeline("set", &requests)
+            .await?;
+        match parse_version(replies.first()) {
+            Some(current) if current == seen => {
+                let reply = replies.get(1).unwrap_or(&Reply::Missing);
+                stored(reply, key, entry.value.len(), self.inner.max_value)?;
+                Ok(true)
+            }
+            Some(current) => {
+                self.remember(server, ns, current);
+                Ok(false)
+            }
+            None => {
+                self.inner.seen.lock().remove(&(server, ns.to_owned()));
+                Ok(false)
+            }
+        }
+    }
+
     fn check_size(&self, key: &str, value: &[u8]) -> Result<()> {
         if value.len() > self.inner.max_value {
             return Err(Error::ValueTooLarge {
@@ -643,6 +732,11 @@ impl MemcachedBackend {
         let replies = self.inner.servers[server]
             .pipeline("get", &requests)
             .await?;
+        for (j, ns) in spaces.iter().enumerate() {
+            if let Some(g) = parse_version(replies.get(keys.len() + j)) {
+                self.remember(server, ns, g);
+            }
+        }
         let generation = |ns: Option<&str>| -> Option<Option<u64>> {
             let ns = ns?;
             let at = keys.len() + spaces.iter().position(|s| *s == ns)?;
@@ -736,9 +830,13 @@ impl MemcachedBackend {
             .servers
             .iter()
             .map(|s| s.pipeline("set version", &request));
-        for outcome in join_all(calls).await {
+        for (index, outcome) in join_all(calls).await.into_iter().enumerate() {
             match outcome?.first() {
-                Some(Reply::Done) => {}
+                Some(Reply::Done) => {
+                    if matches!(space, Space::Generation) {
+                        self.remember(index, name, v);
+                    }
+                }
                 other => {
                     return Err(Error::Backend {
                         backend: "memcached",
@@ -839,8 +937,18 @@ impl CacheBackend for MemcachedBackend {
         if entry.ttl == Some(Duration::ZERO) {
             return self.delete(key).await.map(drop);
         }
-        let wrapped = self.wrap(key, &entry.value, entry.tags).await?;
         let size = entry.value.len();
+        let limit = self.inner.max_value;
+        if entry.tags.is_empty()
+            && let Some(ns) = namespace_of(key)
+            && self
+                .set_with_seen(key, ns, &entry)
+                .await
+                .map_err(|e| too_large(e, key, size, limit))?
+        {
+            return Ok(());
+        }
+        let wrapped = self.wrap(key, &entry.value, entry.tags).await?;
         let request = Request::Set {
             key: item_key(Space::Value, key),
             value: wrapped,
@@ -848,7 +956,6 @@ impl CacheBackend for MemcachedBackend {
             mode: Mode::Set,
             cas: None,
         };
-        let limit = self.inner.max_value;
         let reply = self
             .one("set", request)
             .await
