@@ -10,9 +10,10 @@
 //! `COVET_BENCH_ROUND_MS`, `COVET_BENCH_ROUNDS` and `COVET_BENCH_ROWS`
 //! (default `10000,1000000`) change the run.
 
+mod load;
+
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -20,7 +21,8 @@ use covet::cache::{CacheBackend, MemcachedBackend, MemoryBackend, RedisBackend, 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufStream};
 use tokio::runtime::Runtime;
 
-const TASKS: usize = 64;
+use load::{TASKS, throughput};
+
 const VALUE_LEN: usize = 1000;
 const KEYS: u64 = 1000;
 
@@ -35,44 +37,6 @@ fn url(var: &str, default: &str) -> String {
     std::env::var(var).unwrap_or_else(|_| default.to_owned())
 }
 
-/// Operations per second of `op` looped by `TASKS` tasks for `dur`.
-fn throughput<F, Fut>(rt: &Runtime, dur: Duration, op: F) -> f64
-where
-    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let op = Arc::new(op);
-    let stop = Arc::new(AtomicBool::new(false));
-    let done = Arc::new(AtomicU64::new(0));
-    rt.block_on(async {
-        let start = Instant::now();
-        let tasks: Vec<_> = (0..TASKS)
-            .map(|t| {
-                let (op, stop, done) = (op.clone(), stop.clone(), done.clone());
-                tokio::spawn(async move {
-                    let mut i = 0u64;
-                    while !stop.load(Ordering::Relaxed) {
-                        op(t, i).await;
-                        i += 1;
-                        // An in-memory backend never waits: yield now and
-                        // then so the timer (and the other tasks) run.
-                        if i.is_multiple_of(64) {
-                            tokio::task::yield_now().await;
-                        }
-                    }
-                    done.fetch_add(i, Ordering::Relaxed);
-                })
-            })
-            .collect();
-        tokio::time::sleep(dur).await;
-        stop.store(true, Ordering::Relaxed);
-        for t in tasks {
-            t.await.expect("bench task");
-        }
-        done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
-    })
-}
-
 /// Half a second of warm-up, then the median of the rounds.
 fn median<F, Fut>(rt: &Runtime, op: F) -> f64
 where
@@ -83,7 +47,7 @@ where
     let rounds = env_u64("COVET_BENCH_ROUNDS", 3).max(1) as usize;
     throughput(rt, Duration::from_millis(500), op.clone());
     let mut figures: Vec<f64> = (0..rounds)
-        .map(|_| throughput(rt, round, op.clone()))
+        .map(|_| throughput(rt, round, op.clone()).1)
         .collect();
     figures.sort_by(f64::total_cmp);
     figures[figures.len() / 2]

@@ -23,17 +23,19 @@
 //!
 //! `COVET_BENCH_ROUND_MS` and `COVET_BENCH_ROUNDS` shorten or lengthen the run.
 
+mod load;
+
 use std::future::Future;
 use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use covet::cache::{CacheBackend, RedisBackend};
 use tokio::runtime::Runtime;
 
-const TASKS: usize = 64;
+use load::throughput;
+
 const VALUE_LEN: usize = 1000;
 const KEYS: usize = 1000;
 const BATCH: usize = 100;
@@ -43,41 +45,6 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// Runs `op` in a loop on `TASKS` tasks for `dur`; returns the operations
-/// done and operations per second.
-fn throughput<F, Fut>(rt: &Runtime, dur: Duration, op: F) -> (u64, f64)
-where
-    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let op = Arc::new(op);
-    let stop = Arc::new(AtomicBool::new(false));
-    let done = Arc::new(AtomicU64::new(0));
-    rt.block_on(async {
-        let start = Instant::now();
-        let tasks: Vec<_> = (0..TASKS)
-            .map(|t| {
-                let (op, stop, done) = (op.clone(), stop.clone(), done.clone());
-                tokio::spawn(async move {
-                    let mut i = 0u64;
-                    while !stop.load(Ordering::Relaxed) {
-                        op(t, i).await;
-                        i += 1;
-                    }
-                    done.fetch_add(i, Ordering::Relaxed);
-                })
-            })
-            .collect();
-        tokio::time::sleep(dur).await;
-        stop.store(true, Ordering::Relaxed);
-        for t in tasks {
-            t.await.expect("bench task");
-        }
-        let n = done.load(Ordering::Relaxed);
-        (n, n as f64 / start.elapsed().as_secs_f64())
-    })
 }
 
 /// Warm-up, then the median of `rounds` rounds. Returns the median and

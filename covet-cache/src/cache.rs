@@ -678,14 +678,7 @@ impl Cache {
 
     /// Refuses a value larger than the backend holds, before sending it.
     fn check_size(&self, key: &KeyBuf, bytes: &Bytes) -> Result<()> {
-        match self.inner.caps.max_value_len {
-            Some(limit) if bytes.len() > limit => Err(Error::ValueTooLarge {
-                key: key.user_key().chars().take(64).collect(),
-                size: bytes.len(),
-                limit,
-            }),
-            _ => Ok(()),
-        }
+        Error::check_value_size(key.user_key(), bytes.len(), self.inner.caps.max_value_len)
     }
 
     pub(crate) async fn store<T: Serialize + 'static>(

@@ -95,6 +95,20 @@ pub enum Error {
 }
 
 impl Error {
+    /// [`Error::ValueTooLarge`] for `size` bytes at `key` when they pass
+    /// `limit` (`None`: no limit): the one check `Cache` and the backends
+    /// share.
+    pub(crate) fn check_value_size(key: &str, size: usize, limit: Option<usize>) -> Result<()> {
+        match limit {
+            Some(limit) if size > limit => Err(Error::ValueTooLarge {
+                key: key.chars().take(64).collect(),
+                size,
+                limit,
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Builds [`Error::Backend`] from a client error.
     pub fn backend(
         backend: &'static str,

@@ -74,7 +74,7 @@ use sha2::{Digest, Sha256};
 
 use self::protocol::{MAX_KEY_TOKEN, McError, Mode, Reply, Request, token_len};
 use self::server::{Server, Settings};
-use crate::backend::remote::redact;
+use crate::backend::remote::{Backoff, redact};
 use crate::backend::tagged::{self, Stored};
 use crate::backend::{CacheBackend, Capabilities, Entry, KeyTtl};
 use crate::error::{ConfigError, Error, Result};
@@ -91,8 +91,6 @@ const DEFAULT_ITEM_SIZE: usize = 1 << 20;
 const ITEM_OVERHEAD: usize = 1024;
 const BREAKER_THRESHOLD: u32 = 5;
 const BREAKER_COOL_DOWN: Duration = Duration::from_secs(1);
-/// Attempts of a compare-and-swap loop.
-const CAS_ATTEMPTS: usize = 100;
 /// memcached reads an expiry over 30 days as a Unix time.
 const RELATIVE_TTL_MAX: u64 = 30 * 24 * 3600;
 
@@ -183,9 +181,10 @@ struct Inner {
     /// The hashes of the servers' addresses, for [`ring::pick`].
     seeds: Vec<u64>,
     max_value: usize,
-    /// The generation last seen per (server, namespace): a write sends it
-    /// with the value and reads the current one in the same pipeline.
-    seen: parking_lot::Mutex<HashMap<(usize, String), u64>>,
+    /// Per server (same index as `servers`), the generation last seen per
+    /// namespace: a write sends it with the value and reads the current
+    /// one in the same pipeline.
+    seen: Vec<parking_lot::Mutex<HashMap<String, u64>>>,
 }
 
 /// Generations remembered at most (a namespace is a handful of bytes).
@@ -329,7 +328,10 @@ impl MemcachedBackendBuilder {
                 max_value: self
                     .max_value
                     .unwrap_or(item_size.saturating_sub(ITEM_OVERHEAD)),
-                seen: parking_lot::Mutex::new(HashMap::new()),
+                seen: addrs
+                    .iter()
+                    .map(|_| parking_lot::Mutex::new(HashMap::new()))
+                    .collect(),
             }),
         })
     }
@@ -594,13 +596,19 @@ impl MemcachedBackend {
         })
     }
 
-    /// Remembers the generation of `ns` on `server`.
+    /// Remembers the generation of `ns` on `server` (reads see it on every
+    /// call: only a change takes an allocation).
     fn remember(&self, server: usize, ns: &str, generation: u64) {
-        let mut seen = self.inner.seen.lock();
-        if seen.len() >= SEEN_MAX {
-            seen.clear();
+        let mut seen = self.inner.seen[server].lock();
+        match seen.get_mut(ns) {
+            Some(known) => *known = generation,
+            None => {
+                if seen.len() >= SEEN_MAX {
+                    seen.clear();
+                }
+                seen.insert(ns.to_owned(), generation);
+            }
         }
-        seen.insert((server, ns.to_owned()), generation);
     }
 
     /// An untagged write in one round trip when this process has seen the
@@ -613,13 +621,7 @@ impl MemcachedBackend {
     async fn set_with_seen(&self, key: &str, ns: &str, entry: &Entry<'_>) -> Result<bool> {
         let item = item_key(Space::Value, key);
         let server = self.server_of(&item);
-        let Some(seen) = self
-            .inner
-            .seen
-            .lock()
-            .get(&(server, ns.to_owned()))
-            .copied()
-        else {
+        let Some(seen) = self.inner.seen[server].lock().get(ns).copied() else {
             return Ok(false);
         };
         let Some(wrapped) = tagged::wrap(&[(NAMESPACE, seen)], &entry.value) else {
@@ -651,21 +653,14 @@ impl MemcachedBackend {
                 Ok(false)
             }
             None => {
-                self.inner.seen.lock().remove(&(server, ns.to_owned()));
+                self.inner.seen[server].lock().remove(ns);
                 Ok(false)
             }
         }
     }
 
     fn check_size(&self, key: &str, value: &[u8]) -> Result<()> {
-        if value.len() > self.inner.max_value {
-            return Err(Error::ValueTooLarge {
-                key: key.chars().take(64).collect(),
-                size: value.len(),
-                limit: self.inner.max_value,
-            });
-        }
-        Ok(())
+        Error::check_value_size(key, value.len(), Some(self.inner.max_value))
     }
 
     /// Reads `keys` and checks the versions their values record: one
@@ -732,15 +727,17 @@ impl MemcachedBackend {
         let replies = self.inner.servers[server]
             .pipeline("get", &requests)
             .await?;
-        for (j, ns) in spaces.iter().enumerate() {
-            if let Some(g) = parse_version(replies.get(keys.len() + j)) {
-                self.remember(server, ns, g);
+        let generations: Vec<Option<u64>> = (0..spaces.len())
+            .map(|j| parse_version(replies.get(keys.len() + j)))
+            .collect();
+        for (ns, g) in spaces.iter().zip(&generations) {
+            if let Some(g) = g {
+                self.remember(server, ns, *g);
             }
         }
         let generation = |ns: Option<&str>| -> Option<Option<u64>> {
             let ns = ns?;
-            let at = keys.len() + spaces.iter().position(|s| *s == ns)?;
-            Some(parse_version(replies.get(at)))
+            Some(generations[spaces.iter().position(|s| *s == ns)?])
         };
         let mut out = Vec::with_capacity(keys.len());
         let mut pending: Vec<(usize, Vec<(String, u64)>)> = Vec::new();
@@ -1105,7 +1102,10 @@ impl CacheBackend for MemcachedBackend {
         } else {
             ttl
         };
-        for _ in 0..CAS_ATTEMPTS {
+        // Contenders spread out between attempts; the loop ends when one
+        // wins or the command timeout has passed.
+        let mut backoff = Backoff::new(self.command_timeout());
+        loop {
             let found = self
                 .one("incr (get)", Request::Get { key: item.clone() })
                 .await?;
@@ -1151,17 +1151,21 @@ impl CacheBackend for MemcachedBackend {
                 mode: if cas.is_some() { Mode::Set } else { Mode::Add },
                 cas,
             };
-            match self.one("incr (set)", request).await? {
-                Reply::Done => return Ok(next),
-                // someone else changed or created it: read again
-                _ => continue,
+            if self.one("incr (set)", request).await? == Reply::Done {
+                return Ok(next);
+            }
+            // someone else changed or created it: read again
+            if !backoff.wait().await {
+                return Err(Error::Backend {
+                    backend: "memcached",
+                    message: format!(
+                        "incr of `{key}` lost every compare-and-swap race for {} ms",
+                        self.command_timeout().as_millis()
+                    ),
+                    source: None,
+                });
             }
         }
-        Err(Error::Backend {
-            backend: "memcached",
-            message: format!("incr of `{key}` lost {CAS_ATTEMPTS} compare-and-swap races"),
-            source: None,
-        })
     }
 
     async fn invalidate_tag(&self, tag: &str) -> Result<u64> {

@@ -297,6 +297,46 @@ impl Remote {
 /// Masks the password of a URL for logs and errors:
 /// `redis://user:secret@host:6379/0` becomes `redis://user:***@host:6379/0`,
 /// `redis://:secret@host` becomes `redis://:***@host`.
+/// Randomized exponential backoff for a loop that lost a race on the
+/// server (a compare-and-swap, a deadlock): waits start at 100 µs and
+/// double up to 10 ms, each drawn between half and all of that, until
+/// `within` has passed since the first attempt. Many contenders then spread
+/// out instead of colliding again in lock step.
+#[derive(Debug)]
+pub(crate) struct Backoff {
+    next: Duration,
+    deadline: Instant,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_micros(100);
+    const MAX: Duration = Duration::from_millis(10);
+
+    pub(crate) fn new(within: Duration) -> Backoff {
+        Backoff {
+            next: Self::FIRST,
+            deadline: Instant::now() + within,
+        }
+    }
+
+    /// Waits before the next attempt; `false` (without waiting) once the
+    /// time is up.
+    pub(crate) async fn wait(&mut self) -> bool {
+        let now = Instant::now();
+        if now >= self.deadline {
+            return false;
+        }
+        let span = u64::try_from(self.next.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(2);
+        let jitter = u64::from(getrandom::u32().unwrap_or(0)) % (span / 2);
+        let pause = Duration::from_micros(span / 2 + jitter).min(self.deadline - now);
+        self.next = (self.next * 2).min(Self::MAX);
+        tokio::time::sleep(pause).await;
+        true
+    }
+}
+
 pub(crate) fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
@@ -322,6 +362,22 @@ pub(crate) fn redact(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn backoff_grows_and_stops_at_its_deadline() {
+        let start = Instant::now();
+        let mut backoff = Backoff::new(Duration::from_millis(30));
+        let mut waits = 0;
+        while backoff.wait().await {
+            waits += 1;
+        }
+        let spent = start.elapsed();
+        assert!(spent >= Duration::from_millis(30), "{spent:?}");
+        assert!(spent < Duration::from_millis(200), "{spent:?}");
+        // 0.1, 0.2, 0.4 ... ms: far fewer waits than with a fixed 0.1 ms
+        assert!((3..=30).contains(&waits), "{waits}");
+        assert!(!backoff.wait().await, "stays over");
+    }
 
     #[test]
     fn urls_lose_their_passwords() {

@@ -67,7 +67,7 @@ use sha2::{Digest, Sha256};
 pub use self::pool::SqlPool;
 use self::pool::{Begin, on_pool};
 use self::statements::{KEY_ID_PREFIX, SWEEP_BATCH, Statements, valid_table};
-use crate::backend::remote::{Health, Link, Remote, redact};
+use crate::backend::remote::{Backoff, Health, Link, Remote, redact};
 use crate::backend::{CacheBackend, Capabilities, Entry, KeyTtl};
 use crate::error::{ConfigError, Error, Result};
 use crate::key::Glob;
@@ -89,8 +89,6 @@ const BREAKER_COOL_DOWN: Duration = Duration::from_secs(1);
 const BATCH: usize = 500;
 /// Rows read per page of a pattern delete.
 const PAGE: usize = 1000;
-/// Attempts of a transaction that lost a deadlock or a serialization race.
-const TRANSACTION_ATTEMPTS: u32 = 50;
 
 /// A cache backend on a PostgreSQL, MySQL/MariaDB or SQLite table.
 ///
@@ -491,42 +489,28 @@ impl SqlBackend {
     }
 
     /// Runs a transaction, again while it loses deadlocks or
-    /// serialization races (at most [`TRANSACTION_ATTEMPTS`] times, within
+    /// serialization races (with [`Backoff`], within
     /// the command timeout).
     async fn transaction<T, F, Fut>(&self, what: &'static str, mut f: F) -> Result<T>
     where
         F: FnMut(SqlPool) -> Fut,
         Fut: Future<Output = std::result::Result<T, sqlx::Error>>,
     {
-        let start = std::time::Instant::now();
-        let mut tries = 1;
+        let mut backoff = Backoff::new(self.inner.remote.timeout());
         loop {
             match self.call(what, false, &mut f).await {
                 Err(e)
-                    if tries < TRANSACTION_ATTEMPTS
-                        && start.elapsed() < self.inner.remote.timeout()
-                        && std::error::Error::source(&e)
-                            .and_then(|s| s.downcast_ref::<sqlx::Error>())
-                            .is_some_and(is_transient) =>
-                {
-                    tries += 1;
-                    let jitter = u64::from(getrandom::u32().unwrap_or(0) % 5);
-                    tokio::time::sleep(Duration::from_millis(1 + jitter)).await;
-                }
+                    if std::error::Error::source(&e)
+                        .and_then(|s| s.downcast_ref::<sqlx::Error>())
+                        .is_some_and(is_transient)
+                        && backoff.wait().await => {}
                 outcome => return outcome,
             }
         }
     }
 
     fn check_value(&self, key: &str, value: &[u8]) -> Result<()> {
-        if value.len() > self.inner.max_value {
-            return Err(Error::ValueTooLarge {
-                key: key.chars().take(64).collect(),
-                size: value.len(),
-                limit: self.inner.max_value,
-            });
-        }
-        Ok(())
+        Error::check_value_size(key, value.len(), Some(self.inner.max_value))
     }
 
     /// Runs `prefix` + the placeholders of a chunk of `ids` + `)` for each

@@ -684,10 +684,8 @@ impl<L1: CacheBackend, L2: CacheBackend> CacheBackend for Tiered<L1, L2> {
     }
 
     fn capabilities(&self) -> Capabilities {
-        // L2 holds the truth; L1 copies follow it.
-        let mut caps = self.inner.l2.capabilities();
-        caps.leases = self.supports_leases();
-        caps
+        // L2 holds the truth (leases included); L1 copies follow it.
+        self.inner.l2.capabilities()
     }
 
     async fn sweep(&self) -> Result<u64> {
