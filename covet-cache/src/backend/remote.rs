@@ -302,12 +302,24 @@ impl Remote {
 /// double up to 10 ms, each drawn between half and all of that, until
 /// `within` has passed since the first attempt. Many contenders then spread
 /// out instead of colliding again in lock step.
+#[cfg(any(
+    feature = "memcached",
+    feature = "sql-postgres",
+    feature = "sql-mysql",
+    feature = "sql-sqlite"
+))]
 #[derive(Debug)]
 pub(crate) struct Backoff {
     next: Duration,
     deadline: Instant,
 }
 
+#[cfg(any(
+    feature = "memcached",
+    feature = "sql-postgres",
+    feature = "sql-mysql",
+    feature = "sql-sqlite"
+))]
 impl Backoff {
     const FIRST: Duration = Duration::from_micros(100);
     const MAX: Duration = Duration::from_millis(10);
@@ -363,6 +375,12 @@ pub(crate) fn redact(url: &str) -> String {
 mod tests {
     use super::*;
 
+    #[cfg(any(
+        feature = "memcached",
+        feature = "sql-postgres",
+        feature = "sql-mysql",
+        feature = "sql-sqlite"
+    ))]
     #[tokio::test]
     async fn backoff_grows_and_stops_at_its_deadline() {
         let start = Instant::now();
