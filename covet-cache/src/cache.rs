@@ -11,7 +11,7 @@ use serde::{Serialize, de::DeserializeOwned};
 #[cfg(feature = "memory")]
 use crate::backend::memory::MemoryBackend;
 use crate::backend::{CacheBackend, Capabilities, Decoded, Entry, KeyTtl};
-use crate::codec::{Codec, fingerprint};
+use crate::codec::{Codec, Stamp, fingerprint};
 use crate::epochs::Epochs;
 use crate::error::{CodecError, ConfigError, Error, Result};
 use crate::flight::Flights;
@@ -20,9 +20,9 @@ use crate::stats::{Stats, StatsInner};
 
 mod fill;
 
-pub use self::fill::ErrShare;
 use self::fill::Outcome;
-pub(crate) use self::fill::{OkPart, SomePart, Whole};
+pub use self::fill::{ErrShare, ErrToo, Found, NoneToo, OkPart, Shape, SomePart, Whole};
+pub(crate) use self::fill::{Plan, Prior, fn_tag};
 
 /// What a value must be to live in a [`Cache`]: serializable, cloneable
 /// (a hit hands out a clone of the stored value) and shareable across threads.
@@ -538,7 +538,10 @@ impl Cache {
         if let Some(v) = self.lookup_fail_open(&key).await {
             return Ok(v);
         }
-        Ok(self.fill(key, ttl, Vec::new(), false, init, Whole).await)
+        Ok(self
+            .fill(key, Plan::simple(ttl), Prior::Absent, init, Whole)
+            .await
+            .0)
     }
 
     /// Like [`get_or_insert_with`](Cache::get_or_insert_with) for a fallible
@@ -561,8 +564,9 @@ impl Cache {
         if let Some(v) = self.lookup_fail_open(&key).await {
             return Ok(v);
         }
-        self.fill(key, ttl, Vec::new(), false, init, OkPart(None))
+        self.fill(key, Plan::simple(ttl), Prior::Absent, init, OkPart(None))
             .await
+            .0
     }
 
     // ---- internals shared with `__private` ----
@@ -575,9 +579,18 @@ impl Cache {
     }
 
     fn encode<T: Serialize + 'static>(&self, key: &KeyBuf, value: &T) -> Result<Bytes> {
+        self.encode_stamped(key, value, None)
+    }
+
+    fn encode_stamped<T: Serialize + 'static>(
+        &self,
+        key: &KeyBuf,
+        value: &T,
+        stamp: Option<Stamp>,
+    ) -> Result<Bytes> {
         self.inner
             .codec
-            .encode(value, self.fingerprint::<T>())
+            .encode_stamped(value, self.fingerprint::<T>(), stamp)
             .map_err(|source| {
                 self.inner.stats.errors.incr();
                 Error::Encode {
@@ -591,10 +604,11 @@ impl Cache {
         fingerprint::<T>(self.inner.schema_version)
     }
 
-    /// Decodes, counting the hit or the miss.
+    /// Decodes, counting the hit or the miss. A stamped value past its
+    /// freshness is a miss.
     fn decode_counted<T: CacheValue>(&self, key: &KeyBuf, bytes: Option<&[u8]>) -> Option<T> {
         let stats = &self.inner.stats;
-        let Some(bytes) = bytes else {
+        let Some(bytes) = bytes.filter(|b| !Stamp::expired(b)) else {
             stats.misses.incr();
             return None;
         };
@@ -605,15 +619,15 @@ impl Cache {
             }
             Err(err) => {
                 self.decode_failed(key, &err);
+                stats.misses.incr();
                 None
             }
         }
     }
 
+    /// Counts and logs a value that does not decode (the caller counts the miss).
     fn decode_failed(&self, key: &KeyBuf, err: &CodecError) {
-        let stats = &self.inner.stats;
-        stats.decode_errors.incr();
-        stats.misses.incr();
+        self.inner.stats.decode_errors.incr();
         match err {
             CodecError::SchemaMismatch => {
                 tracing::debug!(key = %key, "cached value was written for another type; treated as a miss")
@@ -624,25 +638,24 @@ impl Cache {
         }
     }
 
-    /// The lookup every read goes through. Local hits take the first branch:
-    /// one moka lookup by `&str`, a type check and a clone.
+    /// Reads and decodes a value with its stamp, counting decode and
+    /// backend errors but neither hits nor misses. Local hits take the
+    /// first branch: one moka lookup by `&str`, a type check and a clone.
     #[inline]
-    pub(crate) async fn lookup<T: CacheValue>(&self, key: &KeyBuf) -> Result<Option<T>> {
+    async fn read<T: CacheValue>(&self, key: &KeyBuf) -> Result<Option<(T, Option<Stamp>)>> {
         let inner = &*self.inner;
         #[cfg(feature = "memory")]
         if let Some(local) = &inner.local {
             if let Some(entry) = local.get_entry(key.as_str()).await {
                 if let Some(v) = entry.decoded.get().and_then(|d| d.downcast_ref::<T>()) {
-                    inner.stats.hits.incr();
-                    return Ok(Some(v.clone()));
+                    return Ok(Some((v.clone(), Stamp::of(&entry.bytes))));
                 }
                 return Ok(
                     match Codec::decode::<T>(&entry.bytes, self.fingerprint::<T>()) {
                         Ok(v) => {
                             // Keep the decoded value: the next hit will not decode.
                             let _ = entry.decoded.set(Arc::new(v.clone()));
-                            inner.stats.hits.incr();
-                            Some(v)
+                            Some((v, Stamp::of(&entry.bytes)))
                         }
                         Err(err) => {
                             self.decode_failed(key, &err);
@@ -652,18 +665,65 @@ impl Cache {
                 );
             }
             if inner.local_only {
-                inner.stats.misses.incr();
                 return Ok(None);
             }
         }
         match inner.backend.get(key.as_str()).await {
-            Ok(bytes) => Ok(self.decode_counted(key, bytes.as_deref())),
+            Ok(Some(bytes)) => Ok(match Codec::decode::<T>(&bytes, self.fingerprint::<T>()) {
+                Ok(v) => Some((v, Stamp::of(&bytes))),
+                Err(err) => {
+                    self.decode_failed(key, &err);
+                    None
+                }
+            }),
+            Ok(None) => Ok(None),
             Err(err) => {
                 inner.stats.errors.incr();
                 inner.stats.misses.incr();
                 Err(err)
             }
         }
+    }
+
+    /// The lookup every plain read goes through: a fresh value is a hit;
+    /// an absent, undecodable or stale one a miss.
+    #[inline]
+    pub(crate) async fn lookup<T: CacheValue>(&self, key: &KeyBuf) -> Result<Option<T>> {
+        let stats = &self.inner.stats;
+        match self.read::<T>(key).await? {
+            Some((v, stamp))
+                if stamp.is_none_or(|s| crate::time::now_epoch_ms() < s.fresh_until) =>
+            {
+                stats.hits.incr();
+                Ok(Some(v))
+            }
+            _ => {
+                stats.misses.incr();
+                Ok(None)
+            }
+        }
+    }
+
+    /// A lookup that keeps stale values and says how fresh they are.
+    pub(crate) async fn lookup_stamped<T: CacheValue>(
+        &self,
+        key: &KeyBuf,
+        ahead: Duration,
+    ) -> Found<T> {
+        let stats = &self.inner.stats;
+        let found = match self.read::<T>(key).await {
+            Ok(Some((v, stamp))) => Found::classify(v, stamp, ahead),
+            Ok(None) => Found::Absent,
+            Err(err) => {
+                tracing::warn!(key = %key, error = %err, "cache read failed; computing the value");
+                return Found::Down;
+            }
+        };
+        match found {
+            Found::Fresh(_) | Found::Ahead(_) => stats.hits.incr(),
+            _ => stats.misses.incr(),
+        }
+        found
     }
 
     pub(crate) async fn lookup_fail_open<T: CacheValue>(&self, key: &KeyBuf) -> Option<T> {
@@ -689,13 +749,27 @@ impl Cache {
         ttl: Option<Duration>,
         tags: &[String],
     ) -> Result<()> {
+        self.store_stamped(key, value, decoded, ttl, None, tags)
+            .await
+    }
+
+    /// [`store`](Self::store), with a freshness stamp in the envelope.
+    pub(crate) async fn store_stamped<T: Serialize + 'static>(
+        &self,
+        key: &KeyBuf,
+        value: &T,
+        decoded: Option<Decoded>,
+        ttl: Option<Duration>,
+        stamp: Option<Stamp>,
+        tags: &[String],
+    ) -> Result<()> {
         let ttl = ttl.or(self.inner.default_ttl);
         if ttl == Some(Duration::ZERO) {
             return self
                 .counted(self.inner.backend.delete(key.as_str()).await)
                 .map(drop);
         }
-        let bytes = self.encode(key, value)?;
+        let bytes = self.encode_stamped(key, value, stamp)?;
         self.check_size(key, &bytes)?;
         let full_tags: Vec<String>;
         let tags: &[String] = if tags.is_empty() {
@@ -721,6 +795,7 @@ impl Cache {
         key: &KeyBuf,
         value: &T,
         ttl: Option<Duration>,
+        stamp: Option<Stamp>,
         tags: &[String],
     ) -> Option<Decoded> {
         let decoded: Decoded = Arc::new(value.clone());
@@ -730,7 +805,7 @@ impl Cache {
             return Some(decoded);
         }
         if let Err(err) = self
-            .store(key, value, Some(decoded.clone()), ttl, tags)
+            .store_stamped(key, value, Some(decoded.clone()), ttl, stamp, tags)
             .await
         {
             tracing::warn!(key = %key, error = %err, "cache write failed; value not stored");

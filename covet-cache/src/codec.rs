@@ -4,10 +4,21 @@
 //!
 //! | bytes | meaning |
 //! |---|---|
-//! | 1 | envelope format, currently `1` |
+//! | 1 | envelope format: `1`, or `2` for a value with a freshness stamp |
 //! | 1 | codec id: `1` postcard, `2` bincode 2, `3` JSON |
 //! | 8 | schema fingerprint of the value type, little endian |
+//! | 16 | format `2` only: the stamp (see below) |
 //! | rest | the payload in the codec's format |
+//!
+//! A stamp is written by `#[cached]` fns with `stale_while_revalidate`,
+//! `stale_if_error` or `refresh_ahead`: the time the value stops being fresh
+//! (milliseconds since the Unix epoch, `u64`), then the stale-while-revalidate
+//! and stale-if-error windows that follow it (milliseconds, `u32` each), all
+//! little endian. The entry itself lives in the backend until the end of the
+//! longer window, so every process that reads it (through Redis, Memcached,
+//! SQL) knows when it went stale and for how long it may still be served.
+//! A reader that does not serve stale values ([`Cache::get`](crate::Cache::get),
+//! a fn without those options) treats an entry past its freshness as absent.
 //!
 //! The fingerprint is a 64-bit FNV-1a hash of the value type's name, its
 //! size and alignment, and the cache's schema version
@@ -42,7 +53,48 @@ use serde::{Serialize, de::DeserializeOwned};
 use crate::error::CodecError;
 
 const FORMAT_V1: u8 = 1;
+const FORMAT_STAMPED: u8 = 2;
 const HEADER_LEN: usize = 10;
+const STAMP_LEN: usize = 16;
+
+/// When a stamped value stops being fresh, and how long it may be served
+/// stale after that.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    /// Milliseconds since the Unix epoch; `u64::MAX`: never.
+    pub(crate) fresh_until: u64,
+    /// Stale-while-revalidate window, milliseconds.
+    pub(crate) swr: u32,
+    /// Stale-if-error window, milliseconds.
+    pub(crate) sie: u32,
+}
+
+impl Stamp {
+    /// The stamp of a stored value, if it has one (and a well-formed header).
+    #[inline]
+    pub(crate) fn of(bytes: &[u8]) -> Option<Stamp> {
+        if bytes.first() != Some(&FORMAT_STAMPED) {
+            return None;
+        }
+        let stamp = bytes.get(HEADER_LEN..HEADER_LEN + STAMP_LEN)?;
+        let (fresh, windows) = stamp.split_at(8);
+        let (swr, sie) = windows.split_at(4);
+        Some(Stamp {
+            fresh_until: u64::from_le_bytes(fresh.try_into().ok()?),
+            swr: u32::from_le_bytes(swr.try_into().ok()?),
+            sie: u32::from_le_bytes(sie.try_into().ok()?),
+        })
+    }
+
+    /// Whether a stored value (stamped or not) is past its freshness.
+    #[inline]
+    pub(crate) fn expired(bytes: &[u8]) -> bool {
+        match Stamp::of(bytes) {
+            Some(stamp) => crate::time::now_epoch_ms() >= stamp.fresh_until,
+            None => false,
+        }
+    }
+}
 
 /// The serialization format of cached values.
 ///
@@ -95,15 +147,35 @@ impl Codec {
     }
 
     /// Encodes `value` into an envelope with the given fingerprint.
+    #[cfg(test)]
     pub(crate) fn encode<T: Serialize + ?Sized>(
         self,
         value: &T,
         fingerprint: u64,
     ) -> Result<Bytes, CodecError> {
+        self.encode_stamped(value, fingerprint, None)
+    }
+
+    /// Encodes `value`, with a freshness stamp when one is given.
+    pub(crate) fn encode_stamped<T: Serialize + ?Sized>(
+        self,
+        value: &T,
+        fingerprint: u64,
+        stamp: Option<Stamp>,
+    ) -> Result<Bytes, CodecError> {
         let mut out = Vec::with_capacity(64);
-        out.push(FORMAT_V1);
+        out.push(if stamp.is_some() {
+            FORMAT_STAMPED
+        } else {
+            FORMAT_V1
+        });
         out.push(self.id());
         out.extend_from_slice(&fingerprint.to_le_bytes());
+        if let Some(stamp) = stamp {
+            out.extend_from_slice(&stamp.fresh_until.to_le_bytes());
+            out.extend_from_slice(&stamp.swr.to_le_bytes());
+            out.extend_from_slice(&stamp.sie.to_le_bytes());
+        }
         match self {
             Codec::Postcard => {
                 out = postcard::to_extend(value, out)?;
@@ -132,16 +204,19 @@ impl Codec {
         if bytes.len() < HEADER_LEN {
             return Err(CodecError::Envelope("shorter than the header"));
         }
-        if bytes[0] != FORMAT_V1 {
-            return Err(CodecError::Envelope("unknown envelope format"));
-        }
+        let payload_at = match bytes[0] {
+            FORMAT_V1 => HEADER_LEN,
+            FORMAT_STAMPED if bytes.len() >= HEADER_LEN + STAMP_LEN => HEADER_LEN + STAMP_LEN,
+            FORMAT_STAMPED => return Err(CodecError::Envelope("shorter than the header")),
+            _ => return Err(CodecError::Envelope("unknown envelope format")),
+        };
         let codec = Codec::from_id(bytes[1])?;
         let mut fp = [0u8; 8];
         fp.copy_from_slice(&bytes[2..HEADER_LEN]);
         if u64::from_le_bytes(fp) != fingerprint {
             return Err(CodecError::SchemaMismatch);
         }
-        let payload = &bytes[HEADER_LEN..];
+        let payload = &bytes[payload_at..];
         match codec {
             Codec::Postcard => {
                 let mut de = postcard::Deserializer::from_bytes(payload);
@@ -255,6 +330,33 @@ mod tests {
         assert_eq!(bytes[0], 1);
         assert_eq!(bytes[1], 1);
         assert_eq!(Codec::decode::<User>(&bytes, fp).unwrap(), u);
+    }
+
+    #[test]
+    fn stamped_round_trip_and_truncation() {
+        let u = User {
+            id: 7,
+            name: "Alice".into(),
+        };
+        let fp = fingerprint::<User>(0);
+        let stamp = Stamp {
+            fresh_until: 1_700_000_000_123,
+            swr: 30_000,
+            sie: 300_000,
+        };
+        let bytes = Codec::Postcard.encode_stamped(&u, fp, Some(stamp)).unwrap();
+        assert_eq!(bytes[0], 2);
+        assert_eq!(Stamp::of(&bytes), Some(stamp));
+        assert_eq!(Codec::decode::<User>(&bytes, fp).unwrap(), u);
+        assert!(Stamp::expired(&bytes), "1_700_000_000_123 is in the past");
+        // A stamp cut short is an envelope error, never a panic.
+        for len in 0..HEADER_LEN + STAMP_LEN {
+            assert!(Codec::decode::<User>(&bytes[..len], fp).is_err(), "{len}");
+            assert_eq!(Stamp::of(&bytes[..len]), None, "{len}");
+        }
+        let plain = Codec::Postcard.encode(&u, fp).unwrap();
+        assert_eq!(Stamp::of(&plain), None);
+        assert!(!Stamp::expired(&plain));
     }
 
     #[test]

@@ -113,16 +113,31 @@ impl<V: Clone> Flights<V> {
                 rx: flight.rx.clone(),
             });
         }
+        Role::Leader(self.lead(&mut map, key))
+    }
+
+    /// Registers a new flight of `key` (absent from `map`), led by the caller.
+    fn lead(&self, map: &mut Map<V>, key: &str) -> Leader<V> {
         let (tx, rx) = watch::channel(None);
         let key: Box<str> = key.into();
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         map.insert(key.clone(), Flight { id, rx });
-        Role::Leader(Leader {
+        Leader {
             map: Arc::clone(&self.map),
             key,
             id,
             tx,
-        })
+        }
+    }
+
+    /// Leads the key's computation if none is in progress (a refresh that
+    /// nobody waits for: skipped when someone already computes the key).
+    pub(crate) fn try_lead(&self, key: &str) -> Option<Leader<V>> {
+        let mut map = self.map.lock();
+        if map.contains_key(key) {
+            return None;
+        }
+        Some(self.lead(&mut map, key))
     }
 
     /// Keys with a computation in progress.

@@ -25,6 +25,7 @@ mod flight;
 pub mod http;
 mod key;
 pub mod lease;
+mod memo;
 mod stats;
 pub mod time;
 
@@ -59,4 +60,5 @@ pub use codec::Codec;
 pub use default::{default_cache, set_default};
 pub use error::{CodecError, ConfigError, Error, Result};
 pub use key::{Glob, KeyBuf, MAX_KEY_LEN};
+pub use memo::{BodyTime, CacheStatus, FnStats, fn_stats};
 pub use stats::Stats;

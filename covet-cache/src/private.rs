@@ -7,8 +7,10 @@ use std::time::Duration;
 pub use serde;
 
 pub use crate::cache::CacheValue;
+use crate::cache::{Plan, Prior};
 pub use crate::default::default_cache;
 pub use crate::key::{KeyBuf, KeyPart, WriteKeyDisplay, WriteKeyFast};
+use crate::memo::{CacheStatus, Count};
 use crate::{Cache, Error};
 
 /// Lets `cache = <expr>` name a `Cache`, a reference, an `Arc` or a `LazyLock`.
@@ -50,17 +52,24 @@ impl<T: AsCache, F: FnOnce() -> T> AsCache for LazyLock<T, F> {
 pub struct Spec {
     ttl: Option<Duration>,
     lock: bool,
+    swr: u32,
+    sie: u32,
+    ahead: Duration,
+    negative_ttl: Option<Duration>,
+    jitter: u16,
 }
 
 impl Spec {
     /// `None`: the cache's default TTL.
-    pub const fn new(ttl_millis: Option<u64>) -> Spec {
+    pub const fn new(ttl: Option<Duration>) -> Spec {
         Spec {
-            ttl: match ttl_millis {
-                Some(ms) => Some(Duration::from_millis(ms)),
-                None => None,
-            },
+            ttl,
             lock: false,
+            swr: 0,
+            sie: 0,
+            ahead: Duration::ZERO,
+            negative_ttl: None,
+            jitter: 0,
         }
     }
 
@@ -68,6 +77,139 @@ impl Spec {
     pub const fn with_lock(mut self) -> Spec {
         self.lock = true;
         self
+    }
+
+    /// `stale_while_revalidate`, in milliseconds (at most `u32::MAX`).
+    pub const fn stale_while_revalidate(mut self, millis: u32) -> Spec {
+        self.swr = millis;
+        self
+    }
+
+    /// `stale_if_error`, in milliseconds (at most `u32::MAX`).
+    pub const fn stale_if_error(mut self, millis: u32) -> Spec {
+        self.sie = millis;
+        self
+    }
+
+    /// `refresh_ahead`.
+    pub const fn refresh_ahead(mut self, ahead: Duration) -> Spec {
+        self.ahead = ahead;
+        self
+    }
+
+    /// `cache_none = ".."` / `cache_err = ".."`: the TTL of a stored failure.
+    pub const fn negative_ttl(mut self, ttl: Duration) -> Spec {
+        self.negative_ttl = Some(ttl);
+        self
+    }
+
+    /// `jitter`, in thousandths of the TTL.
+    pub const fn jitter(mut self, permille: u16) -> Spec {
+        self.jitter = permille;
+        self
+    }
+
+    /// How far ahead of its end a value is refreshed.
+    pub const fn ahead(&self) -> Duration {
+        self.ahead
+    }
+
+    fn stamped(&self) -> bool {
+        self.swr > 0 || self.sie > 0 || !self.ahead.is_zero()
+    }
+}
+
+/// What `ttl = <expression>` accepts: a [`Duration`], or whole seconds.
+#[diagnostic::on_unimplemented(
+    message = "`ttl` must be a `std::time::Duration` or a whole number of seconds, not `{Self}`",
+    label = "expected a `Duration` or an integer number of seconds",
+    note = "write `ttl = 300`, `ttl = \"5m\"`, or name a constant: `ttl = USER_TTL` with `const USER_TTL: Duration = ...`"
+)]
+pub trait IntoTtl {
+    /// The TTL; zero (or a negative number of seconds) stores nothing.
+    fn into_ttl(self) -> Duration;
+}
+
+impl IntoTtl for Duration {
+    #[inline]
+    fn into_ttl(self) -> Duration {
+        self
+    }
+}
+
+macro_rules! ttl_from_unsigned {
+    ($($t:ty),*) => {$(
+        impl IntoTtl for $t {
+            #[inline]
+            fn into_ttl(self) -> Duration {
+                Duration::from_secs(u64::try_from(self).unwrap_or(u64::MAX))
+            }
+        }
+    )*};
+}
+ttl_from_unsigned!(u8, u16, u32, u64, usize);
+
+macro_rules! ttl_from_signed {
+    ($($t:ty),*) => {$(
+        impl IntoTtl for $t {
+            #[inline]
+            fn into_ttl(self) -> Duration {
+                Duration::from_secs(u64::try_from(self).unwrap_or(0))
+            }
+        }
+    )*};
+}
+ttl_from_signed!(i8, i16, i32, i64, isize);
+
+impl<T: IntoTtl + Copy> IntoTtl for &T {
+    #[inline]
+    fn into_ttl(self) -> Duration {
+        (*self).into_ttl()
+    }
+}
+
+/// `ttl = <expression>`.
+#[inline]
+pub fn ttl_of<T: IntoTtl>(ttl: T) -> Duration {
+    ttl.into_ttl()
+}
+
+/// What a generated fn hands the runtime on a miss.
+pub struct Memo<V> {
+    /// The options.
+    pub spec: Spec,
+    /// The fn's counters.
+    pub site: &'static FnSite,
+    /// Rendered tags.
+    pub tags: Vec<String>,
+    /// `value_ttl = path`.
+    pub value_ttl: Option<fn(&V) -> Option<Duration>>,
+    /// The glob of the fn's keys (for `<fn>_clear`).
+    pub pattern: fn() -> String,
+}
+
+impl<V> std::fmt::Debug for Memo<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Memo")
+            .field("spec", &self.spec)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<V> Memo<V> {
+    fn plan(self) -> Plan<V> {
+        let spec = self.spec;
+        Plan {
+            ttl: spec.ttl,
+            negative_ttl: spec.negative_ttl,
+            value_ttl: self.value_ttl,
+            jitter: spec.jitter,
+            windows: spec.stamped().then_some((spec.swr, spec.sie)),
+            lock: spec.lock,
+            tags: self.tags,
+            site: Some(self.site),
+            pattern: Some(self.pattern),
+        }
     }
 }
 
@@ -97,21 +239,35 @@ impl postcard::ser_flavors::Flavor for HexFlavor<'_> {
     }
 }
 
-/// Lookup for generated code: failures count, log, and give `None`.
+/// Lookup of a fn without stale options: `Fresh`, `Absent` or `Down`.
 #[inline]
-pub async fn lookup<T: CacheValue>(cache: &Cache, key: &KeyBuf) -> Option<T> {
-    cache.lookup_fail_open(key).await
+pub async fn lookup<T: CacheValue>(cache: &Cache, key: &KeyBuf) -> Found<T> {
+    match cache.lookup(key).await {
+        Ok(Some(v)) => Found::Fresh(v),
+        Ok(None) => Found::Absent,
+        Err(err) => {
+            tracing::warn!(key = %key, error = %err, "cache read failed; computing the value");
+            Found::Down
+        }
+    }
 }
 
-pub use crate::cache::ErrShare;
-use crate::cache::{OkPart, SomePart, Whole};
+/// Lookup of a fn with `stale_while_revalidate`, `stale_if_error` or
+/// `refresh_ahead`: stale values are kept and classified.
+#[inline]
+pub async fn lookup_stamped<T: CacheValue>(cache: &Cache, key: &KeyBuf, spec: &Spec) -> Found<T> {
+    cache.lookup_stamped(key, spec.ahead()).await
+}
+
+pub use crate::cache::{ErrShare, ErrToo, Found, NoneToo, OkPart, Shape, SomePart, Whole};
+pub use crate::memo::FnSite;
 
 /// Picks, at compile time, how the error of a `Result` fn reaches the
 /// callers that waited for a failed computation: errors that are
 /// `Clone + Send + Sync + 'static` are handed to them; other errors (such
 /// as `Box<dyn Error>`) are not, and those callers compute themselves.
 ///
-/// Generated code writes `(&&Share::of(&future)).sharer()` with
+/// Generated code writes `(&&Share::of(&make)).sharer()` with
 /// [`ShareClone`] and [`ShareNone`] in scope: method resolution takes the
 /// `Clone` impl when it applies, the other one otherwise.
 pub struct Share<E>(std::marker::PhantomData<fn() -> E>);
@@ -123,9 +279,9 @@ impl<E> std::fmt::Debug for Share<E> {
 }
 
 impl<E> Share<E> {
-    /// The sharing of the error type of `future`'s result.
+    /// The sharing of the error type of what `make` computes.
     #[inline]
-    pub fn of<T, F: Future<Output = Result<T, E>>>(_future: &F) -> Share<E> {
+    pub fn of<T, F: FnOnce() -> Fut, Fut: Future<Output = Result<T, E>>>(_make: &F) -> Share<E> {
         Share(std::marker::PhantomData)
     }
 }
@@ -133,103 +289,172 @@ impl<E> Share<E> {
 /// Errors that can be shared (chosen first).
 pub trait ShareClone<E> {
     /// How to share the error.
-    fn sharer(&self) -> Option<ErrShare<E>>;
+    fn sharer(&self) -> OkPart<E>;
 }
 
 impl<E: Clone + Send + Sync + 'static> ShareClone<E> for &Share<E> {
     #[inline]
-    fn sharer(&self) -> Option<ErrShare<E>> {
-        Some(ErrShare::cloning())
+    fn sharer(&self) -> OkPart<E> {
+        OkPart(Some(ErrShare::cloning()))
     }
 }
 
 /// Errors that cannot (the fallback).
 pub trait ShareNone<E> {
     /// No sharing.
-    fn sharer(&self) -> Option<ErrShare<E>>;
+    fn sharer(&self) -> OkPart<E>;
 }
 
 impl<E> ShareNone<E> for Share<E> {
     #[inline]
-    fn sharer(&self) -> Option<ErrShare<E>> {
-        None
+    fn sharer(&self) -> OkPart<E> {
+        OkPart(None)
     }
 }
 
-/// Miss path of a `Result` fn: only `Ok` is stored; a failure reaches the
-/// callers that waited for it when `share` says how.
-pub async fn fill_result<T: CacheValue, E, F: Future<Output = Result<T, E>>>(
-    cache: &Cache,
-    key: KeyBuf,
-    spec: &Spec,
-    tags: Vec<String>,
-    fut: F,
-    share: Option<ErrShare<E>>,
-) -> Result<T, E> {
-    cache
-        .fill(key, spec.ttl, tags, spec.lock, move || fut, OkPart(share))
-        .await
+/// Whether a refresh can run on a background task: [`Spawn`] when the
+/// fn's arguments are owned, [`Inline`] when they borrow.
+pub trait Launch<T, R, V, F, S: Shape<T, R, Value = V>>: Copy {
+    /// Starts the refresh, or hands `make` back to run it in the call.
+    fn launch(
+        self,
+        cache: &Cache,
+        key: &KeyBuf,
+        memo: &Memo<V>,
+        make: F,
+        shape: S,
+    ) -> Result<(), F>;
 }
 
-/// Miss path of an `Option` fn: only `Some` is stored.
-pub async fn fill_option<T: CacheValue, F: Future<Output = Option<T>>>(
-    cache: &Cache,
-    key: KeyBuf,
-    spec: &Spec,
-    tags: Vec<String>,
-    fut: F,
-) -> Option<T> {
-    cache
-        .fill(key, spec.ttl, tags, spec.lock, move || fut, SomePart)
-        .await
+/// Refreshes run on a spawned tokio task.
+#[derive(Debug, Clone, Copy)]
+pub struct Spawn;
+
+/// Refreshes run in the call that finds the value stale.
+#[derive(Debug, Clone, Copy)]
+pub struct Inline;
+
+impl<T, R, V, F, Fut, S> Launch<T, R, V, F, S> for Spawn
+where
+    T: CacheValue,
+    R: Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = R> + Send + 'static,
+    S: Shape<T, R, Value = V> + 'static,
+    V: 'static,
+{
+    fn launch(
+        self,
+        cache: &Cache,
+        key: &KeyBuf,
+        memo: &Memo<V>,
+        make: F,
+        shape: S,
+    ) -> Result<(), F> {
+        let memo = Memo {
+            spec: memo.spec,
+            site: memo.site,
+            tags: memo.tags.clone(),
+            value_ttl: memo.value_ttl,
+            pattern: memo.pattern,
+        };
+        cache.refresh_in_background(key.clone(), memo.plan(), make, shape)
+    }
 }
 
-/// Miss path of any other fn: the result is stored as is.
-pub async fn fill_plain<T: CacheValue, F: Future<Output = T>>(
-    cache: &Cache,
-    key: KeyBuf,
-    spec: &Spec,
-    tags: Vec<String>,
-    fut: F,
-) -> T {
-    cache
-        .fill(key, spec.ttl, tags, spec.lock, move || fut, Whole)
-        .await
+impl<T, R, V, F, S: Shape<T, R, Value = V>> Launch<T, R, V, F, S> for Inline {
+    fn launch(
+        self,
+        _cache: &Cache,
+        _key: &KeyBuf,
+        _memo: &Memo<V>,
+        make: F,
+        _shape: S,
+    ) -> Result<(), F> {
+        Err(make)
+    }
 }
 
-/// `<fn>_refresh` of a `Result` fn.
-pub async fn refresh_result<T: CacheValue, E, F: Future<Output = Result<T, E>>>(
+/// Everything after a lookup that was not a fresh hit: fill, refresh, or
+/// serve a stale value (see [`Found`]).
+pub async fn around<T, R, V, F, Fut, S, L>(
     cache: &Cache,
     key: KeyBuf,
-    spec: &Spec,
-    tags: Vec<String>,
-    fut: F,
-) -> Result<T, E> {
-    cache
-        .refresh(key, spec.ttl, tags, fut, OkPart::<E>(None))
-        .await
+    memo: Memo<V>,
+    found: Found<T>,
+    make: F,
+    shape: S,
+    launch: L,
+) -> (R, CacheStatus)
+where
+    T: CacheValue,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = R>,
+    S: Shape<T, R, Value = V>,
+    L: Launch<T, R, V, F, S>,
+{
+    let site = memo.site;
+    match found {
+        Found::Fresh(v) => {
+            site.hit();
+            (shape.wrap(v), CacheStatus::Hit)
+        }
+        Found::Ahead(v) => match launch.launch(cache, &key, &memo, make, shape) {
+            Ok(()) => {
+                site.hit();
+                (shape.wrap(v), CacheStatus::Hit)
+            }
+            Err(make) => {
+                cache
+                    .refresh_in_call(key, memo.plan(), v, true, make, shape)
+                    .await
+            }
+        },
+        Found::Stale(v) => match launch.launch(cache, &key, &memo, make, shape) {
+            Ok(()) => {
+                site.count(Count::Stale);
+                (shape.wrap(v), CacheStatus::Stale)
+            }
+            Err(make) => {
+                cache
+                    .refresh_in_call(key, memo.plan(), v, false, make, shape)
+                    .await
+            }
+        },
+        Found::Expired(v) => {
+            cache
+                .fill(key, memo.plan(), Prior::Fallback(v), make, shape)
+                .await
+        }
+        Found::Absent => {
+            cache
+                .fill(key, memo.plan(), Prior::Absent, make, shape)
+                .await
+        }
+        Found::Down => {
+            site.bypassed();
+            let (r, _) = cache
+                .fill(key, memo.plan(), Prior::Absent, make, shape)
+                .await;
+            (r, CacheStatus::Bypassed)
+        }
+    }
 }
 
-/// `<fn>_refresh` of an `Option` fn.
-pub async fn refresh_option<T: CacheValue, F: Future<Output = Option<T>>>(
+/// `<fn>_refresh`: compute, store, return.
+pub async fn refresh<T, R, V, Fut, S>(
     cache: &Cache,
     key: KeyBuf,
-    spec: &Spec,
-    tags: Vec<String>,
-    fut: F,
-) -> Option<T> {
-    cache.refresh(key, spec.ttl, tags, fut, SomePart).await
-}
-
-/// `<fn>_refresh` of any other fn.
-pub async fn refresh_plain<T: CacheValue, F: Future<Output = T>>(
-    cache: &Cache,
-    key: KeyBuf,
-    spec: &Spec,
-    tags: Vec<String>,
-    fut: F,
-) -> T {
-    cache.refresh(key, spec.ttl, tags, fut, Whole).await
+    memo: Memo<V>,
+    fut: Fut,
+    shape: S,
+) -> R
+where
+    T: CacheValue,
+    Fut: Future<Output = R>,
+    S: Shape<T, R, Value = V>,
+{
+    cache.refresh(key, memo.plan(), fut, shape).await
 }
 
 /// `<fn>_invalidate`: deletes the key, and keeps a computation of it that
@@ -237,4 +462,19 @@ pub async fn refresh_plain<T: CacheValue, F: Future<Output = T>>(
 pub async fn invalidate(cache: &Cache, key: KeyBuf) -> Result<bool, Error> {
     key.validate()?;
     cache.invalidate_key(&key).await
+}
+
+/// `text` with the glob's special characters escaped.
+pub fn glob_escape(text: &str) -> String {
+    crate::key::escape_glob(text)
+}
+
+/// `<fn>_clear`: every entry of the fn, by pattern where the backend can,
+/// by the fn's tag elsewhere.
+pub async fn clear(cache: &Cache, pattern: String) -> Result<u64, Error> {
+    if cache.backend().capabilities().pattern_deletes {
+        cache.delete_pattern(&pattern).await
+    } else {
+        cache.invalidate_tag(&crate::cache::fn_tag(&pattern)).await
+    }
 }

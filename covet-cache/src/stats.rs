@@ -35,6 +35,13 @@ pub(crate) struct Counter {
 }
 
 impl Counter {
+    /// A counter at zero, usable in a `static`.
+    pub(crate) const fn new() -> Counter {
+        Counter {
+            cells: [const { CachePadded::new(AtomicU64::new(0)) }; STRIPES],
+        }
+    }
+
     #[inline]
     pub(crate) fn incr(&self) {
         self.cells[stripe()].fetch_add(1, Ordering::Relaxed);

@@ -2,19 +2,17 @@
 
 use darling::ast::NestedMeta;
 use darling::error::Accumulator;
-use darling::util::Flag;
+use darling::util::{Flag, SpannedValue};
 use darling::{Error, FromMeta};
+use proc_macro2::Span;
 use proc_macro2::TokenStream;
-use syn::{Expr, Lit, LitStr, Path};
+use syn::{Expr, ExprLit, Lit, LitStr, Path};
 
 #[derive(Debug, FromMeta)]
 pub(crate) struct CachedArgs {
-    // Checked after darling, so that a bad TTL does not hide the errors of
-    // the key template: see `parse`.
-    #[darling(rename = "ttl")]
-    ttl_lit: Option<Lit>,
-    #[darling(skip)]
-    pub(crate) ttl: Option<Ttl>,
+    // A bad TTL is reported after darling, so that it does not hide the
+    // errors of the key template: see `parse`.
+    pub(crate) ttl: Option<TtlArg>,
     pub(crate) key: Option<LitStr>,
     pub(crate) cache: Option<Expr>,
     #[darling(default)]
@@ -23,6 +21,14 @@ pub(crate) struct CachedArgs {
     pub(crate) option: Flag,
     // Cross-process single-flight through a lease in the shared backend.
     pub(crate) lock: Flag,
+    pub(crate) stale_while_revalidate: Option<StaleWhileRevalidate>,
+    pub(crate) stale_if_error: Option<SpannedValue<StaleIfError>>,
+    pub(crate) refresh_ahead: Option<RefreshAhead>,
+    pub(crate) cache_none: Option<SpannedValue<Negative>>,
+    pub(crate) cache_err: Option<SpannedValue<Negative>>,
+    pub(crate) value_ttl: Option<Path>,
+    pub(crate) jitter: Option<Jitter>,
+    pub(crate) companions: Option<Companions>,
     #[darling(rename = "crate")]
     pub(crate) krate: Option<Path>,
 }
@@ -34,8 +40,9 @@ impl CachedArgs {
     pub(crate) fn parse(tokens: TokenStream, errors: &mut Accumulator) -> Option<Self> {
         let items = errors.handle(NestedMeta::parse_meta_list(tokens).map_err(Error::from))?;
         let mut args = errors.handle(Self::from_list(&items))?;
-        if let Some(lit) = &args.ttl_lit {
-            args.ttl = errors.handle(Ttl::from_lit(lit));
+        if let Some(TtlArg::Bad(err)) = &args.ttl {
+            errors.push(err.clone());
+            args.ttl = None;
         }
         if args.result.is_present() && args.option.is_present() {
             errors.push(
@@ -44,6 +51,17 @@ impl CachedArgs {
                      return type",
                 )
                 .with_span(&args.option.span()),
+            );
+        }
+        if let (Some(ahead), Some(TtlArg::Millis(ttl))) = (&args.refresh_ahead, &args.ttl)
+            && ahead.millis >= *ttl
+        {
+            errors.push(
+                Error::custom(
+                    "`refresh_ahead` must be shorter than `ttl`: it is the part of the entry's \
+                     life in which a call starts a background refresh",
+                )
+                .with_span(&ahead.span),
             );
         }
         Some(args)
@@ -56,40 +74,238 @@ impl CachedArgs {
             None => quote::quote!(::covet),
         }
     }
-}
 
-// A TTL in milliseconds, written `ttl = 300` (seconds) or `ttl = "5m"`.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Ttl {
-    pub(crate) millis: u64,
-}
+    // Whether values are stamped with their freshness (stale serving or
+    // refresh ahead).
+    pub(crate) fn stamped(&self) -> bool {
+        self.stale_while_revalidate.is_some()
+            || self.stale_if_error.is_some()
+            || self.refresh_ahead.is_some()
+    }
 
-impl Ttl {
-    fn from_lit(lit: &Lit) -> darling::Result<Self> {
-        let millis = match lit {
-            Lit::Int(int) => {
-                let secs: u64 = int.base10_parse().map_err(|_| {
-                    Error::custom("ttl must be a positive whole number of seconds").with_span(int)
-                })?;
-                secs.checked_mul(1000)
-                    .ok_or_else(|| Error::custom("ttl is too large").with_span(int))?
-            }
-            Lit::Str(s) => {
-                parse_duration(&s.value()).map_err(|msg| Error::custom(msg).with_span(s))?
-            }
-            other => return Err(Error::custom(TTL_SHAPE).with_span(other)),
-        };
-        if millis == 0 {
-            return Err(Error::custom(
-                "ttl must be greater than zero; leave `ttl` out to use the cache's default TTL",
-            )
-            .with_span(&lit.span()));
-        }
-        Ok(Ttl { millis })
+    pub(crate) fn companions(&self) -> bool {
+        self.companions.as_ref().is_none_or(|c| c.0)
     }
 }
 
-const TTL_SHAPE: &str = "expected `ttl = <seconds>` or a duration string such as `ttl = \"5m\"`";
+// `ttl = 300`, `ttl = "5m"`, or any other expression: a `Duration` or whole
+// seconds, checked by the compiler.
+#[derive(Debug, Clone)]
+pub(crate) enum TtlArg {
+    Millis(u64),
+    Expr(Expr),
+    // Reported by `CachedArgs::parse`.
+    Bad(Error),
+}
+
+impl FromMeta for TtlArg {
+    fn from_expr(expr: &Expr) -> darling::Result<Self> {
+        Ok(Self::parse(expr).unwrap_or_else(TtlArg::Bad))
+    }
+}
+
+impl TtlArg {
+    fn parse(expr: &Expr) -> darling::Result<Self> {
+        match expr {
+            Expr::Lit(ExprLit { lit, .. }) => match lit {
+                Lit::Int(_) | Lit::Str(_) => Ok(TtlArg::Millis(duration_lit("ttl", lit)?)),
+                other => Err(Error::custom(TTL_SHAPE).with_span(other)),
+            },
+            // `-5`: a literal, negative.
+            Expr::Unary(unary) if matches!(unary.op, syn::UnOp::Neg(_)) => Err(Error::custom(
+                "`ttl` must be a positive whole number of seconds",
+            )
+            .with_span(expr)),
+            Expr::Group(group) => Self::parse(&group.expr),
+            other => Ok(TtlArg::Expr(other.clone())),
+        }
+    }
+}
+
+// A duration option: whole seconds or a duration string, never zero.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Window {
+    pub(crate) millis: u64,
+    pub(crate) span: Span,
+}
+
+impl Window {
+    fn parse(option: &str, expr: &Expr) -> darling::Result<Self> {
+        match expr {
+            Expr::Lit(ExprLit {
+                lit: lit @ (Lit::Int(_) | Lit::Str(_)),
+                ..
+            }) => Ok(Window {
+                millis: duration_lit(option, lit)?,
+                span: lit.span(),
+            }),
+            Expr::Group(group) => Self::parse(option, &group.expr),
+            other => Err(Error::custom(format!(
+                "expected `{option} = <seconds>` or a duration string such as `{option} = \"30s\"`"
+            ))
+            .with_span(other)),
+        }
+    }
+
+    // As milliseconds in a `u32`, the width the entry's stamp stores.
+    pub(crate) fn millis_u32(&self, option: &str) -> darling::Result<u32> {
+        u32::try_from(self.millis).map_err(|_| {
+            Error::custom(format!("`{option}` can be at most 49 days (\"49d\")"))
+                .with_span(&self.span)
+        })
+    }
+}
+
+// darling names the field, so each window option gets its own type.
+macro_rules! window_option {
+    ($($name:ident => $option:literal),*) => {$(
+        #[derive(Debug, Clone, Copy)]
+        pub(crate) struct $name(pub(crate) Window);
+        impl FromMeta for $name {
+            fn from_expr(expr: &Expr) -> darling::Result<Self> {
+                Window::parse($option, expr).map($name)
+            }
+        }
+        impl std::ops::Deref for $name {
+            type Target = Window;
+            fn deref(&self) -> &Window {
+                &self.0
+            }
+        }
+    )*};
+}
+
+// `cache_none` / `cache_err`: a flag (failures live for `ttl`) or their own
+// TTL.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Negative {
+    pub(crate) ttl: Option<Window>,
+}
+
+impl FromMeta for Negative {
+    fn from_word() -> darling::Result<Self> {
+        Ok(Negative { ttl: None })
+    }
+
+    fn from_expr(expr: &Expr) -> darling::Result<Self> {
+        let ttl = Window::parse("cache_none", expr).map_err(|_| {
+            Error::custom(
+                "expected a flag (`cache_none`, `cache_err`: failures live for `ttl`) or their \
+                 own TTL (`cache_none = \"30s\"`, `cache_err = 5`)",
+            )
+            .with_span(expr)
+        })?;
+        Ok(Negative { ttl: Some(ttl) })
+    }
+}
+
+// `jitter = "10%"`: TTLs are cut by up to that share, at random.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Jitter {
+    pub(crate) permille: u16,
+}
+
+impl FromMeta for Jitter {
+    fn from_expr(expr: &Expr) -> darling::Result<Self> {
+        let shape = || {
+            Error::custom(
+                "expected `jitter = \"10%\"`: a percentage above 0 and below 100, with at most \
+                 one decimal (\"2.5%\")",
+            )
+            .with_span(expr)
+        };
+        let Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) = expr
+        else {
+            return Err(shape());
+        };
+        let text = s.value();
+        let number = text.strip_suffix('%').ok_or_else(shape)?;
+        let (whole, tenths) = match number.split_once('.') {
+            Some((w, t)) if t.len() == 1 => (w, t),
+            Some(_) => return Err(shape()),
+            None => (number, "0"),
+        };
+        let digits = |d: &str| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit());
+        if !digits(whole) || !digits(tenths) {
+            return Err(shape());
+        }
+        let permille = whole
+            .parse::<u16>()
+            .ok()
+            .and_then(|w| w.checked_mul(10))
+            .and_then(|w| w.checked_add(tenths.parse::<u16>().ok()?))
+            .ok_or_else(shape)?;
+        if permille == 0 || permille >= 1000 {
+            return Err(shape());
+        }
+        Ok(Jitter { permille })
+    }
+}
+
+// `companions = false`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Companions(bool);
+
+impl FromMeta for Companions {
+    fn from_word() -> darling::Result<Self> {
+        Ok(Companions(true))
+    }
+
+    fn from_expr(expr: &Expr) -> darling::Result<Self> {
+        match expr {
+            Expr::Lit(ExprLit {
+                lit: Lit::Bool(b), ..
+            }) => Ok(Companions(b.value)),
+            other => Err(Error::custom(
+                "expected `companions = false` (no companion fns) or `companions = true`",
+            )
+            .with_span(other)),
+        }
+    }
+}
+
+// Milliseconds of `option = 300` (seconds) or `option = "5m"`; never zero.
+fn duration_lit(option: &str, lit: &Lit) -> darling::Result<u64> {
+    let millis = match lit {
+        Lit::Int(int) => {
+            let secs: u64 = int.base10_parse().map_err(|_| {
+                Error::custom(format!(
+                    "`{option}` must be a positive whole number of seconds"
+                ))
+                .with_span(int)
+            })?;
+            secs.checked_mul(1000)
+                .ok_or_else(|| Error::custom(format!("`{option}` is too large")).with_span(int))?
+        }
+        Lit::Str(s) => {
+            parse_duration(option, &s.value()).map_err(|msg| Error::custom(msg).with_span(s))?
+        }
+        other => return Err(Error::custom(TTL_SHAPE).with_span(other)),
+    };
+    if millis == 0 {
+        let hint = if option == "ttl" {
+            "; leave `ttl` out to use the cache's default TTL"
+        } else {
+            "; leave the option out instead"
+        };
+        return Err(
+            Error::custom(format!("`{option}` must be greater than zero{hint}"))
+                .with_span(&lit.span()),
+        );
+    }
+    Ok(millis)
+}
+
+const TTL_SHAPE: &str = "expected `ttl = <seconds>`, a duration string such as `ttl = \"5m\"`, \
+                         or a constant of type `Duration` or whole seconds (`ttl = USER_TTL`)";
+
+window_option!(
+    StaleWhileRevalidate => "stale_while_revalidate",
+    StaleIfError => "stale_if_error",
+    RefreshAhead => "refresh_ahead"
+);
 
 // Units from largest to smallest; a duration string lists each at most once,
 // in this order ("1h30m", not "30m1h").
@@ -102,14 +318,14 @@ const UNITS: [(&str, u64); 5] = [
 ];
 
 // "90s", "5m", "1h30m", "250ms" -> milliseconds.
-fn parse_duration(text: &str) -> Result<u64, String> {
+fn parse_duration(option: &str, text: &str) -> Result<u64, String> {
     let malformed = || {
         format!(
-            "invalid ttl {text:?}: expected a duration such as \"90s\", \"5m\", \"1h30m\" or \
-             \"250ms\" (units: d, h, m, s, ms)"
+            "invalid {option} {text:?}: expected a duration such as \"90s\", \"5m\", \"1h30m\" \
+             or \"250ms\" (units: d, h, m, s, ms)"
         )
     };
-    let too_large = || format!("ttl {text:?} is too large");
+    let too_large = || format!("{option} {text:?} is too large");
 
     if text.is_empty() {
         return Err(malformed());
@@ -136,7 +352,7 @@ fn parse_duration(text: &str) -> Result<u64, String> {
         };
         if index < next_unit {
             return Err(format!(
-                "invalid ttl {text:?}: write each unit once, largest first (d, h, m, s, ms)"
+                "invalid {option} {text:?}: write each unit once, largest first (d, h, m, s, ms)"
             ));
         }
         next_unit = index + 1;
@@ -161,6 +377,13 @@ pub(crate) mod tests {
         Ok(args.expect("no errors"))
     }
 
+    fn ttl_millis(args: &CachedArgs) -> u64 {
+        match &args.ttl {
+            Some(TtlArg::Millis(ms)) => *ms,
+            other => panic!("not a literal ttl: {other:?}"),
+        }
+    }
+
     fn err(tokens: TokenStream) -> String {
         parse(tokens).unwrap_err().to_string()
     }
@@ -180,7 +403,7 @@ pub(crate) mod tests {
     #[test]
     fn ttl_integer_is_seconds() {
         let args = parse(quote!(ttl = 300)).unwrap();
-        assert_eq!(args.ttl.unwrap().millis, 300_000);
+        assert_eq!(ttl_millis(&args), 300_000);
     }
 
     #[test]
@@ -196,7 +419,7 @@ pub(crate) mod tests {
         ] {
             let lit = LitStr::new(text, Span::call_site());
             let args = parse(quote!(ttl = #lit)).unwrap();
-            assert_eq!(args.ttl.unwrap().millis, millis, "{text}");
+            assert_eq!(ttl_millis(&args), millis, "{text}");
         }
     }
 
@@ -314,8 +537,63 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn ttl_must_be_a_literal() {
-        assert!(parse(quote!(ttl = SOME_CONST)).is_err());
+    fn ttl_can_be_an_expression() {
+        let args = parse(quote!(ttl = SOME_CONST)).unwrap();
+        assert!(matches!(args.ttl, Some(TtlArg::Expr(_))));
+        let args = parse(quote!(ttl = Duration::from_secs(5 * 60))).unwrap();
+        assert!(matches!(args.ttl, Some(TtlArg::Expr(_))));
+    }
+
+    #[test]
+    fn windows_and_negative_caching() {
+        let args = parse(quote!(
+            ttl = 60,
+            stale_while_revalidate = "30s",
+            stale_if_error = 300,
+            refresh_ahead = "10s",
+            cache_none,
+            cache_err = "5s",
+            jitter = "12.5%",
+            value_ttl = token::expires_in,
+            companions = false
+        ))
+        .unwrap();
+        assert_eq!(args.stale_while_revalidate.unwrap().millis, 30_000);
+        assert_eq!(args.stale_if_error.as_ref().unwrap().millis, 300_000);
+        assert_eq!(args.refresh_ahead.unwrap().millis, 10_000);
+        assert!(args.cache_none.as_ref().unwrap().ttl.is_none());
+        assert_eq!(args.cache_err.as_ref().unwrap().ttl.unwrap().millis, 5_000);
+        assert_eq!(args.jitter.unwrap().permille, 125);
+        assert!(args.value_ttl.is_some());
+        assert!(!args.companions());
+        assert!(args.stamped());
+        assert!(parse(quote!()).unwrap().companions());
+    }
+
+    #[test]
+    fn option_errors_name_the_option() {
+        let msg = err(quote!(stale_while_revalidate = 1.5));
+        assert!(msg.contains("stale_while_revalidate"), "{msg}");
+        let msg = err(quote!(refresh_ahead = "soon"));
+        assert!(msg.contains("invalid refresh_ahead"), "{msg}");
+        let msg = err(quote!(stale_if_error = 0));
+        assert!(
+            msg.contains("`stale_if_error` must be greater than zero"),
+            "{msg}"
+        );
+        let msg = err(quote!(cache_none = true));
+        assert!(msg.contains("cache_none"), "{msg}");
+        for bad in ["10", "0%", "100%", "1.25%", "x%", "-5%", "150%"] {
+            let lit = LitStr::new(bad, Span::call_site());
+            let msg = err(quote!(jitter = #lit));
+            assert!(msg.contains("jitter"), "{bad}: {msg}");
+        }
+        let msg = err(quote!(companions = "no"));
+        assert!(msg.contains("companions = false"), "{msg}");
+        let msg = err(quote!(ttl = 60, refresh_ahead = 60));
+        assert!(msg.contains("shorter than `ttl`"), "{msg}");
+        let msg = err(quote!(ttl = 1.5));
+        assert!(msg.contains("ttl = USER_TTL"), "{msg}");
     }
 
     #[test]

@@ -7,9 +7,9 @@ use proc_macro2::{Group, Literal, Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
-use syn::{Attribute, FnArg, GenericParam, Ident, ItemFn, Meta, ReturnType};
+use syn::{Attribute, FnArg, GenericParam, Ident, ItemFn, LitStr, Meta, ReturnType};
 
-use super::args::CachedArgs;
+use super::args::{CachedArgs, TtlArg, Window};
 use super::key::Template;
 use super::validate::{Checked, Mode};
 
@@ -28,6 +28,8 @@ enum OnEncodeFailure {
     Ignore,
     // Wrapper and `<fn>_refresh`: skip the cache, run the body.
     Bypass,
+    // `<fn>_with_status`: the same, saying so.
+    BypassWithStatus,
     // `<fn>_invalidate`: nothing can be stored under that key.
     NothingRemoved,
 }
@@ -54,7 +56,12 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
 
 impl Expander<'_> {
     fn items(&self) -> TokenStream {
-        let Input { func, checked, .. } = self.input;
+        let Input {
+            func,
+            checked,
+            args,
+            ..
+        } = self.input;
         let ItemFn {
             attrs,
             vis,
@@ -78,89 +85,27 @@ impl Expander<'_> {
         inner_sig.ident = uncached_ident(name);
         let mut outer_sig = sig.clone();
         outer_sig.inputs = inputs.iter().copied().cloned().collect();
-        let mut refresh_sig = outer_sig.clone();
-        refresh_sig.ident = format_ident!("{}_refresh", name);
-        let key_name = format_ident!("{}_key", name);
-        let invalidate_name = format_ident!("{}_invalidate", name);
+        let site_name = format_ident!("__covet_{}_site", name.unraw());
+        let site_path = self.site_path(&site_name);
+        let site_path_str = LitStr::new(&format!("::{}", name.unraw()), Span::call_site());
 
-        let link = match &checked.receiver {
-            Some(_) => format!("Self::{}", name.unraw()),
-            None => name.unraw().to_string(),
-        };
-        let key_doc =
-            format!(" Cache key of [`{link}`] for these arguments, without the cache's namespace.");
-        let invalidate_doc = format!(
-            " Removes the cached result of [`{link}`] for these arguments.\n\n Returns whether \
-             an entry was removed."
-        );
-        let refresh_doc =
-            format!(" Recomputes [`{link}`] for these arguments and stores the result.");
-
-        let cache = self.cache_setup();
-        let write_full_key = |on_failure| {
-            let write = self.write_key(on_failure);
-            quote! {
-                let mut __covet_key = #private::KeyBuf::new(__covet_cache);
-                #write
+        let wrapper_body = self.call_body(false);
+        let site_item = quote! {
+            #[doc(hidden)]
+            #[inline]
+            #[allow(non_snake_case, dead_code)]
+            #vis fn #site_name() -> &'static #private::FnSite {
+                static __COVET_SITE: #private::FnSite =
+                    #private::FnSite::new(::core::concat!(::core::module_path!(), #site_path_str));
+                &__COVET_SITE
             }
         };
-        let key_bypass = write_full_key(OnEncodeFailure::Bypass);
-        let key_invalidate = write_full_key(OnEncodeFailure::NothingRemoved);
-        let key_bare = self.write_key(OnEncodeFailure::Ignore);
-        let spec = self.spec();
-        let tags = self.tags();
-        let call = &self.call;
-        let (hit, fill, refresh) = match checked.mode {
-            Mode::Result => (
-                quote!(::core::result::Result::Ok(__covet_hit)),
-                "fill_result",
-                "refresh_result",
-            ),
-            Mode::Option => (
-                quote!(::core::option::Option::Some(__covet_hit)),
-                "fill_option",
-                "refresh_option",
-            ),
-            Mode::Plain => (quote!(__covet_hit), "fill_plain", "refresh_plain"),
-        };
-        // Spanned on the return type: a value type that cannot be cached is
-        // reported there.
-        let ret_span = match &sig.output {
-            ReturnType::Type(_, ty) => ty.span(),
-            ReturnType::Default => Span::call_site(),
-        };
-        // The whole callee path carries the span: rustc reports an unmet
-        // bound of a call on its path, once per span and fn, so `lookup` and
-        // `fill_*` in the wrapper report a value type that cannot be cached
-        // once, on the return type.
-        let runtime_fn = |name: &str| {
-            let name = Ident::new(name, ret_span);
-            respan(quote!(#private::#name), ret_span)
-        };
-        let (lookup, fill, refresh) = (runtime_fn("lookup"), runtime_fn(fill), runtime_fn(refresh));
-        let lookup = quote_spanned! {ret_span=>
-            #lookup(__covet_cache, &__covet_key).await
-        };
-        let fill = if matches!(checked.mode, Mode::Result) {
-            // How a failure reaches the callers that waited for it: chosen
-            // at compile time (autoref), shared when the error is `Clone`.
-            quote_spanned! {ret_span=>
-                let __covet_fut = #call;
-                let __covet_share = {
-                    #[allow(unused_imports)]
-                    use #private::{ShareClone as _, ShareNone as _};
-                    (&&#private::Share::of(&__covet_fut)).sharer()
-                };
-                #fill(__covet_cache, __covet_key, &__COVET_SPEC, __covet_tags, __covet_fut, __covet_share).await
-            }
+        let companions = if args.companions() {
+            self.companions(&outer_sig, &inputs, shared_attrs, &site_path)
         } else {
-            quote_spanned! {ret_span=>
-                #fill(__covet_cache, __covet_key, &__COVET_SPEC, __covet_tags, #call).await
-            }
+            TokenStream::new()
         };
-        let refresh = quote_spanned! {ret_span=>
-            #refresh(__covet_cache, __covet_key, &__COVET_SPEC, __covet_tags, #call).await
-        };
+        let _ = (generics, where_clause, root);
 
         quote! {
             #(#inner_attrs)*
@@ -168,19 +113,97 @@ impl Expander<'_> {
             #[allow(non_snake_case, dead_code, clippy::unused_async)]
             #inner_sig #block
 
+            #site_item
+
             #(#outer_attrs)*
             #[allow(clippy::used_underscore_binding)]
             #vis #outer_sig {
-                #cache
-                #key_bypass
-                #spec
-                if let ::core::option::Option::Some(__covet_hit) = #lookup {
-                    return #hit;
-                }
-                #tags
-                #fill
+                #wrapper_body
             }
 
+            #companions
+        }
+    }
+
+    // `Self::__covet_f_site` or `__covet_f_site`.
+    fn site_path(&self, site_name: &Ident) -> TokenStream {
+        match &self.input.checked.receiver {
+            Some(_) => quote!(Self::#site_name),
+            None => quote!(#site_name),
+        }
+    }
+
+    // The companions: `_key`, `_invalidate`, `_refresh`, `_with_status`,
+    // `_stats`, `_clear`.
+    fn companions(
+        &self,
+        outer_sig: &syn::Signature,
+        inputs: &[&FnArg],
+        shared_attrs: &[Attribute],
+        site_path: &TokenStream,
+    ) -> TokenStream {
+        let Input { func, checked, .. } = self.input;
+        let vis = &func.vis;
+        let sig = &func.sig;
+        let private = &self.private;
+        let root = &self.root;
+        let name = &sig.ident;
+        let generics = &sig.generics;
+        let where_clause = &sig.generics.where_clause;
+        // Spanned on the attribute: a companion whose name is taken is
+        // reported there.
+        let companion =
+            |suffix: &str| Ident::new(&format!("{}_{suffix}", name.unraw()), Span::call_site());
+        let key_name = companion("key");
+        let invalidate_name = companion("invalidate");
+        let clear_name = companion("clear");
+        let stats_name = companion("stats");
+        let mut refresh_sig = outer_sig.clone();
+        refresh_sig.ident = companion("refresh");
+        let mut status_sig = outer_sig.clone();
+        status_sig.ident = companion("with_status");
+        let ret = match &sig.output {
+            ReturnType::Type(_, ty) => quote!(#ty),
+            ReturnType::Default => quote!(()),
+        };
+        status_sig.output = syn::parse_quote!(-> (#ret, #root::cache::CacheStatus));
+
+        let link = match &checked.receiver {
+            Some(_) => format!("Self::{}", name.unraw()),
+            None => name.unraw().to_string(),
+        };
+        let off = " Generated by `#[cached]`; `companions = false` leaves it out.";
+        let key_doc = format!(
+            " Cache key of [`{link}`] for these arguments, without the cache's namespace.\n\n{off}"
+        );
+        let invalidate_doc = format!(
+            " Removes the cached result of [`{link}`] for these arguments.\n\n Returns whether \
+             an entry was removed.\n\n{off}"
+        );
+        let refresh_doc =
+            format!(" Recomputes [`{link}`] for these arguments and stores the result.\n\n{off}");
+        let status_doc = format!(
+            " Calls [`{link}`] and says how the call was answered (a hit, a miss, a stale \
+             value...).\n\n{off}"
+        );
+        let stats_doc = format!(" Counters of [`{link}`] in this process.\n\n{off}");
+        let clear_doc = format!(
+            " Removes every cached result of [`{link}`] (by the pattern of its keys, or on \
+             backends that cannot delete by pattern, by a tag its entries carry). Returns how \
+             many entries were removed when the backend can count them, else 0.\n\n{off}"
+        );
+
+        let cache = self.cache_setup();
+        let key_invalidate = self.full_key(OnEncodeFailure::NothingRemoved);
+        let key_bare = self.write_key(OnEncodeFailure::Ignore);
+        let status_body = self.call_body(true);
+        let refresh_body = self.refresh_body();
+        let pattern = self.pattern();
+        // `_clear` takes the receiver and the arguments its cache
+        // expression names.
+        let clear_inputs = self.clear_inputs(inputs);
+
+        quote! {
             #(#shared_attrs)*
             #[doc = #key_doc]
             #[allow(dead_code, unused_variables, clippy::used_underscore_binding)]
@@ -205,12 +228,288 @@ impl Expander<'_> {
             #[doc = #refresh_doc]
             #[allow(dead_code, clippy::used_underscore_binding)]
             #vis #refresh_sig {
-                #cache
-                #key_bypass
-                #spec
-                #tags
-                #refresh
+                #refresh_body
             }
+
+            #(#shared_attrs)*
+            #[doc = #status_doc]
+            #[allow(dead_code, clippy::used_underscore_binding)]
+            #vis #status_sig {
+                #status_body
+            }
+
+            #(#shared_attrs)*
+            #[doc = #stats_doc]
+            #[allow(dead_code)]
+            #vis fn #stats_name() -> #root::cache::FnStats {
+                #site_path().snapshot()
+            }
+
+            #(#shared_attrs)*
+            #[doc = #clear_doc]
+            #[allow(dead_code, unused_variables, clippy::used_underscore_binding)]
+            #vis async fn #clear_name (#(#clear_inputs),*)
+                -> ::core::result::Result<u64, #root::cache::Error>
+            {
+                #cache
+                let __covet_pattern: fn() -> ::std::string::String = #pattern;
+                #private::clear(__covet_cache, __covet_pattern()).await
+            }
+        }
+    }
+
+    // The receiver, and the parameters the `cache = ...` expression names.
+    fn clear_inputs<'i>(&self, inputs: &[&'i FnArg]) -> Vec<&'i FnArg> {
+        let Some(expr) = &self.input.args.cache else {
+            return Vec::new();
+        };
+        let mut named = std::collections::HashSet::new();
+        collect_idents(quote!(#expr), &mut named);
+        inputs
+            .iter()
+            .copied()
+            .filter(|arg| match arg {
+                FnArg::Receiver(_) => named.contains("self"),
+                FnArg::Typed(typed) => match &*typed.pat {
+                    syn::Pat::Ident(p) => named.contains(&p.ident.unraw().to_string()),
+                    _ => false,
+                },
+            })
+            .collect()
+    }
+
+    // Binds `__covet_site` and registers the call.
+    fn site_setup(&self) -> TokenStream {
+        let name = &self.input.func.sig.ident;
+        let site_name = format_ident!("__covet_{}_site", name.unraw());
+        let site_path = self.site_path(&site_name);
+        let owner = match &self.input.checked.receiver {
+            Some(_) => quote!(::core::option::Option::Some(|| ::core::any::type_name::<
+                Self,
+            >())),
+            None => quote!(::core::option::Option::None),
+        };
+        let private = &self.private;
+        quote! {
+            let __covet_site: &'static #private::FnSite = #site_path();
+            __covet_site.enter(#owner);
+        }
+    }
+
+    // `let mut __covet_key = ...` with the full key; on an argument that
+    // does not encode, `on_failure`.
+    fn full_key(&self, on_failure: OnEncodeFailure) -> TokenStream {
+        let private = &self.private;
+        let write = self.write_key(on_failure);
+        quote! {
+            let mut __covet_key = #private::KeyBuf::new(__covet_cache);
+            #write
+        }
+    }
+
+    // Body of the wrapper (`status = false`) and of `<fn>_with_status`.
+    fn call_body(&self, status: bool) -> TokenStream {
+        let Input { checked, args, .. } = self.input;
+        let private = &self.private;
+        let root = &self.root;
+        let site = self.site_setup();
+        let cache = self.cache_setup();
+        let on_failure = if status {
+            OnEncodeFailure::BypassWithStatus
+        } else {
+            OnEncodeFailure::Bypass
+        };
+        let key = self.full_key(on_failure);
+        let spec = self.spec();
+        let tags = self.tags();
+        let memo = self.memo();
+        let (make, shape) = self.make_and_shape();
+        let span = self.error_span();
+        let hit = match (
+            checked.mode,
+            args.cache_none.is_some(),
+            args.cache_err.is_some(),
+        ) {
+            (Mode::Result, _, false) => quote!(::core::result::Result::Ok(__covet_hit)),
+            (Mode::Option, false, _) => quote!(::core::option::Option::Some(__covet_hit)),
+            _ => quote!(__covet_hit),
+        };
+        let (lookup, around) = (
+            self.runtime_fn(if args.stamped() {
+                "lookup_stamped"
+            } else {
+                "lookup"
+            }),
+            self.runtime_fn("around"),
+        );
+        let lookup = if args.stamped() {
+            quote_spanned!(span=> #lookup(__covet_cache, &__covet_key, &__covet_spec).await)
+        } else {
+            quote_spanned!(span=> #lookup(__covet_cache, &__covet_key).await)
+        };
+        let launch = if args.stamped() && checked.owned {
+            // Spanned on the option: a computation that cannot move to
+            // another task (not `Send`) is reported there.
+            let span = args
+                .stale_while_revalidate
+                .as_ref()
+                .map(|w| w.span)
+                .or(args.refresh_ahead.as_ref().map(|w| w.span))
+                .unwrap_or(span);
+            respan(quote!(#private::Spawn), span)
+        } else {
+            quote!(#private::Inline)
+        };
+        let around = quote_spanned! {span=>
+            #around(__covet_cache, __covet_key, #memo, __covet_found, __covet_make, __covet_shape, #launch).await
+        };
+        let (ret_hit, ret) = if status {
+            (
+                quote!((#hit, #root::cache::CacheStatus::Hit)),
+                quote!(#around),
+            )
+        } else {
+            (hit, quote!(#around.0))
+        };
+        quote! {
+            #site
+            #cache
+            #key
+            #spec
+            let __covet_found = #lookup;
+            if let #private::Found::Fresh(__covet_hit) = __covet_found {
+                __covet_site.hit();
+                return #ret_hit;
+            }
+            #tags
+            #make
+            #shape
+            #ret
+        }
+    }
+
+    // Body of `<fn>_refresh`.
+    fn refresh_body(&self) -> TokenStream {
+        let site = self.site_setup();
+        let cache = self.cache_setup();
+        let key = self.full_key(OnEncodeFailure::Bypass);
+        let spec = self.spec();
+        let tags = self.tags();
+        let memo = self.memo();
+        let (make, shape) = self.make_and_shape();
+        let span = self.error_span();
+        let refresh = self.runtime_fn("refresh");
+        let refresh = quote_spanned! {span=>
+            #refresh(__covet_cache, __covet_key, #memo, __covet_make(), __covet_shape).await
+        };
+        quote! {
+            #site
+            #cache
+            #key
+            #spec
+            #tags
+            #make
+            #shape
+            #refresh
+        }
+    }
+
+    // Where errors about the cached value type are reported: the return
+    // type, or `cache_err` (which makes the error type part of the value).
+    fn error_span(&self) -> Span {
+        let args = self.input.args;
+        if let Some(err) = &args.cache_err {
+            return err.span();
+        }
+        match &self.input.func.sig.output {
+            ReturnType::Type(_, ty) => ty.span(),
+            ReturnType::Default => Span::call_site(),
+        }
+    }
+
+    // `#private::name` with every span on the error span: rustc reports an
+    // unmet bound of a call on its path, once per span and fn, so a value
+    // type that cannot be cached is reported once.
+    fn runtime_fn(&self, name: &str) -> TokenStream {
+        let span = self.error_span();
+        let private = &self.private;
+        let name = Ident::new(name, span);
+        respan(quote!(#private::#name), span)
+    }
+
+    // `__covet_make` (the computation, not started) and `__covet_shape`
+    // (what of its result is stored, how failures are shared).
+    fn make_and_shape(&self) -> (TokenStream, TokenStream) {
+        let Input { checked, args, .. } = self.input;
+        let private = &self.private;
+        let call = &self.call;
+        let make = quote!(let __covet_make = move || #call;);
+        let shape = match checked.mode {
+            Mode::Result if args.cache_err.is_some() => quote!(#private::ErrToo),
+            // How a failure reaches the callers that waited for it: chosen
+            // at compile time (autoref), shared when the error is `Clone`.
+            Mode::Result => quote! {{
+                #[allow(unused_imports)]
+                use #private::{ShareClone as _, ShareNone as _};
+                (&&#private::Share::of(&__covet_make)).sharer()
+            }},
+            Mode::Option if args.cache_none.is_some() => quote!(#private::NoneToo),
+            Mode::Option => quote!(#private::SomePart),
+            Mode::Plain => quote!(#private::Whole),
+        };
+        (make, quote!(let __covet_shape = #shape;))
+    }
+
+    // The `Memo` handed to the runtime on a miss.
+    fn memo(&self) -> TokenStream {
+        let private = &self.private;
+        let value_ttl = match &self.input.args.value_ttl {
+            Some(path) => quote!(::core::option::Option::Some(#path)),
+            None => quote!(::core::option::Option::None),
+        };
+        let pattern = self.pattern();
+        quote! {
+            #private::Memo {
+                spec: __covet_spec,
+                site: __covet_site,
+                tags: __covet_tags,
+                value_ttl: #value_ttl,
+                pattern: #pattern,
+            }
+        }
+    }
+
+    // A closure (coerced to `fn() -> String`) giving the glob that matches
+    // every key of this fn, without the namespace.
+    fn pattern(&self) -> TokenStream {
+        let Input {
+            func, checked, key, ..
+        } = self.input;
+        let private = &self.private;
+        if let Some(template) = key {
+            let glob = LitStr::new(&template.glob(), template.span());
+            return quote!(|| ::std::string::String::from(#glob));
+        }
+        // The default key's prefix, with every instance of a generic fn.
+        let mut format = format!("::{}", func.sig.ident.unraw());
+        let mut format_args = Vec::new();
+        if checked.receiver.is_some() {
+            format.push_str("@{}");
+            format_args.push(quote!(#private::glob_escape(::core::any::type_name::<Self>())));
+        }
+        let generic = func
+            .sig
+            .generics
+            .params
+            .iter()
+            .any(|p| !matches!(p, GenericParam::Lifetime(_)));
+        if generic {
+            format.push_str("::<*>");
+        }
+        format.push_str(":*");
+        quote! {
+            || #private::glob_escape(::core::module_path!())
+                + &::std::format!(#format #(, #format_args)*)
         }
     }
 
@@ -303,7 +602,17 @@ impl Expander<'_> {
                 OnEncodeFailure::Ignore => quote!(let _ = #all;),
                 OnEncodeFailure::Bypass => {
                     let call = &self.call;
-                    quote!(if !(#all) { return #call.await; })
+                    quote!(if !(#all) { __covet_site.bypassed(); return #call.await; })
+                }
+                OnEncodeFailure::BypassWithStatus => {
+                    let call = &self.call;
+                    let root = &self.root;
+                    quote! {
+                        if !(#all) {
+                            __covet_site.bypassed();
+                            return (#call.await, #root::cache::CacheStatus::Bypassed);
+                        }
+                    }
                 }
                 OnEncodeFailure::NothingRemoved => {
                     quote!(if !(#all) { return ::core::result::Result::Ok(false); })
@@ -322,21 +631,60 @@ impl Expander<'_> {
         }
     }
 
+    // `let __covet_spec = Spec::new(..)...;`: built per call (a `ttl`
+    // expression need not be `const`), from constants the optimizer folds.
     fn spec(&self) -> TokenStream {
         let private = &self.private;
-        let ttl = match &self.input.args.ttl {
-            Some(ttl) => {
-                let millis = Literal::u64_unsuffixed(ttl.millis);
-                quote!(::core::option::Option::Some(#millis))
+        let args = self.input.args;
+        let millis = |ms: u64| {
+            let ms = Literal::u64_unsuffixed(ms);
+            quote!(::core::time::Duration::from_millis(#ms))
+        };
+        let ttl = match &args.ttl {
+            Some(TtlArg::Millis(ms)) => {
+                let d = millis(*ms);
+                quote!(::core::option::Option::Some(#d))
             }
-            None => quote!(::core::option::Option::None),
+            Some(TtlArg::Expr(expr)) => {
+                let ttl_of = respan(quote!(#private::ttl_of), expr.span());
+                quote_spanned!(expr.span()=> ::core::option::Option::Some(#ttl_of(#expr)))
+            }
+            Some(TtlArg::Bad(_)) | None => quote!(::core::option::Option::None),
         };
-        let lock = if self.input.args.lock.is_present() {
-            quote!(.with_lock())
-        } else {
-            TokenStream::new()
+        let mut spec = quote!(#private::Spec::new(#ttl));
+        if args.lock.is_present() {
+            spec.extend(quote!(.with_lock()));
+        }
+        let window = |w: &Window| {
+            let ms = Literal::u32_unsuffixed(u32::try_from(w.millis).unwrap_or(u32::MAX));
+            quote!(#ms)
         };
-        quote!(static __COVET_SPEC: #private::Spec = #private::Spec::new(#ttl)#lock;)
+        if let Some(w) = &args.stale_while_revalidate {
+            let ms = window(w);
+            spec.extend(quote!(.stale_while_revalidate(#ms)));
+        }
+        if let Some(w) = &args.stale_if_error {
+            let ms = window(w);
+            spec.extend(quote!(.stale_if_error(#ms)));
+        }
+        if let Some(w) = &args.refresh_ahead {
+            let d = millis(w.millis);
+            spec.extend(quote!(.refresh_ahead(#d)));
+        }
+        let negative = args
+            .cache_none
+            .as_ref()
+            .or(args.cache_err.as_ref())
+            .and_then(|n| n.ttl);
+        if let Some(w) = negative {
+            let d = millis(w.millis);
+            spec.extend(quote!(.negative_ttl(#d)));
+        }
+        if let Some(j) = &args.jitter {
+            let permille = Literal::u16_unsuffixed(j.permille);
+            spec.extend(quote!(.jitter(#permille)));
+        }
+        quote!(let __covet_spec: #private::Spec = #spec;)
     }
 
     fn tags(&self) -> TokenStream {
@@ -443,5 +791,18 @@ impl SplitAttrs {
             }
         }
         split
+    }
+}
+
+// Every identifier in `tokens`, as written (raw prefix removed).
+fn collect_idents(tokens: TokenStream, into: &mut std::collections::HashSet<String>) {
+    for tree in tokens {
+        match tree {
+            TokenTree::Ident(ident) => {
+                into.insert(ident.unraw().to_string());
+            }
+            TokenTree::Group(group) => collect_idents(group.stream(), into),
+            _ => {}
+        }
     }
 }

@@ -160,6 +160,28 @@ impl Template {
     pub(crate) fn span(&self) -> Span {
         self.lit.span()
     }
+
+    // The glob matching every rendering of the template: literal pieces
+    // escaped, each placeholder `*`.
+    pub(crate) fn glob(&self) -> String {
+        let mut glob = String::new();
+        // Adjacent placeholders need one `*`.
+        let mut wild = false;
+        for (i, piece) in self.pieces.iter().enumerate() {
+            for c in piece.chars() {
+                if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+                    glob.push('\\');
+                }
+                glob.push(c);
+                wild = false;
+            }
+            if i + 1 < self.pieces.len() && !wild {
+                glob.push('*');
+                wild = true;
+            }
+        }
+        glob
+    }
 }
 
 impl ToTokens for Placeholder {

@@ -35,6 +35,8 @@ pub(crate) struct Checked {
     pub(crate) receiver: Option<FnArg>,
     pub(crate) params: Vec<Param>,
     pub(crate) mode: Mode,
+    // Arguments are owned: a refresh can run on a spawned task.
+    pub(crate) owned: bool,
 }
 
 impl Checked {
@@ -145,11 +147,92 @@ pub(crate) fn check(
     }
 
     let mode = args.map_or(Mode::Plain, |args| mode(&sig.output, args));
+    if let Some(args) = args {
+        check_options(args, mode, errors);
+    }
+    // A refresh can move to a background task only if the computation owns
+    // everything it uses: no receiver, no borrowed argument, no generics.
+    let owned = receiver.is_none()
+        && sig.generics.params.is_empty()
+        && params.iter().all(|p| match &p.arg {
+            FnArg::Typed(typed) => !borrows(&typed.ty),
+            FnArg::Receiver(_) => false,
+        });
     Checked {
         receiver,
         params,
         mode,
+        owned,
     }
+}
+
+// Options that only make sense for some return types.
+fn check_options(args: &CachedArgs, mode: Mode, errors: &mut Accumulator) {
+    if let Some(none) = &args.cache_none
+        && mode != Mode::Option
+    {
+        errors.push(
+            Error::custom(
+                "`cache_none` caches `None` results: the fn must return `Option<T>` (or use the \
+                 `option` flag for an alias of `Option`)",
+            )
+            .with_span(&none.span()),
+        );
+    }
+    if let Some(err) = &args.cache_err
+        && mode != Mode::Result
+    {
+        errors.push(
+            Error::custom(
+                "`cache_err` caches `Err` results: the fn must return `Result<T, E>` (or use the \
+                 `result` flag for an alias of `Result`)",
+            )
+            .with_span(&err.span()),
+        );
+    }
+    if let Some(sie) = &args.stale_if_error
+        && mode == Mode::Plain
+    {
+        errors.push(
+            Error::custom(
+                "`stale_if_error` serves a stale value when the fn fails, and this fn cannot \
+                 fail: it must return `Result<T, E>` or `Option<T>` (or use the `result` / \
+                 `option` flag for an alias)",
+            )
+            .with_span(&sie.span()),
+        );
+    }
+    if let Some(w) = &args.stale_while_revalidate {
+        errors.handle(w.millis_u32("stale_while_revalidate"));
+    }
+    if let Some(w) = &args.stale_if_error {
+        errors.handle(w.millis_u32("stale_if_error"));
+    }
+}
+
+// Whether a type borrows: a reference or a lifetime other than `'static`,
+// or `impl Trait` (which may capture one).
+fn borrows(ty: &Type) -> bool {
+    struct Finder(bool);
+    impl VisitMut for Finder {
+        fn visit_type_reference_mut(&mut self, r: &mut syn::TypeReference) {
+            if r.lifetime.as_ref().is_none_or(|l| l.ident != "static") {
+                self.0 = true;
+            }
+            self.visit_type_mut(&mut r.elem);
+        }
+        fn visit_lifetime_mut(&mut self, l: &mut syn::Lifetime) {
+            if l.ident != "static" {
+                self.0 = true;
+            }
+        }
+        fn visit_type_impl_trait_mut(&mut self, _: &mut TypeImplTrait) {
+            self.0 = true;
+        }
+    }
+    let mut finder = Finder(false);
+    finder.visit_type_mut(&mut ty.clone());
+    finder.0
 }
 
 // Flags win; otherwise the last segment of the return type's path decides, so
