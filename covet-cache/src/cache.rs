@@ -16,6 +16,7 @@ use crate::epochs::Epochs;
 use crate::error::{CodecError, ConfigError, Error, Result};
 use crate::flight::Flights;
 use crate::key::{Glob, KeyBuf, escape_glob, validate_key};
+use crate::memo::FnSite;
 use crate::stats::{Stats, StatsInner};
 
 mod fill;
@@ -638,31 +639,124 @@ impl Cache {
         }
     }
 
-    /// Reads and decodes a value with its stamp, counting decode and
-    /// backend errors but neither hits nor misses. Local hits take the
+    /// The value of a local (memory) entry: its decoded form when it holds
+    /// one of type `T`, else decoded from its bytes (and kept, so that the
+    /// next hit does not decode). Counts a decode error, not the miss.
+    #[cfg(feature = "memory")]
+    #[inline]
+    fn local_value<T: CacheValue>(
+        &self,
+        key: &KeyBuf,
+        entry: &crate::backend::memory::MemEntry,
+    ) -> Option<T> {
+        if let Some(v) = entry.decoded.get().and_then(|d| d.downcast_ref::<T>()) {
+            return Some(v.clone());
+        }
+        match Codec::decode::<T>(&entry.bytes, self.fingerprint::<T>()) {
+            Ok(v) => {
+                let _ = entry.decoded.set(Arc::new(v.clone()));
+                Some(v)
+            }
+            Err(err) => {
+                self.decode_failed(key, &err);
+                None
+            }
+        }
+    }
+
+    /// The lookup every plain read goes through: a fresh value is a hit;
+    /// an absent, undecodable or stale one a miss. Local hits take the
     /// first branch: one moka lookup by `&str`, a type check and a clone.
     #[inline]
-    async fn read<T: CacheValue>(&self, key: &KeyBuf) -> Result<Option<(T, Option<Stamp>)>> {
+    pub(crate) async fn lookup<T: CacheValue>(&self, key: &KeyBuf) -> Result<Option<T>> {
+        self.lookup_for(key, None).await
+    }
+
+    /// [`lookup`](Self::lookup) that also counts a hit for a `#[cached]`
+    /// fn: on a local hit, both counters take one thread-local lookup.
+    #[inline]
+    pub(crate) async fn lookup_for<T: CacheValue>(
+        &self,
+        key: &KeyBuf,
+        site: Option<&'static FnSite>,
+    ) -> Result<Option<T>> {
         let inner = &*self.inner;
         #[cfg(feature = "memory")]
         if let Some(local) = &inner.local {
             if let Some(entry) = local.get_entry(key.as_str()).await {
-                if let Some(v) = entry.decoded.get().and_then(|d| d.downcast_ref::<T>()) {
-                    return Ok(Some((v.clone(), Stamp::of(&entry.bytes))));
+                // The hit of an unstamped value already decoded: no clock,
+                // no decoding.
+                if entry.fresh_until == u64::MAX
+                    && let Some(v) = entry.decoded.get().and_then(|d| d.downcast_ref::<T>())
+                {
+                    let cell = crate::stats::cell();
+                    inner.stats.hits.incr_at(cell);
+                    if let Some(site) = site {
+                        site.hit_at(cell);
+                    }
+                    return Ok(Some(v.clone()));
                 }
-                return Ok(
-                    match Codec::decode::<T>(&entry.bytes, self.fingerprint::<T>()) {
-                        Ok(v) => {
-                            // Keep the decoded value: the next hit will not decode.
-                            let _ = entry.decoded.set(Arc::new(v.clone()));
-                            Some((v, Stamp::of(&entry.bytes)))
-                        }
-                        Err(err) => {
-                            self.decode_failed(key, &err);
-                            None
-                        }
-                    },
-                );
+                let value = self.local_lookup(key, &entry);
+                if let (Some(site), Some(_)) = (site, &value) {
+                    site.hit_counted();
+                }
+                return Ok(value);
+            }
+            if inner.local_only {
+                inner.stats.misses.incr();
+                return Ok(None);
+            }
+        }
+        match inner.backend.get(key.as_str()).await {
+            Ok(bytes) => {
+                let value = self.decode_counted(key, bytes.as_deref());
+                if let (Some(site), Some(_)) = (site, &value) {
+                    site.hit_counted();
+                }
+                Ok(value)
+            }
+            Err(err) => {
+                inner.stats.errors.incr();
+                inner.stats.misses.incr();
+                Err(err)
+            }
+        }
+    }
+
+    /// The rest of a local lookup: a stamped value past its freshness is a
+    /// miss; a value not decoded yet is decoded (and kept).
+    #[cfg(feature = "memory")]
+    fn local_lookup<T: CacheValue>(
+        &self,
+        key: &KeyBuf,
+        entry: &crate::backend::memory::MemEntry,
+    ) -> Option<T> {
+        let value =
+            if entry.fresh_until != u64::MAX && crate::time::now_epoch_ms() >= entry.fresh_until {
+                None
+            } else {
+                self.local_value::<T>(key, entry)
+            };
+        match &value {
+            Some(_) => self.inner.stats.hits.incr(),
+            None => self.inner.stats.misses.incr(),
+        }
+        value
+    }
+
+    /// Reads and decodes a value with its stamp, counting decode and
+    /// backend errors but neither hits nor misses.
+    async fn read_stamped<T: CacheValue>(
+        &self,
+        key: &KeyBuf,
+    ) -> Result<Option<(T, Option<Stamp>)>> {
+        let inner = &*self.inner;
+        #[cfg(feature = "memory")]
+        if let Some(local) = &inner.local {
+            if let Some(entry) = local.get_entry(key.as_str()).await {
+                return Ok(self
+                    .local_value::<T>(key, &entry)
+                    .map(|v| (v, Stamp::of(&entry.bytes))));
             }
             if inner.local_only {
                 return Ok(None);
@@ -679,27 +773,7 @@ impl Cache {
             Ok(None) => Ok(None),
             Err(err) => {
                 inner.stats.errors.incr();
-                inner.stats.misses.incr();
                 Err(err)
-            }
-        }
-    }
-
-    /// The lookup every plain read goes through: a fresh value is a hit;
-    /// an absent, undecodable or stale one a miss.
-    #[inline]
-    pub(crate) async fn lookup<T: CacheValue>(&self, key: &KeyBuf) -> Result<Option<T>> {
-        let stats = &self.inner.stats;
-        match self.read::<T>(key).await? {
-            Some((v, stamp))
-                if stamp.is_none_or(|s| crate::time::now_epoch_ms() < s.fresh_until) =>
-            {
-                stats.hits.incr();
-                Ok(Some(v))
-            }
-            _ => {
-                stats.misses.incr();
-                Ok(None)
             }
         }
     }
@@ -711,10 +785,11 @@ impl Cache {
         ahead: Duration,
     ) -> Found<T> {
         let stats = &self.inner.stats;
-        let found = match self.read::<T>(key).await {
+        let found = match self.read_stamped::<T>(key).await {
             Ok(Some((v, stamp))) => Found::classify(v, stamp, ahead),
             Ok(None) => Found::Absent,
             Err(err) => {
+                stats.misses.incr();
                 tracing::warn!(key = %key, error = %err, "cache read failed; computing the value");
                 return Found::Down;
             }

@@ -265,14 +265,27 @@ impl FnSite {
         }
     }
 
-    /// A fresh cached value answered a call.
+    /// A fresh cached value answered a call (which registers the fn).
     #[inline]
-    pub fn hit(&'static self) {
+    pub fn hit(&'static self, owner: Option<fn() -> &'static str>) {
+        self.enter(owner);
         self.hits.incr();
     }
 
-    /// A call that could not use the cache.
-    pub fn bypassed(&'static self) {
+    /// A hit counted by the runtime (the call registered already).
+    pub(crate) fn hit_counted(&self) {
+        self.hits.incr();
+    }
+
+    /// [`hit_counted`](Self::hit_counted) in this thread's counter cell.
+    #[inline]
+    pub(crate) fn hit_at(&self, cell: usize) {
+        self.hits.incr_at(cell);
+    }
+
+    /// A call that could not use the cache (which registers the fn).
+    pub fn bypassed(&'static self, owner: Option<fn() -> &'static str>) {
+        self.enter(owner);
         self.count(Count::Bypassed);
     }
 
@@ -329,7 +342,7 @@ mod tests {
         static SITE: FnSite = FnSite::new("app::users::load");
         SITE.enter(None);
         SITE.enter(None);
-        SITE.hit();
+        SITE.hit(None);
         SITE.count(Count::Miss);
         SITE.body_ran(Duration::from_millis(3));
         SITE.body_ran(Duration::from_millis(1));

@@ -186,6 +186,8 @@ pub struct Memo<V> {
     pub value_ttl: Option<fn(&V) -> Option<Duration>>,
     /// The glob of the fn's keys (for `<fn>_clear`).
     pub pattern: fn() -> String,
+    /// The `Self` type of a method, for its path in [`fn_stats`](crate::fn_stats).
+    pub owner: Option<fn() -> &'static str>,
 }
 
 impl<V> std::fmt::Debug for Memo<V> {
@@ -239,17 +241,30 @@ impl postcard::ser_flavors::Flavor for HexFlavor<'_> {
     }
 }
 
-/// Lookup of a fn without stale options: `Fresh`, `Absent` or `Down`.
+/// Lookup of a fn without stale options. `down` is set when the backend
+/// failed (the call then bypasses the cache).
+/// A hit is counted for the fn at `site` too.
 #[inline]
-pub async fn lookup<T: CacheValue>(cache: &Cache, key: &KeyBuf) -> Found<T> {
-    match cache.lookup(key).await {
-        Ok(Some(v)) => Found::Fresh(v),
-        Ok(None) => Found::Absent,
+pub async fn lookup<T: CacheValue>(
+    cache: &Cache,
+    key: &KeyBuf,
+    site: &'static FnSite,
+    down: &mut bool,
+) -> Option<T> {
+    match cache.lookup_for(key, Some(site)).await {
+        Ok(v) => v,
         Err(err) => {
+            *down = true;
             tracing::warn!(key = %key, error = %err, "cache read failed; computing the value");
-            Found::Down
+            None
         }
     }
+}
+
+/// What a plain lookup that found nothing means for [`around`].
+#[inline]
+pub fn missed<T>(down: bool) -> Found<T> {
+    if down { Found::Down } else { Found::Absent }
 }
 
 /// Lookup of a fn with `stale_while_revalidate`, `stale_if_error` or
@@ -357,6 +372,7 @@ where
             tags: memo.tags.clone(),
             value_ttl: memo.value_ttl,
             pattern: memo.pattern,
+            owner: memo.owner,
         };
         cache.refresh_in_background(key.clone(), memo.plan(), make, shape)
     }
@@ -394,14 +410,15 @@ where
     L: Launch<T, R, V, F, S>,
 {
     let site = memo.site;
+    site.enter(memo.owner);
     match found {
         Found::Fresh(v) => {
-            site.hit();
+            site.hit_counted();
             (shape.wrap(v), CacheStatus::Hit)
         }
         Found::Ahead(v) => match launch.launch(cache, &key, &memo, make, shape) {
             Ok(()) => {
-                site.hit();
+                site.hit_counted();
                 (shape.wrap(v), CacheStatus::Hit)
             }
             Err(make) => {
@@ -432,7 +449,7 @@ where
                 .await
         }
         Found::Down => {
-            site.bypassed();
+            site.count(Count::Bypassed);
             let (r, _) = cache
                 .fill(key, memo.plan(), Prior::Absent, make, shape)
                 .await;
@@ -454,6 +471,7 @@ where
     Fut: Future<Output = R>,
     S: Shape<T, R, Value = V>,
 {
+    memo.site.enter(memo.owner);
     cache.refresh(key, memo.plan(), fut, shape).await
 }
 

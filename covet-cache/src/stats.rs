@@ -6,49 +6,81 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crossbeam_utils::CachePadded;
 
-const STRIPES: usize = 8;
+/// Cells owned by one thread each: the first `OWNED` threads that count
+/// get one to themselves and add to it without a locked instruction.
+const OWNED: usize = 8;
+/// Cells shared by every later thread, added to atomically.
+const SHARED: usize = 8;
 
-static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
+static NEXT_THREAD: AtomicUsize = AtomicUsize::new(0);
 
 thread_local! {
-    static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
+    /// This thread's cell: `0..OWNED` owned, `OWNED..` shared.
+    static CELL: Cell<usize> = const { Cell::new(usize::MAX) };
 }
 
 #[inline(always)]
-fn stripe() -> usize {
-    STRIPE.with(|s| {
-        let v = s.get();
+pub(crate) fn cell() -> usize {
+    CELL.with(|c| {
+        let v = c.get();
         if v != usize::MAX {
             return v;
         }
-        let v = NEXT_STRIPE.fetch_add(1, Ordering::Relaxed) % STRIPES;
-        s.set(v);
+        // Thread numbers are never reused, so an owned cell has one writer
+        // for the life of the process.
+        let n = NEXT_THREAD.fetch_add(1, Ordering::Relaxed);
+        let v = if n < OWNED { n } else { OWNED + n % SHARED };
+        c.set(v);
         v
     })
 }
 
 /// A counter spread over cache lines so that threads counting hits at the
-/// same time do not contend on one line.
-#[derive(Default)]
+/// same time do not contend on one line. The first threads to count own a
+/// cell each and add to it with a plain load and store (one writer, so no
+/// update is lost); later threads share the other cells atomically.
 pub(crate) struct Counter {
-    cells: [CachePadded<AtomicU64>; STRIPES],
+    cells: [CachePadded<AtomicU64>; OWNED + SHARED],
+}
+
+impl Default for Counter {
+    fn default() -> Self {
+        Counter::new()
+    }
 }
 
 impl Counter {
     /// A counter at zero, usable in a `static`.
     pub(crate) const fn new() -> Counter {
         Counter {
-            cells: [const { CachePadded::new(AtomicU64::new(0)) }; STRIPES],
+            cells: [const { CachePadded::new(AtomicU64::new(0)) }; OWNED + SHARED],
         }
     }
 
     #[inline]
     pub(crate) fn incr(&self) {
-        self.cells[stripe()].fetch_add(1, Ordering::Relaxed);
+        self.incr_at(cell());
+    }
+
+    /// Adds one in this thread's cell `i` (from [`cell`]), for callers
+    /// that count in several counters at once.
+    #[inline]
+    pub(crate) fn incr_at(&self, i: usize) {
+        let cell = &self.cells[i];
+        if i < OWNED {
+            cell.store(
+                cell.load(Ordering::Relaxed).wrapping_add(1),
+                Ordering::Relaxed,
+            );
+        } else {
+            cell.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     pub(crate) fn get(&self) -> u64 {
-        self.cells.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+        self.cells
+            .iter()
+            .fold(0u64, |sum, c| sum.wrapping_add(c.load(Ordering::Relaxed)))
     }
 }
 
@@ -156,5 +188,24 @@ mod tests {
             .collect();
         hs.into_iter().for_each(|h| h.join().unwrap());
         assert_eq!(c.get(), 4000);
+    }
+
+    #[test]
+    fn no_count_is_lost_past_the_owned_cells() {
+        // More threads than owned cells, all counting at once: the later
+        // ones share cells and must not lose updates.
+        let c = std::sync::Arc::new(Counter::default());
+        let start = std::sync::Arc::new(std::sync::Barrier::new(3 * OWNED));
+        let hs: Vec<_> = (0..3 * OWNED)
+            .map(|_| {
+                let (c, start) = (c.clone(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    (0..20_000).for_each(|_| c.incr());
+                })
+            })
+            .collect();
+        hs.into_iter().for_each(|h| h.join().unwrap());
+        assert_eq!(c.get(), 3 * OWNED as u64 * 20_000);
     }
 }

@@ -53,6 +53,9 @@ pub(crate) struct MemEntry {
     id: u64,
     pub(crate) bytes: Bytes,
     pub(crate) decoded: OnceLock<Decoded>,
+    /// When a stamped value stops being fresh (epoch milliseconds), read
+    /// from its envelope once; `u64::MAX` for unstamped values.
+    pub(crate) fresh_until: u64,
     expires_at: Option<Instant>,
     tags: Box<[Arc<str>]>,
     weight: u32,
@@ -79,6 +82,7 @@ impl MemEntry {
         let raw = key_len as u64 + bytes.len() as u64 + decoded_weight + ENTRY_OVERHEAD;
         MemEntry {
             id: NEXT_ENTRY_ID.fetch_add(1, Ordering::Relaxed),
+            fresh_until: crate::codec::Stamp::of(&bytes).map_or(u64::MAX, |s| s.fresh_until),
             bytes,
             decoded: cell,
             expires_at: ttl.and_then(|t| Instant::now().checked_add(t)),

@@ -627,7 +627,7 @@ impl Cache {
         let unchanged = |old: T| {
             if fresh {
                 if let Some(site) = plan.site {
-                    site.hit();
+                    site.hit_counted();
                 }
                 (shape.wrap(old), CacheStatus::Hit)
             } else {

@@ -278,21 +278,24 @@ impl Expander<'_> {
             .collect()
     }
 
-    // Binds `__covet_site` and registers the call.
-    fn site_setup(&self) -> TokenStream {
-        let name = &self.input.func.sig.ident;
-        let site_name = format_ident!("__covet_{}_site", name.unraw());
-        let site_path = self.site_path(&site_name);
-        let owner = match &self.input.checked.receiver {
+    // `Some(|| type_name::<Self>())` for methods: their path in `fn_stats`.
+    fn owner(&self) -> TokenStream {
+        match &self.input.checked.receiver {
             Some(_) => quote!(::core::option::Option::Some(|| ::core::any::type_name::<
                 Self,
             >())),
             None => quote!(::core::option::Option::None),
-        };
+        }
+    }
+
+    // Binds `__covet_site` (the call registers with its first count).
+    fn site_setup(&self) -> TokenStream {
+        let name = &self.input.func.sig.ident;
+        let site_name = format_ident!("__covet_{}_site", name.unraw());
+        let site_path = self.site_path(&site_name);
         let private = &self.private;
         quote! {
             let __covet_site: &'static #private::FnSite = #site_path();
-            __covet_site.enter(#owner);
         }
     }
 
@@ -323,6 +326,7 @@ impl Expander<'_> {
         let spec = self.spec();
         let tags = self.tags();
         let memo = self.memo();
+        let owner = self.owner();
         let (make, shape) = self.make_and_shape();
         let span = self.error_span();
         let hit = match (
@@ -345,7 +349,7 @@ impl Expander<'_> {
         let lookup = if args.stamped() {
             quote_spanned!(span=> #lookup(__covet_cache, &__covet_key, &__covet_spec).await)
         } else {
-            quote_spanned!(span=> #lookup(__covet_cache, &__covet_key).await)
+            quote_spanned!(span=> #lookup(__covet_cache, &__covet_key, __covet_site, &mut __covet_down).await)
         };
         let launch = if args.stamped() && checked.owned {
             // Spanned on the option: a computation that cannot move to
@@ -371,16 +375,37 @@ impl Expander<'_> {
         } else {
             (hit, quote!(#around.0))
         };
+        let check_hit = if args.stamped() {
+            quote! {
+                let __covet_found = #lookup;
+                if let #private::Found::Fresh(__covet_hit) = __covet_found {
+                    __covet_site.hit(#owner);
+                    return #ret_hit;
+                }
+            }
+        } else {
+            quote! {
+                let mut __covet_down = false;
+                if let ::core::option::Option::Some(__covet_hit) = #lookup {
+                    __covet_site.enter(#owner);
+                    return #ret_hit;
+                }
+                let __covet_found = #private::missed(__covet_down);
+            }
+        };
+        // A plain fn's options are needed only on a miss.
+        let (spec_first, spec_after) = if args.stamped() {
+            (spec, TokenStream::new())
+        } else {
+            (TokenStream::new(), spec)
+        };
         quote! {
             #site
             #cache
             #key
-            #spec
-            let __covet_found = #lookup;
-            if let #private::Found::Fresh(__covet_hit) = __covet_found {
-                __covet_site.hit();
-                return #ret_hit;
-            }
+            #spec_first
+            #check_hit
+            #spec_after
             #tags
             #make
             #shape
@@ -468,6 +493,7 @@ impl Expander<'_> {
             None => quote!(::core::option::Option::None),
         };
         let pattern = self.pattern();
+        let owner = self.owner();
         quote! {
             #private::Memo {
                 spec: __covet_spec,
@@ -475,6 +501,7 @@ impl Expander<'_> {
                 tags: __covet_tags,
                 value_ttl: #value_ttl,
                 pattern: #pattern,
+                owner: #owner,
             }
         }
     }
@@ -602,14 +629,18 @@ impl Expander<'_> {
                 OnEncodeFailure::Ignore => quote!(let _ = #all;),
                 OnEncodeFailure::Bypass => {
                     let call = &self.call;
-                    quote!(if !(#all) { __covet_site.bypassed(); return #call.await; })
+                    {
+                        let owner = self.owner();
+                        quote!(if !(#all) { __covet_site.bypassed(#owner); return #call.await; })
+                    }
                 }
                 OnEncodeFailure::BypassWithStatus => {
                     let call = &self.call;
                     let root = &self.root;
+                    let owner = self.owner();
                     quote! {
                         if !(#all) {
-                            __covet_site.bypassed();
+                            __covet_site.bypassed(#owner);
                             return (#call.await, #root::cache::CacheStatus::Bypassed);
                         }
                     }
