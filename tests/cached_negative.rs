@@ -17,21 +17,21 @@ enum DbError {
 async fn find_user(cache: &'static Cache, runs: Arc<AtomicU32>, id: u64) -> Option<String> {
     let _ = cache;
     runs.fetch_add(1, Ordering::SeqCst);
-    (id % 2 == 0).then(|| format!("user {id}"))
+    id.is_multiple_of(2).then(|| format!("user {id}"))
 }
 
 #[covet::cached(cache = cache, key = "short:{id}", ttl = 60, cache_none = "300ms")]
 async fn find_short(cache: &'static Cache, runs: Arc<AtomicU32>, id: u64) -> Option<String> {
     let _ = cache;
     runs.fetch_add(1, Ordering::SeqCst);
-    (id % 2 == 0).then(|| format!("user {id}"))
+    id.is_multiple_of(2).then(|| format!("user {id}"))
 }
 
 #[covet::cached(cache = cache, key = "load:{id}", ttl = 60, cache_err = "300ms")]
 async fn load(cache: &'static Cache, runs: Arc<AtomicU32>, id: u64) -> Result<u64, DbError> {
     let _ = cache;
     runs.fetch_add(1, Ordering::SeqCst);
-    if id % 2 == 0 {
+    if id.is_multiple_of(2) {
         Ok(id * 10)
     } else {
         Err(DbError::NotFound(id))
@@ -42,7 +42,7 @@ async fn load(cache: &'static Cache, runs: Arc<AtomicU32>, id: u64) -> Result<u6
 async fn load_all(cache: &'static Cache, runs: Arc<AtomicU32>, id: u64) -> Result<u64, DbError> {
     let _ = cache;
     runs.fetch_add(1, Ordering::SeqCst);
-    if id % 2 == 0 {
+    if id.is_multiple_of(2) {
         Ok(id * 10)
     } else {
         Err(DbError::NotFound(id))

@@ -278,6 +278,7 @@ impl FnSite {
     }
 
     /// [`hit_counted`](Self::hit_counted) in this thread's counter cell.
+    #[cfg(feature = "memory")]
     #[inline]
     pub(crate) fn hit_at(&self, cell: usize) {
         self.hits.incr_at(cell);

@@ -364,8 +364,11 @@ impl Expander<'_> {
         } else {
             quote!(#private::Inline)
         };
+        // Boxed: the miss path's state is not part of the fn's future, so
+        // creating and moving that future on every call (a hit included)
+        // stays cheap.
         let around = quote_spanned! {span=>
-            #around(__covet_cache, __covet_key, #memo, __covet_found, __covet_make, __covet_shape, #launch).await
+            ::std::boxed::Box::pin(#around(__covet_cache, __covet_key, #memo, __covet_found, __covet_make, __covet_shape, #launch)).await
         };
         let (ret_hit, ret) = if status {
             (
