@@ -242,23 +242,26 @@ impl postcard::ser_flavors::Flavor for HexFlavor<'_> {
 }
 
 /// Lookup of a fn without stale options. `down` is set when the backend
-/// failed (the call then bypasses the cache).
-/// A hit is counted for the fn at `site` too.
+/// failed (the call then bypasses the cache). A plain fn returning the
+/// lookup's future: no async layer of its own on the hit path.
 #[inline]
-pub async fn lookup<T: CacheValue>(
-    cache: &Cache,
-    key: &KeyBuf,
+pub fn lookup<'a, T: CacheValue>(
+    cache: &'a Cache,
+    key: &'a KeyBuf,
     site: &'static FnSite,
-    down: &mut bool,
-) -> Option<T> {
-    match cache.lookup_for(key, Some(site)).await {
-        Ok(v) => v,
-        Err(err) => {
-            *down = true;
-            tracing::warn!(key = %key, error = %err, "cache read failed; computing the value");
-            None
-        }
-    }
+    down: &'a mut bool,
+) -> impl Future<Output = Option<T>> + Send + 'a {
+    futures_util::FutureExt::map(
+        cache.lookup_for(key, Some(site)),
+        move |found| match found {
+            Ok(v) => v,
+            Err(err) => {
+                *down = true;
+                tracing::warn!(key = %key, error = %err, "cache read failed; computing the value");
+                None
+            }
+        },
+    )
 }
 
 /// What a plain lookup that found nothing means for [`around`].
@@ -270,8 +273,12 @@ pub fn missed<T>(down: bool) -> Found<T> {
 /// Lookup of a fn with `stale_while_revalidate`, `stale_if_error` or
 /// `refresh_ahead`: stale values are kept and classified.
 #[inline]
-pub async fn lookup_stamped<T: CacheValue>(cache: &Cache, key: &KeyBuf, spec: &Spec) -> Found<T> {
-    cache.lookup_stamped(key, spec.ahead()).await
+pub fn lookup_stamped<'a, T: CacheValue>(
+    cache: &'a Cache,
+    key: &'a KeyBuf,
+    spec: &Spec,
+) -> impl Future<Output = Found<T>> + Send + 'a {
+    cache.lookup_stamped(key, spec.ahead())
 }
 
 pub use crate::cache::{ErrShare, ErrToo, Found, NoneToo, OkPart, Shape, SomePart, Whole};
