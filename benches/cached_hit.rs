@@ -72,6 +72,18 @@ fn make_user(id: u64) -> User {
 static RAW_MOKA: LazyLock<moka::future::Cache<u64, User>> =
     LazyLock::new(|| moka::future::Cache::new(10_000));
 
+// The store under `covet::cache::LocalMemo`, bare: quick_cache's sync cache.
+static QUICK: LazyLock<quick_cache::sync::Cache<u64, User>> =
+    LazyLock::new(|| quick_cache::sync::Cache::new(10_000));
+
+// (g) the typed local memo: quick_cache plus a TTL checked on read and counters.
+static LOCAL: LazyLock<covet::cache::LocalMemo<u64, User>> = LazyLock::new(|| {
+    covet::cache::LocalMemo::builder()
+        .max_entries(10_000)
+        .ttl(Duration::from_secs(3600))
+        .build()
+});
+
 // Reference for (a): moka's synchronous cache.
 static SYNC_MOKA: LazyLock<moka::sync::Cache<u64, User>> =
     LazyLock::new(|| moka::sync::Cache::new(10_000));
@@ -204,6 +216,8 @@ fn warm(rt: &Runtime) {
         let want = make_user(ID);
         RAW_MOKA.insert(ID, want.clone()).await;
         SYNC_MOKA.insert(ID, want.clone());
+        QUICK.insert(ID, want.clone());
+        LOCAL.insert(ID, want.clone());
         STR_MOKA.insert("bench:user:42".into(), want.clone()).await;
         let decoded = OnceLock::new();
         let _ = decoded.set(Arc::new(want.clone()) as Arc<dyn Any + Send + Sync>);
@@ -391,6 +405,7 @@ fn contenders(v: &mut impl Visit) {
     v.visit("f_covet_typed_get", async || {
         TYPED.get::<User>(black_box("user:42")).await
     });
+    v.visit("g_covet_local_memo", async || LOCAL.get(&black_box(ID)));
 }
 
 /// The pieces of our hit path, rebuilt from public parts, to see what each
@@ -443,6 +458,8 @@ fn pieces(v: &mut impl Visit) {
     v.visit("p6_moka_sync_u64_key", async || {
         SYNC_MOKA.get(&black_box(ID))
     });
+    // The store of (g) alone: quick_cache's sync cache, same key and value.
+    v.visit("p7_quick_cache_u64_key", async || QUICK.get(&black_box(ID)));
 }
 
 struct Bench<'a, 'c> {

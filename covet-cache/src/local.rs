@@ -1,0 +1,439 @@
+//! A typed in-process memo: values of any `Clone + Send + Sync + 'static`
+//! type (no serde bound), keyed by any `Hash + Eq` key, with a per-entry
+//! TTL checked on read, a bound on the number of entries, and single-flight
+//! on a miss for sync and async callers.
+//!
+//! The store is [`quick_cache`]'s sharded concurrent cache (S3-FIFO
+//! eviction): a hit is a shard read lock, a hash lookup and a clone, with no
+//! key rendered and nothing decoded. Concurrent misses of one key wait on
+//! quick_cache's placeholder for that key only; a computation that panics
+//! or is cancelled drops its placeholder and one waiter computes instead. A
+//! computation that asks for its own key (directly, or through another memo
+//! call with the same key) computes directly instead of waiting for itself.
+//! An [`invalidate`](LocalMemo::invalidate) or [`clear`](LocalMemo::clear)
+//! while a value is computed removes the placeholder: the computed value is
+//! returned but not stored.
+//!
+//! ```
+//! use std::time::Duration;
+//! use covet_cache::LocalMemo;
+//!
+//! let memo: LocalMemo<u64, String> = LocalMemo::builder()
+//!     .max_entries(1_000)
+//!     .ttl(Duration::from_secs(60))
+//!     .build();
+//! assert_eq!(memo.get_or_insert_with_sync(7, || "seven".to_owned()), "seven");
+//! assert_eq!(memo.get(&7).as_deref(), Some("seven"));
+//! assert!(memo.invalidate(&7));
+//! assert_eq!(memo.get(&7), None);
+//! ```
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::hash::{BuildHasher, Hash};
+use std::sync::Arc;
+use std::time::Duration;
+
+use quick_cache::sync::{Cache as Store, GuardResult};
+
+use crate::stats::Counter;
+
+/// Entries held when the builder sets no bound.
+pub const DEFAULT_MAX_ENTRIES: usize = 10_000;
+
+#[derive(Clone)]
+struct Slot<V> {
+    value: V,
+    /// Read from the coarse monotonic clock (a few ms of resolution, a few
+    /// ns to read: the full-resolution clock would be a third of a hit).
+    expires_at: Option<coarsetime::Instant>,
+}
+
+impl<V> Slot<V> {
+    #[inline]
+    fn fresh(&self) -> bool {
+        self.expires_at
+            .is_none_or(|at| coarsetime::Instant::now() < at)
+    }
+}
+
+/// A typed in-process memo (see the [module docs](self)).
+pub struct LocalMemo<K, V> {
+    store: Store<K, Slot<V>>,
+    ttl: Option<Duration>,
+    hits: Counter,
+    misses: Counter,
+    coalesced: Counter,
+    /// Distinguishes memos in the re-entrance records.
+    id: usize,
+}
+
+impl<K, V> std::fmt::Debug for LocalMemo<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalMemo")
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builder of a [`LocalMemo`].
+#[must_use]
+pub struct LocalMemoBuilder<K, V> {
+    max_entries: usize,
+    ttl: Option<Duration>,
+    types: std::marker::PhantomData<fn() -> (K, V)>,
+}
+
+impl<K, V> std::fmt::Debug for LocalMemoBuilder<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalMemoBuilder")
+            .field("max_entries", &self.max_entries)
+            .field("ttl", &self.ttl)
+            .finish()
+    }
+}
+
+/// Counters of a [`LocalMemo`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LocalStats {
+    /// Lookups answered with a fresh value.
+    pub hits: u64,
+    /// Lookups that found nothing fresh.
+    pub misses: u64,
+    /// Misses answered by another caller's computation.
+    pub coalesced: u64,
+    /// Entries held now (expired ones included until they are read or
+    /// evicted).
+    pub entries: u64,
+}
+
+impl<K: Eq + Hash, V: Clone> LocalMemoBuilder<K, V> {
+    /// At most this many entries (approximately: the store evicts by
+    /// S3-FIFO per shard). Default [`DEFAULT_MAX_ENTRIES`].
+    pub fn max_entries(mut self, max_entries: usize) -> Self {
+        self.max_entries = max_entries.max(1);
+        self
+    }
+
+    /// Time to live of every entry; none by default.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// The memo.
+    pub fn build(self) -> LocalMemo<K, V> {
+        static NEXT_ID: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+        LocalMemo {
+            store: Store::new(self.max_entries),
+            ttl: self.ttl,
+            hits: Counter::new(),
+            misses: Counter::new(),
+            coalesced: Counter::new(),
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+}
+
+/// Keys being computed by the current thread (sync) or task (async), to
+/// catch a computation that asks for its own key.
+type Loading = Vec<(usize, u64)>;
+
+thread_local! {
+    static LOADING_SYNC: RefCell<Loading> = const { RefCell::new(Vec::new()) };
+}
+
+tokio::task_local! {
+    static LOADING_ASYNC: Arc<Loading>;
+}
+
+/// Removes this thread's record of a key when the computation ends,
+/// panicking included.
+struct SyncMark(usize, u64);
+
+impl Drop for SyncMark {
+    fn drop(&mut self) {
+        LOADING_SYNC.with(|l| {
+            let mut l = l.borrow_mut();
+            if let Some(i) = l.iter().rposition(|m| *m == (self.0, self.1)) {
+                l.remove(i);
+            }
+        });
+    }
+}
+
+impl<K, V> LocalMemo<K, V>
+where
+    K: Eq + Hash + Clone,
+    V: Clone,
+{
+    /// A builder with the defaults (10 000 entries, no TTL).
+    pub fn builder() -> LocalMemoBuilder<K, V> {
+        LocalMemoBuilder {
+            max_entries: DEFAULT_MAX_ENTRIES,
+            ttl: None,
+            types: std::marker::PhantomData,
+        }
+    }
+
+    /// A fresh value, counting the hit or the miss.
+    #[inline]
+    pub fn get(&self, key: &K) -> Option<V> {
+        match self.store.get(key) {
+            Some(slot) if slot.fresh() => {
+                self.hits.incr();
+                Some(slot.value)
+            }
+            _ => {
+                self.misses.incr();
+                None
+            }
+        }
+    }
+
+    /// Stores `value` for the memo's TTL.
+    pub fn insert(&self, key: K, value: V) {
+        self.store.insert(key, self.slot(value));
+    }
+
+    /// Removes the entry of `key` (and keeps a computation of it in
+    /// progress from storing its value); `true` if there was a fresh one.
+    pub fn invalidate(&self, key: &K) -> bool {
+        self.store.remove(key).is_some_and(|(_, slot)| slot.fresh())
+    }
+
+    /// Removes every entry.
+    pub fn clear(&self) {
+        self.store.clear();
+    }
+
+    /// The counters now.
+    pub fn stats(&self) -> LocalStats {
+        LocalStats {
+            hits: self.hits.get(),
+            misses: self.misses.get(),
+            coalesced: self.coalesced.get(),
+            entries: self.store.len() as u64,
+        }
+    }
+
+    fn slot(&self, value: V) -> Slot<V> {
+        Slot {
+            value,
+            expires_at: self
+                .ttl
+                .map(|ttl| coarsetime::Instant::now() + coarsetime::Duration::from(ttl)),
+        }
+    }
+
+    fn mark(&self, key: &K) -> (usize, u64) {
+        (self.id, foldhash::fast::FixedState::default().hash_one(key))
+    }
+
+    /// Drops an expired entry so that the next lookup computes.
+    fn evict_expired(&self, key: &K) {
+        self.store.remove_if(key, |slot| !slot.fresh());
+    }
+
+    /// The value of `key`, computed by `init` on a miss. Concurrent callers
+    /// of a missing key block until the first one has computed it (other
+    /// keys are not blocked); if it panics, one of them computes instead.
+    pub fn get_or_insert_with_sync<F: FnOnce() -> V>(&self, key: K, init: F) -> V {
+        if let Some(v) = self.get(&key) {
+            return v;
+        }
+        self.fill_sync(key, init)
+    }
+
+    /// The miss path of [`get_or_insert_with_sync`](Self::get_or_insert_with_sync)
+    /// (after a [`get`](Self::get) that found nothing).
+    pub fn fill_sync<F: FnOnce() -> V>(&self, key: K, init: F) -> V {
+        let mark = self.mark(&key);
+        if LOADING_SYNC.with(|l| l.borrow().contains(&mark)) {
+            return init();
+        }
+        self.evict_expired(&key);
+        match self.store.get_value_or_guard(&key, None) {
+            GuardResult::Value(slot) if slot.fresh() => {
+                self.coalesced.incr();
+                slot.value
+            }
+            GuardResult::Value(_) | GuardResult::Timeout => init(),
+            GuardResult::Guard(guard) => {
+                LOADING_SYNC.with(|l| l.borrow_mut().push(mark));
+                let _mark = SyncMark(mark.0, mark.1);
+                let value = init();
+                // Err: invalidated meanwhile; the value is returned, not stored.
+                let _ = guard.insert(self.slot(value.clone()));
+                value
+            }
+        }
+    }
+
+    /// The value of `key`, computed by `init` on a miss; concurrent misses
+    /// of one key compute once. A cancelled or panicking computation lets
+    /// one waiter compute instead.
+    pub async fn get_or_insert_with<F, Fut>(&self, key: K, init: F) -> V
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = V>,
+    {
+        if let Some(v) = self.get(&key) {
+            return v;
+        }
+        self.fill(key, init).await
+    }
+
+    /// The miss path of [`get_or_insert_with`](Self::get_or_insert_with).
+    pub async fn fill<F, Fut>(&self, key: K, init: F) -> V
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = V>,
+    {
+        let mark = self.mark(&key);
+        let outer: Loading = LOADING_ASYNC.try_with(|l| l.to_vec()).unwrap_or_default();
+        if outer.contains(&mark) {
+            return init().await;
+        }
+        self.evict_expired(&key);
+        match self.store.get_value_or_guard_async(&key).await {
+            Ok(slot) if slot.fresh() => {
+                self.coalesced.incr();
+                slot.value
+            }
+            Ok(_) => init().await,
+            Err(guard) => {
+                let mut inner = outer;
+                inner.push(mark);
+                let value = LOADING_ASYNC.scope(Arc::new(inner), init()).await;
+                let _ = guard.insert(self.slot(value.clone()));
+                value
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[test]
+    fn entries_expire_and_are_bounded() {
+        let memo: LocalMemo<u32, u32> = LocalMemo::builder()
+            .ttl(Duration::from_millis(50))
+            .max_entries(100)
+            .build();
+        memo.insert(1, 10);
+        assert_eq!(memo.get(&1), Some(10));
+        std::thread::sleep(Duration::from_millis(80));
+        assert_eq!(memo.get(&1), None);
+        for i in 0..10_000 {
+            memo.insert(i, i);
+        }
+        assert!(memo.stats().entries <= 200, "{:?}", memo.stats());
+    }
+
+    #[test]
+    fn concurrent_sync_misses_compute_once_and_a_panic_releases_the_waiters() {
+        let memo: Arc<LocalMemo<u32, u32>> = Arc::new(LocalMemo::builder().build());
+        let runs = Arc::new(AtomicU32::new(0));
+        let barrier = Arc::new(std::sync::Barrier::new(16));
+        let threads: Vec<_> = (0..16)
+            .map(|_| {
+                let (memo, runs, barrier) = (memo.clone(), runs.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    memo.get_or_insert_with_sync(1, || {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(50));
+                        7
+                    })
+                })
+            })
+            .collect();
+        for t in threads {
+            assert_eq!(t.join().unwrap(), 7);
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+
+        // The first computation panics: a waiter computes instead.
+        let first = {
+            let memo = memo.clone();
+            std::thread::spawn(move || {
+                memo.get_or_insert_with_sync(2, || {
+                    std::thread::sleep(Duration::from_millis(50));
+                    panic!("body failed")
+                })
+            })
+        };
+        std::thread::sleep(Duration::from_millis(10));
+        let second = memo.get_or_insert_with_sync(2, || 9);
+        assert!(first.join().is_err());
+        assert_eq!(second, 9);
+    }
+
+    #[test]
+    fn a_sync_computation_asking_for_its_own_key_does_not_wait_for_itself() {
+        let memo: Arc<LocalMemo<u32, u32>> = Arc::new(LocalMemo::builder().build());
+        let inner = memo.clone();
+        let v = memo.get_or_insert_with_sync(3, move || inner.get_or_insert_with_sync(3, || 4) + 1);
+        assert_eq!(v, 5);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_async_misses_compute_once_and_reentrance_is_direct() {
+        let memo: Arc<LocalMemo<String, u64>> = Arc::new(LocalMemo::builder().build());
+        let runs = Arc::new(AtomicU32::new(0));
+        let tasks: Vec<_> = (0..100)
+            .map(|_| {
+                let (memo, runs) = (memo.clone(), runs.clone());
+                tokio::spawn(async move {
+                    memo.get_or_insert_with("k".to_owned(), || async move {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        42
+                    })
+                    .await
+                })
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), 42);
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        let stats = memo.stats();
+        assert_eq!(stats.misses + stats.hits, 100, "{stats:?}");
+
+        let inner = memo.clone();
+        let v = tokio::time::timeout(
+            Duration::from_secs(5),
+            memo.get_or_insert_with("r".to_owned(), || async move {
+                inner
+                    .get_or_insert_with("r".to_owned(), || async { 1 })
+                    .await
+                    + 1
+            }),
+        )
+        .await
+        .expect("re-entrance does not hang");
+        assert_eq!(v, 2);
+    }
+
+    #[test]
+    fn an_invalidation_during_a_computation_wins() {
+        let memo: Arc<LocalMemo<u32, u32>> = Arc::new(LocalMemo::builder().build());
+        let inner = memo.clone();
+        let v = memo.get_or_insert_with_sync(5, move || {
+            inner.invalidate(&5);
+            1
+        });
+        assert_eq!(v, 1);
+        assert_eq!(
+            memo.get(&5),
+            None,
+            "the computed value was read before the invalidation"
+        );
+    }
+}
