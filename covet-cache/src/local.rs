@@ -36,6 +36,8 @@ use std::time::Duration;
 
 use quick_cache::sync::{Cache as Store, GuardResult};
 
+use crate::cache::Shape;
+use crate::memo::{CacheStatus, Count, FnSite};
 use crate::stats::Counter;
 
 /// Entries held when the builder sets no bound.
@@ -311,6 +313,195 @@ where
                 value
             }
         }
+    }
+}
+
+/// The miss paths `#[cached(local)]` generates calls to: a [`Shape`]
+/// says what of a result is stored, and the fn's counters are kept.
+impl<K, V> LocalMemo<K, V>
+where
+    K: Eq + Hash + Clone,
+    V: Clone,
+{
+    /// Sync miss path: single-flight, only the cacheable part stored.
+    #[doc(hidden)]
+    pub fn fill_shaped_sync<R, S, F>(
+        &self,
+        key: K,
+        site: &'static FnSite,
+        init: F,
+        shape: S,
+    ) -> (R, CacheStatus)
+    where
+        S: Shape<V, R>,
+        F: FnOnce() -> R,
+    {
+        let run = |init: F| {
+            let start = std::time::Instant::now();
+            let r = init();
+            site.body_ran(start.elapsed());
+            r
+        };
+        let mark = self.mark(&key);
+        if LOADING_SYNC.with(|l| l.borrow().contains(&mark)) {
+            return self.computed(site, run(init), None::<NoGuard>, shape);
+        }
+        self.evict_expired(&key);
+        match self.store.get_value_or_guard(&key, None) {
+            GuardResult::Value(slot) if slot.fresh() => {
+                self.coalesced.incr();
+                site.count(Count::Coalesced);
+                (shape.wrap(slot.value), CacheStatus::Coalesced)
+            }
+            GuardResult::Value(_) | GuardResult::Timeout => {
+                self.computed(site, run(init), None::<NoGuard>, shape)
+            }
+            GuardResult::Guard(guard) => {
+                LOADING_SYNC.with(|l| l.borrow_mut().push(mark));
+                let _mark = SyncMark(mark.0, mark.1);
+                let r = run(init);
+                self.computed(site, r, Some(guard), shape)
+            }
+        }
+    }
+
+    /// Async miss path: single-flight, only the cacheable part stored.
+    #[doc(hidden)]
+    pub async fn fill_shaped<R, S, F, Fut>(
+        &self,
+        key: K,
+        site: &'static FnSite,
+        init: F,
+        shape: S,
+    ) -> (R, CacheStatus)
+    where
+        S: Shape<V, R>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = R>,
+    {
+        let run = |fut: Fut| async move {
+            let start = std::time::Instant::now();
+            let r = fut.await;
+            site.body_ran(start.elapsed());
+            r
+        };
+        let mark = self.mark(&key);
+        let outer: Loading = LOADING_ASYNC.try_with(|l| l.to_vec()).unwrap_or_default();
+        if outer.contains(&mark) {
+            let r = run(init()).await;
+            return self.computed(site, r, None::<NoGuard>, shape);
+        }
+        self.evict_expired(&key);
+        match self.store.get_value_or_guard_async(&key).await {
+            Ok(slot) if slot.fresh() => {
+                self.coalesced.incr();
+                site.count(Count::Coalesced);
+                (shape.wrap(slot.value), CacheStatus::Coalesced)
+            }
+            Ok(_) => {
+                let r = run(init()).await;
+                self.computed(site, r, None::<NoGuard>, shape)
+            }
+            Err(guard) => {
+                let mut inner = outer;
+                inner.push(mark);
+                let r = LOADING_ASYNC.scope(Arc::new(inner), run(init())).await;
+                self.computed(site, r, Some(guard), shape)
+            }
+        }
+    }
+
+    /// `<fn>_refresh` of a local fn: computes and stores, no lookup.
+    #[doc(hidden)]
+    pub fn store_shaped<R, S: Shape<V, R>>(
+        &self,
+        key: K,
+        site: &'static FnSite,
+        r: R,
+        shape: S,
+    ) -> R {
+        site.count(Count::Refresh);
+        match shape.split(r) {
+            Ok(value) => {
+                if shape.positive(&value).is_none() {
+                    site.count(Count::Error);
+                }
+                self.store.insert(key, self.slot(value.clone()));
+                shape.wrap(value)
+            }
+            Err(failure) => {
+                site.count(Count::Error);
+                failure
+            }
+        }
+    }
+
+    /// Stores the cacheable part of a computed result through `guard` (or
+    /// not at all without one); a failure drops the guard, and one waiter
+    /// computes next.
+    fn computed<R, S: Shape<V, R>, G: Placeholder<V>>(
+        &self,
+        site: &'static FnSite,
+        r: R,
+        guard: Option<G>,
+        shape: S,
+    ) -> (R, CacheStatus) {
+        site.count(Count::Miss);
+        match shape.split(r) {
+            Ok(value) => {
+                if shape.positive(&value).is_none() {
+                    site.count(Count::Error);
+                }
+                if let Some(guard) = guard {
+                    // Err: invalidated meanwhile; returned, not stored.
+                    guard.fill(self.slot(value.clone()));
+                }
+                (shape.wrap(value), CacheStatus::Miss)
+            }
+            Err(failure) => {
+                site.count(Count::Error);
+                drop(guard);
+                (failure, CacheStatus::Miss)
+            }
+        }
+    }
+
+    /// Entries held now.
+    #[doc(hidden)]
+    pub fn len(&self) -> usize {
+        self.store.len()
+    }
+
+    /// Whether no entry is held.
+    #[doc(hidden)]
+    pub fn is_empty(&self) -> bool {
+        self.store.is_empty()
+    }
+}
+
+/// quick_cache's placeholder guard, whatever its type parameters.
+trait Placeholder<V> {
+    fn fill(self, slot: Slot<V>);
+}
+
+/// No placeholder: a computation that stores nothing.
+struct NoGuard;
+
+impl<V> Placeholder<V> for NoGuard {
+    fn fill(self, _slot: Slot<V>) {}
+}
+
+impl<K, V, We, B, L> Placeholder<V>
+    for quick_cache::sync::PlaceholderGuard<'_, K, Slot<V>, We, B, L>
+where
+    K: Eq + Hash,
+    V: Clone,
+    We: quick_cache::Weighter<K, Slot<V>> + Clone,
+    B: BuildHasher + Clone,
+    L: quick_cache::Lifecycle<K, Slot<V>> + Clone,
+{
+    fn fill(self, slot: Slot<V>) {
+        let _ = self.insert(slot);
     }
 }
 

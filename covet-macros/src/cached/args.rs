@@ -29,6 +29,9 @@ pub(crate) struct CachedArgs {
     pub(crate) value_ttl: Option<Path>,
     pub(crate) jitter: Option<Jitter>,
     pub(crate) companions: Option<Companions>,
+    // A typed per-fn memo in this process (implied for sync fns).
+    pub(crate) local: Flag,
+    pub(crate) max_entries: Option<SpannedValue<MaxEntries>>,
     #[darling(rename = "crate")]
     pub(crate) krate: Option<Path>,
 }
@@ -241,6 +244,28 @@ impl FromMeta for Jitter {
             return Err(shape());
         }
         Ok(Jitter { permille })
+    }
+}
+
+// `max_entries = 10_000`: the bound of a `local` memo.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MaxEntries(pub(crate) usize);
+
+impl FromMeta for MaxEntries {
+    fn from_expr(expr: &Expr) -> darling::Result<Self> {
+        match expr {
+            Expr::Lit(ExprLit {
+                lit: Lit::Int(int), ..
+            }) => match int.base10_parse::<usize>() {
+                Ok(n) if n > 0 => Ok(MaxEntries(n)),
+                _ => Err(
+                    Error::custom("`max_entries` must be a whole number above zero").with_span(int),
+                ),
+            },
+            other => {
+                Err(Error::custom("expected `max_entries = <number of entries>`").with_span(other))
+            }
+        }
     }
 }
 

@@ -43,6 +43,8 @@ struct Expander<'a> {
     call: TokenStream,
 }
 
+mod local;
+
 pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
     let root = input.args.root();
     let expander = Expander {
@@ -51,7 +53,11 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
         root,
         call: uncached_call(input),
     };
-    expander.items()
+    if input.checked.local {
+        expander.local_items()
+    } else {
+        expander.items()
+    }
 }
 
 impl Expander<'_> {

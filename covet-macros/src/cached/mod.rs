@@ -17,7 +17,7 @@ pub(crate) fn cached(attr: TokenStream, item: TokenStream) -> TokenStream {
     let Ok(func) = syn::parse2::<ItemFn>(item.clone()) else {
         let error = syn::Error::new(
             Span::call_site(),
-            "#[cached] can only be applied to an `async fn` with a body",
+            "#[cached] can only be applied to a fn with a body",
         )
         .into_compile_error();
         return quote!(#item #error);

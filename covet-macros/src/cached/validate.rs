@@ -37,6 +37,10 @@ pub(crate) struct Checked {
     pub(crate) mode: Mode,
     // Arguments are owned: a refresh can run on a spawned task.
     pub(crate) owned: bool,
+    // A typed memo in this process (`local`, or a sync fn).
+    pub(crate) local: bool,
+    // The type a local memo stores.
+    pub(crate) value_ty: Option<Type>,
 }
 
 impl Checked {
@@ -58,9 +62,8 @@ pub(crate) fn check(
     args: Option<&CachedArgs>,
     errors: &mut Accumulator,
 ) -> Checked {
-    if sig.asyncness.is_none() {
-        errors.push(Error::custom("#[cached] requires an async fn").with_span(&sig.fn_token));
-    }
+    // A sync fn memoizes in process, as `local` does.
+    let local = sig.asyncness.is_none() || args.is_some_and(|a| a.local.is_present());
     if let Some(unsafety) = &sig.unsafety {
         errors
             .push(Error::custom("#[cached] cannot be used on an `unsafe fn`").with_span(unsafety));
@@ -150,6 +153,23 @@ pub(crate) fn check(
     if let Some(args) = args {
         check_options(args, mode, errors);
     }
+    let value_ty = match args {
+        Some(args) if local => check_local(sig, args, &params, mode, errors),
+        _ => None,
+    };
+    if let Some(args) = args
+        && !local
+        && let Some(max) = &args.max_entries
+    {
+        errors.push(
+            Error::custom(
+                "`max_entries` bounds a `local` memo; the shared cache is bounded by its \
+                 backend (`MemoryBackend::builder().max_capacity_bytes(..)`): add `local`, or \
+                 remove it",
+            )
+            .with_span(&max.span()),
+        );
+    }
     // A refresh can move to a background task only if the computation owns
     // everything it uses: no receiver, no borrowed argument, no generics.
     let owned = receiver.is_none()
@@ -163,7 +183,123 @@ pub(crate) fn check(
         params,
         mode,
         owned,
+        local,
+        value_ty,
     }
+}
+
+// What `local` (or a sync fn) allows, and the type it stores.
+fn check_local(
+    sig: &Signature,
+    args: &CachedArgs,
+    params: &[Param],
+    mode: Mode,
+    errors: &mut Accumulator,
+) -> Option<Type> {
+    let why = if sig.asyncness.is_none() {
+        "a sync fn is memoized in this process"
+    } else {
+        "`local` memoizes in this process"
+    };
+    let mut refuse = |option: &str, span: proc_macro2::Span, what: &str| {
+        errors.push(
+            Error::custom(format!("`{option}` cannot be used here: {why}, {what}"))
+                .with_span(&span),
+        );
+    };
+    if let Some(cache) = &args.cache {
+        refuse(
+            "cache",
+            cache.span(),
+            "not in a shared cache; remove `cache`, or make the fn async without `local`",
+        );
+    }
+    if args.lock.is_present() {
+        refuse(
+            "lock",
+            args.lock.span(),
+            "so there are no other processes to coordinate with",
+        );
+    }
+    let unsupported = "which does not support it yet";
+    if let Some(w) = &args.stale_while_revalidate {
+        refuse("stale_while_revalidate", w.span, unsupported);
+    }
+    if let Some(w) = &args.stale_if_error {
+        refuse("stale_if_error", w.span(), unsupported);
+    }
+    if let Some(w) = &args.refresh_ahead {
+        refuse("refresh_ahead", w.span, unsupported);
+    }
+    if let Some(path) = &args.value_ttl {
+        refuse("value_ttl", path.span(), unsupported);
+    }
+    if let Some(tag) = args.tags.first() {
+        refuse("tags", tag.span(), "where tags have no backend to live in");
+    }
+    if args.jitter.is_some() {
+        refuse("jitter", proc_macro2::Span::call_site(), unsupported);
+    }
+    if !sig.generics.params.is_empty() {
+        errors.push(
+            Error::custom(format!(
+                "{why}, in one typed store per fn: it cannot be generic; use the shared cache \
+                 (an async fn without `local`)"
+            ))
+            .with_span(&sig.generics),
+        );
+    }
+    if args.key.is_none() {
+        for p in params {
+            if let FnArg::Typed(typed) = &p.arg
+                && borrows(&typed.ty)
+            {
+                errors.push(
+                    Error::custom(format!(
+                        "{why}, keyed by the arguments themselves when there is no `key`: they \
+                         must be owned (`String`, not `&str`); or give a `key = \"...\"` template"
+                    ))
+                    .with_span(&typed.ty),
+                );
+            }
+        }
+    }
+    let ReturnType::Type(_, ty) = &sig.output else {
+        return Some(syn::parse_quote!(()));
+    };
+    let whole = match mode {
+        Mode::Plain => true,
+        Mode::Result => args.cache_err.is_some(),
+        Mode::Option => args.cache_none.is_some(),
+    };
+    if whole {
+        return Some((**ty).clone());
+    }
+    // `Result<T, E>` / `Option<T>`: the store holds `T`.
+    let inner = match &**ty {
+        Type::Path(path) => path
+            .path
+            .segments
+            .last()
+            .and_then(|last| match &last.arguments {
+                syn::PathArguments::AngleBracketed(a) => a.args.first().and_then(|arg| match arg {
+                    syn::GenericArgument::Type(t) => Some(t.clone()),
+                    _ => None,
+                }),
+                _ => None,
+            }),
+        _ => None,
+    };
+    if inner.is_none() {
+        errors.push(
+            Error::custom(format!(
+                "{why}, in a store typed by the value: write the return type as `Result<T, E>` \
+                 or `Option<T>`, not through an alias"
+            ))
+            .with_span(ty),
+        );
+    }
+    inner
 }
 
 // Options that only make sense for some return types.
@@ -346,7 +482,10 @@ mod tests {
             ),
             &args(quote!()),
         );
-        assert_eq!(errors, ["#[cached] requires an async fn"]);
+        assert!(
+            errors.is_empty(),
+            "a sync fn is memoized locally: {errors:?}"
+        );
     }
 
     #[test]

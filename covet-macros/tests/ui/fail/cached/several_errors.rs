@@ -1,6 +1,6 @@
 // All errors are reported at once, each on its own token.
 #[covet::cached(ttl = "soon", key = "user:{usr}", tags = ["{x:?}"])]
-fn get_user(user_id: u64) -> u64 {
+async fn get_user(user_id: u64) -> u64 {
     user_id
 }
 

@@ -1,0 +1,326 @@
+// `#[cached(local)]` and sync fns: a typed memo per fn in this process
+// (`covet::cache::LocalMemo`), keyed by the arguments themselves (or the
+// rendered `key` template), with the companions of the shared path.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote};
+use syn::ext::IdentExt;
+use syn::{FnArg, Ident, ItemFn, LitStr, ReturnType};
+
+use super::{Expander, Input, SplitAttrs, uncached_ident};
+use crate::cached::args::TtlArg;
+use crate::cached::validate::Mode;
+
+impl Expander<'_> {
+    pub(super) fn local_items(&self) -> TokenStream {
+        let Input {
+            func,
+            checked,
+            args,
+            ..
+        } = self.input;
+        let ItemFn {
+            attrs,
+            vis,
+            sig,
+            block,
+        } = func;
+        let private = &self.private;
+        let root = &self.root;
+        let name = &sig.ident;
+        let is_async = sig.asyncness.is_some();
+        let inputs: Vec<&FnArg> = checked
+            .receiver
+            .iter()
+            .chain(checked.params.iter().map(|p| &p.arg))
+            .collect();
+        let attrs = SplitAttrs::new(attrs);
+        let (outer_attrs, inner_attrs, shared_attrs) = (&attrs.outer, &attrs.inner, &attrs.shared);
+
+        let mut inner_sig = sig.clone();
+        inner_sig.ident = uncached_ident(name);
+        let mut outer_sig = sig.clone();
+        outer_sig.inputs = inputs.iter().copied().cloned().collect();
+
+        let site_name = format_ident!("__covet_{}_site", name.unraw());
+        let site_path = self.site_path(&site_name);
+        let site_path_str = LitStr::new(&format!("::{}", name.unraw()), Span::call_site());
+        let memo_name = format_ident!("__covet_{}_memo", name.unraw());
+        let memo_path = self.site_path(&memo_name);
+        let key_ty = self.local_key_type();
+        let value_ty = &checked.value_ty;
+        let mut builder = quote!(#private::LocalMemo::builder());
+        if let Some(max) = &args.max_entries {
+            let max = max.0;
+            builder.extend(quote!(.max_entries(#max)));
+        }
+        match &args.ttl {
+            Some(TtlArg::Millis(ms)) => {
+                builder.extend(quote!(.ttl(::core::time::Duration::from_millis(#ms))));
+            }
+            Some(TtlArg::Expr(expr)) => builder.extend(quote!(.ttl(#private::ttl_of(#expr)))),
+            _ => {}
+        }
+
+        let body = self.local_body(false);
+        let companions = if args.companions() {
+            self.local_companions(&outer_sig, &inputs, shared_attrs, &site_path, &memo_path)
+        } else {
+            TokenStream::new()
+        };
+        let _ = (root, is_async);
+        quote! {
+            #(#inner_attrs)*
+            #[doc(hidden)]
+            #[allow(non_snake_case, dead_code, clippy::unused_async)]
+            #inner_sig #block
+
+            #[doc(hidden)]
+            #[inline]
+            #[allow(non_snake_case, dead_code)]
+            #vis fn #site_name() -> &'static #private::FnSite {
+                static __COVET_SITE: #private::FnSite =
+                    #private::FnSite::new(::core::concat!(::core::module_path!(), #site_path_str));
+                &__COVET_SITE
+            }
+
+            #[doc(hidden)]
+            #[inline]
+            #[allow(non_snake_case, dead_code)]
+            #vis fn #memo_name() -> &'static #private::LocalMemo<#key_ty, #value_ty> {
+                static __COVET_MEMO: ::std::sync::LazyLock<#private::LocalMemo<#key_ty, #value_ty>> =
+                    ::std::sync::LazyLock::new(|| #builder.build());
+                &__COVET_MEMO
+            }
+
+            #(#outer_attrs)*
+            #[allow(clippy::used_underscore_binding)]
+            #vis #outer_sig {
+                #body
+            }
+
+            #companions
+        }
+    }
+
+    // `String` for a `key` template, else the tuple of the argument types.
+    fn local_key_type(&self) -> TokenStream {
+        if self.input.key.is_some() {
+            return quote!(::std::string::String);
+        }
+        let types = self
+            .input
+            .checked
+            .params
+            .iter()
+            .filter_map(|p| match &p.arg {
+                FnArg::Typed(typed) => Some(&typed.ty),
+                FnArg::Receiver(_) => None,
+            });
+        quote!((#(#types,)*))
+    }
+
+    // `let __covet_key = ...;`: the rendered template, or the arguments cloned.
+    fn local_key(&self) -> TokenStream {
+        let private = &self.private;
+        if let Some(template) = &self.input.key {
+            let write = template.write_statements(private);
+            return quote! {
+                let __covet_key: ::std::string::String = {
+                    let mut __covet_key = #private::KeyBuf::bare();
+                    #write
+                    #private::KeyBuf::into_user_key(__covet_key)
+                };
+            };
+        }
+        let idents = self.input.checked.params.iter().map(|p| &p.ident);
+        quote!(let __covet_key = (#(::core::clone::Clone::clone(&#idents),)*);)
+    }
+
+    fn local_shape(&self) -> TokenStream {
+        let Input { checked, args, .. } = self.input;
+        let private = &self.private;
+        match checked.mode {
+            Mode::Result if args.cache_err.is_some() => quote!(#private::ErrToo),
+            Mode::Result => quote!(#private::OkPart(::core::option::Option::None)),
+            Mode::Option if args.cache_none.is_some() => quote!(#private::NoneToo),
+            Mode::Option => quote!(#private::SomePart),
+            Mode::Plain => quote!(#private::Whole),
+        }
+    }
+
+    fn local_hit(&self) -> TokenStream {
+        let Input { checked, args, .. } = self.input;
+        match (
+            checked.mode,
+            args.cache_none.is_some(),
+            args.cache_err.is_some(),
+        ) {
+            (Mode::Result, _, false) => quote!(::core::result::Result::Ok(__covet_hit)),
+            (Mode::Option, false, _) => quote!(::core::option::Option::Some(__covet_hit)),
+            _ => quote!(__covet_hit),
+        }
+    }
+
+    // The wrapper's body (`status = false`) or `<fn>_with_status`'s.
+    fn local_body(&self, status: bool) -> TokenStream {
+        let Input { func, .. } = self.input;
+        let private = &self.private;
+        let root = &self.root;
+        let name = &func.sig.ident;
+        let site_path = self.site_path(&format_ident!("__covet_{}_site", name.unraw()));
+        let memo_path = self.site_path(&format_ident!("__covet_{}_memo", name.unraw()));
+        let owner = self.owner();
+        let key = self.local_key();
+        let shape = self.local_shape();
+        let hit = self.local_hit();
+        let call = &self.call;
+        let fill = if func.sig.asyncness.is_some() {
+            quote!(__covet_memo.fill_shaped(__covet_key, __covet_site, move || #call, __covet_shape).await)
+        } else {
+            quote!(__covet_memo.fill_shaped_sync(__covet_key, __covet_site, move || #call, __covet_shape))
+        };
+        let (ret_hit, ret) = if status {
+            (quote!((#hit, #root::cache::CacheStatus::Hit)), fill)
+        } else {
+            (hit, quote!(#fill.0))
+        };
+        quote! {
+            let __covet_site: &'static #private::FnSite = #site_path();
+            let __covet_memo = #memo_path();
+            #key
+            if let ::core::option::Option::Some(__covet_hit) = __covet_memo.get(&__covet_key) {
+                __covet_site.hit(#owner);
+                return #ret_hit;
+            }
+            __covet_site.enter(#owner);
+            let __covet_shape = #shape;
+            #ret
+        }
+    }
+
+    fn local_companions(
+        &self,
+        outer_sig: &syn::Signature,
+        inputs: &[&FnArg],
+        shared_attrs: &[syn::Attribute],
+        site_path: &TokenStream,
+        memo_path: &TokenStream,
+    ) -> TokenStream {
+        let Input { func, checked, .. } = self.input;
+        let vis = &func.vis;
+        let sig = &func.sig;
+        let private = &self.private;
+        let root = &self.root;
+        let name = &sig.ident;
+        let asyncness = &sig.asyncness;
+        let companion =
+            |suffix: &str| Ident::new(&format!("{}_{suffix}", name.unraw()), Span::call_site());
+        let (key_name, invalidate_name, clear_name, stats_name) = (
+            companion("key"),
+            companion("invalidate"),
+            companion("clear"),
+            companion("stats"),
+        );
+        let mut refresh_sig = outer_sig.clone();
+        refresh_sig.ident = companion("refresh");
+        let mut status_sig = outer_sig.clone();
+        status_sig.ident = companion("with_status");
+        let ret = match &sig.output {
+            ReturnType::Type(_, ty) => quote!(#ty),
+            ReturnType::Default => quote!(()),
+        };
+        status_sig.output = syn::parse_quote!(-> (#ret, #root::cache::CacheStatus));
+        let link = match &checked.receiver {
+            Some(_) => format!("Self::{}", name.unraw()),
+            None => name.unraw().to_string(),
+        };
+        let off = " Generated by `#[cached]`; `companions = false` leaves it out.";
+        let key_doc = format!(" The key of [`{link}`] for these arguments.\n\n{off}");
+        let invalidate_doc = format!(
+            " Removes the memoized result of [`{link}`] for these arguments; whether there was \
+             one.\n\n{off}"
+        );
+        let refresh_doc =
+            format!(" Recomputes [`{link}`] for these arguments and memoizes the result.\n\n{off}");
+        let status_doc = format!(" Calls [`{link}`] and says how the call was answered.\n\n{off}");
+        let stats_doc = format!(" Counters of [`{link}`] in this process.\n\n{off}");
+        let clear_doc =
+            format!(" Removes every memoized result of [`{link}`]; how many there were.\n\n{off}");
+        let key = self.local_key();
+        let shape = self.local_shape();
+        let call = &self.call;
+        let call = if asyncness.is_some() {
+            quote!(#call.await)
+        } else {
+            call.clone()
+        };
+        let status_body = self.local_body(true);
+        // `_clear` and `_stats` take no arguments; methods keep `&self` off
+        // them too (the memo is per fn, not per receiver).
+        let key_fn = if let Some(template) = &self.input.key {
+            let generics = &sig.generics;
+            let write = template.write_statements(private);
+            quote! {
+                #(#shared_attrs)*
+                #[doc = #key_doc]
+                #[allow(dead_code, unused_variables, clippy::used_underscore_binding)]
+                #vis fn #key_name #generics (#(#inputs),*) -> ::std::string::String {
+                    let mut __covet_key = #private::KeyBuf::bare();
+                    #write
+                    #private::KeyBuf::into_user_key(__covet_key)
+                }
+            }
+        } else {
+            TokenStream::new()
+        };
+        quote! {
+            #key_fn
+
+            #(#shared_attrs)*
+            #[doc = #invalidate_doc]
+            #[allow(dead_code, unused_variables, clippy::used_underscore_binding, clippy::unused_async)]
+            #vis #asyncness fn #invalidate_name (#(#inputs),*)
+                -> ::core::result::Result<bool, #root::cache::Error>
+            {
+                #key
+                ::core::result::Result::Ok(#memo_path().invalidate(&__covet_key))
+            }
+
+            #(#shared_attrs)*
+            #[doc = #refresh_doc]
+            #[allow(dead_code, clippy::used_underscore_binding)]
+            #vis #refresh_sig {
+                let __covet_site: &'static #private::FnSite = #site_path();
+                #key
+                let __covet_shape = #shape;
+                let __covet_result = #call;
+                #memo_path().store_shaped(__covet_key, __covet_site, __covet_result, __covet_shape)
+            }
+
+            #(#shared_attrs)*
+            #[doc = #status_doc]
+            #[allow(dead_code, clippy::used_underscore_binding)]
+            #vis #status_sig {
+                #status_body
+            }
+
+            #(#shared_attrs)*
+            #[doc = #stats_doc]
+            #[allow(dead_code)]
+            #vis fn #stats_name() -> #root::cache::FnStats {
+                #site_path().snapshot()
+            }
+
+            #(#shared_attrs)*
+            #[doc = #clear_doc]
+            #[allow(dead_code, clippy::unused_async)]
+            #vis #asyncness fn #clear_name() -> ::core::result::Result<u64, #root::cache::Error> {
+                let __covet_memo = #memo_path();
+                let __covet_n = __covet_memo.len() as u64;
+                __covet_memo.clear();
+                ::core::result::Result::Ok(__covet_n)
+            }
+        }
+    }
+}

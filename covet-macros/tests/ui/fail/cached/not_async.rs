@@ -1,8 +1,0 @@
-#[covet::cached(ttl = 60)]
-fn get_user(user_id: u64) -> u64 {
-    user_id
-}
-
-fn main() {
-    let _ = get_user(1);
-}
