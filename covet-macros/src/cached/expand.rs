@@ -61,32 +61,17 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
 }
 
 impl Expander<'_> {
-    fn items(&self) -> TokenStream {
-        let Input {
-            func,
-            checked,
-            args,
-            ..
-        } = self.input;
-        let ItemFn {
-            attrs,
-            vis,
-            sig,
-            block,
-        } = func;
+    // The parts both expansions (shared cache, local memo) build alike.
+    fn frame(&self) -> Frame<'_> {
+        let Input { func, checked, .. } = self.input;
+        let (vis, sig) = (&func.vis, &func.sig);
         let private = &self.private;
-        let root = &self.root;
         let name = &sig.ident;
-        let generics = &sig.generics;
-        let where_clause = &sig.generics.where_clause;
         let inputs: Vec<&FnArg> = checked
             .receiver
             .iter()
             .chain(checked.params.iter().map(|p| &p.arg))
             .collect();
-        let attrs = SplitAttrs::new(attrs);
-        let (outer_attrs, inner_attrs, shared_attrs) = (&attrs.outer, &attrs.inner, &attrs.shared);
-
         let mut inner_sig = sig.clone();
         inner_sig.ident = uncached_ident(name);
         let mut outer_sig = sig.clone();
@@ -94,8 +79,6 @@ impl Expander<'_> {
         let site_name = format_ident!("__covet_{}_site", name.unraw());
         let site_path = self.site_path(&site_name);
         let site_path_str = LitStr::new(&format!("::{}", name.unraw()), Span::call_site());
-
-        let wrapper_body = self.call_body(false);
         let site_item = quote! {
             #[doc(hidden)]
             #[inline]
@@ -106,27 +89,52 @@ impl Expander<'_> {
                 &__COVET_SITE
             }
         };
-        let companions = if args.companions() {
-            self.companions(&outer_sig, &inputs, shared_attrs, &site_path)
+        // Spanned on the attribute: a companion whose name is taken is
+        // reported there.
+        let companion =
+            |suffix: &str| Ident::new(&format!("{}_{suffix}", name.unraw()), Span::call_site());
+        let mut refresh_sig = outer_sig.clone();
+        refresh_sig.ident = companion("refresh");
+        let mut status_sig = outer_sig.clone();
+        status_sig.ident = companion("with_status");
+        let root = &self.root;
+        let ret = match &sig.output {
+            ReturnType::Type(_, ty) => quote!(#ty),
+            ReturnType::Default => quote!(()),
+        };
+        status_sig.output = syn::parse_quote!(-> (#ret, #root::cache::CacheStatus));
+        let link = match &checked.receiver {
+            Some(_) => format!("Self::{}", name.unraw()),
+            None => name.unraw().to_string(),
+        };
+        Frame {
+            attrs: SplitAttrs::new(&func.attrs),
+            inputs,
+            inner_sig,
+            outer_sig,
+            site_item,
+            site_path,
+            key_name: companion("key"),
+            invalidate_name: companion("invalidate"),
+            clear_name: companion("clear"),
+            stats_name: companion("stats"),
+            refresh_sig,
+            status_sig,
+            link,
+        }
+    }
+
+    fn items(&self) -> TokenStream {
+        let frame = self.frame();
+        let wrapper_body = self.call_body(false);
+        let companions = if self.input.args.companions() {
+            self.companions(&frame)
         } else {
             TokenStream::new()
         };
-        let _ = (generics, where_clause, root);
-
+        let fns = frame.fns(&self.input.func, &TokenStream::new(), &wrapper_body);
         quote! {
-            #(#inner_attrs)*
-            #[doc(hidden)]
-            #[allow(non_snake_case, dead_code, clippy::unused_async)]
-            #inner_sig #block
-
-            #site_item
-
-            #(#outer_attrs)*
-            #[allow(clippy::used_underscore_binding)]
-            #vis #outer_sig {
-                #wrapper_body
-            }
-
+            #fns
             #companions
         }
     }
@@ -141,44 +149,25 @@ impl Expander<'_> {
 
     // The companions: `_key`, `_invalidate`, `_refresh`, `_with_status`,
     // `_stats`, `_clear`.
-    fn companions(
-        &self,
-        outer_sig: &syn::Signature,
-        inputs: &[&FnArg],
-        shared_attrs: &[Attribute],
-        site_path: &TokenStream,
-    ) -> TokenStream {
-        let Input { func, checked, .. } = self.input;
+    fn companions(&self, frame: &Frame<'_>) -> TokenStream {
+        let func = &self.input.func;
         let vis = &func.vis;
-        let sig = &func.sig;
         let private = &self.private;
         let root = &self.root;
-        let name = &sig.ident;
-        let generics = &sig.generics;
-        let where_clause = &sig.generics.where_clause;
-        // Spanned on the attribute: a companion whose name is taken is
-        // reported there.
-        let companion =
-            |suffix: &str| Ident::new(&format!("{}_{suffix}", name.unraw()), Span::call_site());
-        let key_name = companion("key");
-        let invalidate_name = companion("invalidate");
-        let clear_name = companion("clear");
-        let stats_name = companion("stats");
-        let mut refresh_sig = outer_sig.clone();
-        refresh_sig.ident = companion("refresh");
-        let mut status_sig = outer_sig.clone();
-        status_sig.ident = companion("with_status");
-        let ret = match &sig.output {
-            ReturnType::Type(_, ty) => quote!(#ty),
-            ReturnType::Default => quote!(()),
-        };
-        status_sig.output = syn::parse_quote!(-> (#ret, #root::cache::CacheStatus));
-
-        let link = match &checked.receiver {
-            Some(_) => format!("Self::{}", name.unraw()),
-            None => name.unraw().to_string(),
-        };
-        let off = " Generated by `#[cached]`; `companions = false` leaves it out.";
+        let generics = &func.sig.generics;
+        let where_clause = &func.sig.generics.where_clause;
+        let Frame {
+            inputs,
+            attrs,
+            key_name,
+            invalidate_name,
+            clear_name,
+            refresh_sig,
+            link,
+            ..
+        } = frame;
+        let shared_attrs = &attrs.shared;
+        let off = OFF;
         let key_doc = format!(
             " Cache key of [`{link}`] for these arguments, without the cache's namespace.\n\n{off}"
         );
@@ -192,7 +181,6 @@ impl Expander<'_> {
             " Calls [`{link}`] and says how the call was answered (a hit, a miss, a stale \
              value...).\n\n{off}"
         );
-        let stats_doc = format!(" Counters of [`{link}`] in this process.\n\n{off}");
         let clear_doc = format!(
             " Removes every cached result of [`{link}`] (by the pattern of its keys, or on \
              backends that cannot delete by pattern, by a tag its entries carry). Returns how \
@@ -208,6 +196,7 @@ impl Expander<'_> {
         // `_clear` takes the receiver and the arguments its cache
         // expression names.
         let clear_inputs = self.clear_inputs(inputs);
+        let status_and_stats = frame.status_and_stats(vis, root, &status_doc, &status_body);
 
         quote! {
             #(#shared_attrs)*
@@ -237,19 +226,7 @@ impl Expander<'_> {
                 #refresh_body
             }
 
-            #(#shared_attrs)*
-            #[doc = #status_doc]
-            #[allow(dead_code, clippy::used_underscore_binding)]
-            #vis #status_sig {
-                #status_body
-            }
-
-            #(#shared_attrs)*
-            #[doc = #stats_doc]
-            #[allow(dead_code)]
-            #vis fn #stats_name() -> #root::cache::FnStats {
-                #site_path().snapshot()
-            }
+            #status_and_stats
 
             #(#shared_attrs)*
             #[doc = #clear_doc]
@@ -335,15 +312,7 @@ impl Expander<'_> {
         let owner = self.owner();
         let (make, shape) = self.make_and_shape();
         let span = self.error_span();
-        let hit = match (
-            checked.mode,
-            args.cache_none.is_some(),
-            args.cache_err.is_some(),
-        ) {
-            (Mode::Result, _, false) => quote!(::core::result::Result::Ok(__covet_hit)),
-            (Mode::Option, false, _) => quote!(::core::option::Option::Some(__covet_hit)),
-            _ => quote!(__covet_hit),
-        };
+        let hit = self.hit_expr();
         let (lookup, around) = (
             self.runtime_fn(if args.stamped() {
                 "lookup_stamped"
@@ -419,6 +388,21 @@ impl Expander<'_> {
             #make
             #shape
             #ret
+        }
+    }
+
+    // What a hit returns: the stored value, wrapped in `Ok` / `Some` unless
+    // the whole result is stored (`cache_err`, `cache_none`).
+    fn hit_expr(&self) -> TokenStream {
+        let Input { checked, args, .. } = self.input;
+        match (
+            checked.mode,
+            args.cache_none.is_some(),
+            args.cache_err.is_some(),
+        ) {
+            (Mode::Result, _, false) => quote!(::core::result::Result::Ok(__covet_hit)),
+            (Mode::Option, false, _) => quote!(::core::option::Option::Some(__covet_hit)),
+            _ => quote!(__covet_hit),
         }
     }
 
@@ -788,6 +772,95 @@ fn respan(tokens: TokenStream, span: Span) -> TokenStream {
             tree
         })
         .collect()
+}
+
+// What the shared and the local expansion build alike (see `Expander::frame`).
+struct Frame<'a> {
+    inputs: Vec<&'a FnArg>,
+    attrs: SplitAttrs,
+    // The hidden fn holding the body, and the wrapper users call.
+    inner_sig: syn::Signature,
+    outer_sig: syn::Signature,
+    // The fn's statistics site and the path that reaches it.
+    site_item: TokenStream,
+    site_path: TokenStream,
+    key_name: Ident,
+    invalidate_name: Ident,
+    clear_name: Ident,
+    stats_name: Ident,
+    refresh_sig: syn::Signature,
+    status_sig: syn::Signature,
+    // The fn as an intra-doc link (`f` or `Self::f`).
+    link: String,
+}
+
+// Closes every companion's doc.
+const OFF: &str = " Generated by `#[cached]`; `companions = false` leaves it out.";
+
+impl Frame<'_> {
+    // The hidden fn with the body, the site, `extra` items, and the wrapper
+    // around `body`.
+    fn fns(&self, func: &ItemFn, extra: &TokenStream, body: &TokenStream) -> TokenStream {
+        let Frame {
+            attrs,
+            inner_sig,
+            outer_sig,
+            site_item,
+            ..
+        } = self;
+        let (outer_attrs, inner_attrs) = (&attrs.outer, &attrs.inner);
+        let (vis, block) = (&func.vis, &func.block);
+        quote! {
+            #(#inner_attrs)*
+            #[doc(hidden)]
+            #[allow(non_snake_case, dead_code, clippy::unused_async)]
+            #inner_sig #block
+
+            #site_item
+            #extra
+
+            #(#outer_attrs)*
+            #[allow(clippy::used_underscore_binding)]
+            #vis #outer_sig {
+                #body
+            }
+        }
+    }
+
+    // `<fn>_with_status` (around `status_body`) and `<fn>_stats`.
+    fn status_and_stats(
+        &self,
+        vis: &syn::Visibility,
+        root: &TokenStream,
+        status_doc: &str,
+        status_body: &TokenStream,
+    ) -> TokenStream {
+        let Frame {
+            attrs,
+            site_path,
+            stats_name,
+            status_sig,
+            link,
+            ..
+        } = self;
+        let shared_attrs = &attrs.shared;
+        let stats_doc = format!(" Counters of [`{link}`] in this process.\n\n{OFF}");
+        quote! {
+            #(#shared_attrs)*
+            #[doc = #status_doc]
+            #[allow(dead_code, clippy::used_underscore_binding)]
+            #vis #status_sig {
+                #status_body
+            }
+
+            #(#shared_attrs)*
+            #[doc = #stats_doc]
+            #[allow(dead_code)]
+            #vis fn #stats_name() -> #root::cache::FnStats {
+                #site_path().snapshot()
+            }
+        }
+    }
 }
 
 // Where each user attribute goes. Docs and other attributes stay on the

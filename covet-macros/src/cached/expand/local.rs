@@ -2,12 +2,12 @@
 // (`covet::cache::LocalMemo`), keyed by the arguments themselves (or the
 // rendered `key` template), with the companions of the shared path.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
+use syn::FnArg;
 use syn::ext::IdentExt;
-use syn::{FnArg, Ident, ItemFn, LitStr, ReturnType};
 
-use super::{Expander, Input, SplitAttrs, uncached_ident};
+use super::{Expander, Frame, Input, OFF};
 use crate::cached::args::TtlArg;
 use crate::cached::validate::Mode;
 
@@ -19,32 +19,10 @@ impl Expander<'_> {
             args,
             ..
         } = self.input;
-        let ItemFn {
-            attrs,
-            vis,
-            sig,
-            block,
-        } = func;
+        let vis = &func.vis;
         let private = &self.private;
-        let root = &self.root;
-        let name = &sig.ident;
-        let is_async = sig.asyncness.is_some();
-        let inputs: Vec<&FnArg> = checked
-            .receiver
-            .iter()
-            .chain(checked.params.iter().map(|p| &p.arg))
-            .collect();
-        let attrs = SplitAttrs::new(attrs);
-        let (outer_attrs, inner_attrs, shared_attrs) = (&attrs.outer, &attrs.inner, &attrs.shared);
-
-        let mut inner_sig = sig.clone();
-        inner_sig.ident = uncached_ident(name);
-        let mut outer_sig = sig.clone();
-        outer_sig.inputs = inputs.iter().copied().cloned().collect();
-
-        let site_name = format_ident!("__covet_{}_site", name.unraw());
-        let site_path = self.site_path(&site_name);
-        let site_path_str = LitStr::new(&format!("::{}", name.unraw()), Span::call_site());
+        let name = &func.sig.ident;
+        let frame = self.frame();
         let memo_name = format_ident!("__covet_{}_memo", name.unraw());
         let memo_path = self.site_path(&memo_name);
         let key_ty = self.local_key_type();
@@ -64,26 +42,11 @@ impl Expander<'_> {
 
         let body = self.local_body(false);
         let companions = if args.companions() {
-            self.local_companions(&outer_sig, &inputs, shared_attrs, &site_path, &memo_path)
+            self.local_companions(&frame, &memo_path)
         } else {
             TokenStream::new()
         };
-        let _ = (root, is_async);
-        quote! {
-            #(#inner_attrs)*
-            #[doc(hidden)]
-            #[allow(non_snake_case, dead_code, clippy::unused_async)]
-            #inner_sig #block
-
-            #[doc(hidden)]
-            #[inline]
-            #[allow(non_snake_case, dead_code)]
-            #vis fn #site_name() -> &'static #private::FnSite {
-                static __COVET_SITE: #private::FnSite =
-                    #private::FnSite::new(::core::concat!(::core::module_path!(), #site_path_str));
-                &__COVET_SITE
-            }
-
+        let memo_fn = quote! {
             #[doc(hidden)]
             #[inline]
             #[allow(non_snake_case, dead_code)]
@@ -92,13 +55,10 @@ impl Expander<'_> {
                     ::std::sync::LazyLock::new(|| #builder.build());
                 &__COVET_MEMO
             }
-
-            #(#outer_attrs)*
-            #[allow(clippy::used_underscore_binding)]
-            #vis #outer_sig {
-                #body
-            }
-
+        };
+        let fns = frame.fns(func, &memo_fn, &body);
+        quote! {
+            #fns
             #companions
         }
     }
@@ -149,19 +109,6 @@ impl Expander<'_> {
         }
     }
 
-    fn local_hit(&self) -> TokenStream {
-        let Input { checked, args, .. } = self.input;
-        match (
-            checked.mode,
-            args.cache_none.is_some(),
-            args.cache_err.is_some(),
-        ) {
-            (Mode::Result, _, false) => quote!(::core::result::Result::Ok(__covet_hit)),
-            (Mode::Option, false, _) => quote!(::core::option::Option::Some(__covet_hit)),
-            _ => quote!(__covet_hit),
-        }
-    }
-
     // The wrapper's body (`status = false`) or `<fn>_with_status`'s.
     fn local_body(&self, status: bool) -> TokenStream {
         let Input { func, .. } = self.input;
@@ -173,7 +120,7 @@ impl Expander<'_> {
         let owner = self.owner();
         let key = self.local_key();
         let shape = self.local_shape();
-        let hit = self.local_hit();
+        let hit = self.hit_expr();
         let call = &self.call;
         let fill = if func.sig.asyncness.is_some() {
             quote!(__covet_memo.fill_shaped(__covet_key, __covet_site, move || #call, __covet_shape).await)
@@ -199,54 +146,34 @@ impl Expander<'_> {
         }
     }
 
-    fn local_companions(
-        &self,
-        outer_sig: &syn::Signature,
-        inputs: &[&FnArg],
-        shared_attrs: &[syn::Attribute],
-        site_path: &TokenStream,
-        memo_path: &TokenStream,
-    ) -> TokenStream {
-        let Input { func, checked, .. } = self.input;
-        let vis = &func.vis;
-        let sig = &func.sig;
+    fn local_companions(&self, frame: &Frame<'_>, memo_path: &TokenStream) -> TokenStream {
+        let sig = &self.input.func.sig;
+        let vis = &self.input.func.vis;
         let private = &self.private;
         let root = &self.root;
-        let name = &sig.ident;
         let asyncness = &sig.asyncness;
-        let companion =
-            |suffix: &str| Ident::new(&format!("{}_{suffix}", name.unraw()), Span::call_site());
-        let (key_name, invalidate_name, clear_name, stats_name) = (
-            companion("key"),
-            companion("invalidate"),
-            companion("clear"),
-            companion("stats"),
-        );
-        let mut refresh_sig = outer_sig.clone();
-        refresh_sig.ident = companion("refresh");
-        let mut status_sig = outer_sig.clone();
-        status_sig.ident = companion("with_status");
-        let ret = match &sig.output {
-            ReturnType::Type(_, ty) => quote!(#ty),
-            ReturnType::Default => quote!(()),
-        };
-        status_sig.output = syn::parse_quote!(-> (#ret, #root::cache::CacheStatus));
-        let link = match &checked.receiver {
-            Some(_) => format!("Self::{}", name.unraw()),
-            None => name.unraw().to_string(),
-        };
-        let off = " Generated by `#[cached]`; `companions = false` leaves it out.";
-        let key_doc = format!(" The key of [`{link}`] for these arguments.\n\n{off}");
+        let Frame {
+            inputs,
+            attrs,
+            site_path,
+            key_name,
+            invalidate_name,
+            clear_name,
+            refresh_sig,
+            link,
+            ..
+        } = frame;
+        let shared_attrs = &attrs.shared;
+        let key_doc = format!(" The key of [`{link}`] for these arguments.\n\n{OFF}");
         let invalidate_doc = format!(
             " Removes the memoized result of [`{link}`] for these arguments; whether there was \
-             one.\n\n{off}"
+             one.\n\n{OFF}"
         );
         let refresh_doc =
-            format!(" Recomputes [`{link}`] for these arguments and memoizes the result.\n\n{off}");
-        let status_doc = format!(" Calls [`{link}`] and says how the call was answered.\n\n{off}");
-        let stats_doc = format!(" Counters of [`{link}`] in this process.\n\n{off}");
+            format!(" Recomputes [`{link}`] for these arguments and memoizes the result.\n\n{OFF}");
+        let status_doc = format!(" Calls [`{link}`] and says how the call was answered.\n\n{OFF}");
         let clear_doc =
-            format!(" Removes every memoized result of [`{link}`]; how many there were.\n\n{off}");
+            format!(" Removes every memoized result of [`{link}`]; how many there were.\n\n{OFF}");
         let key = self.local_key();
         let shape = self.local_shape();
         let call = &self.call;
@@ -256,6 +183,7 @@ impl Expander<'_> {
             call.clone()
         };
         let status_body = self.local_body(true);
+        let status_and_stats = frame.status_and_stats(vis, root, &status_doc, &status_body);
         // `_clear` and `_stats` take no arguments; methods keep `&self` off
         // them too (the memo is per fn, not per receiver).
         let key_fn = if let Some(template) = &self.input.key {
@@ -298,19 +226,7 @@ impl Expander<'_> {
                 #memo_path().store_shaped(__covet_key, __covet_site, __covet_result, __covet_shape)
             }
 
-            #(#shared_attrs)*
-            #[doc = #status_doc]
-            #[allow(dead_code, clippy::used_underscore_binding)]
-            #vis #status_sig {
-                #status_body
-            }
-
-            #(#shared_attrs)*
-            #[doc = #stats_doc]
-            #[allow(dead_code)]
-            #vis fn #stats_name() -> #root::cache::FnStats {
-                #site_path().snapshot()
-            }
+            #status_and_stats
 
             #(#shared_attrs)*
             #[doc = #clear_doc]
