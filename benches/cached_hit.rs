@@ -107,6 +107,57 @@ static RUNS_CACHED: AtomicU64 = AtomicU64::new(0);
 static RUNS_CONCURRENT_CACHED: AtomicU64 = AtomicU64::new(0);
 static RUNS_COVET_DEFAULT: AtomicU64 = AtomicU64::new(0);
 static RUNS_COVET_STATIC: AtomicU64 = AtomicU64::new(0);
+static RUNS_COVET_LOCAL: AtomicU64 = AtomicU64::new(0);
+static RUNS_COVET_SYNC: AtomicU64 = AtomicU64::new(0);
+
+// (h) ours, `#[cached(local)]`: a typed memo per fn, keyed by the argument.
+#[covet::cached(local)]
+async fn covet_local_get_user(id: u64) -> User {
+    RUNS_COVET_LOCAL.fetch_add(1, Ordering::Relaxed);
+    make_user(id)
+}
+
+// (i) ours on a sync fn (implicitly local).
+#[covet::cached]
+fn covet_sync_get_user(id: u64) -> User {
+    RUNS_COVET_SYNC.fetch_add(1, Ordering::Relaxed);
+    make_user(id)
+}
+
+// Sync memoized Fibonacci: ours and the `cached` crate's sync `#[cached]`.
+#[covet::cached(max_entries = 1000)]
+fn covet_fib(n: u64) -> u64 {
+    if n < 2 {
+        n
+    } else {
+        covet_fib(n - 1).wrapping_add(covet_fib(n - 2))
+    }
+}
+
+#[cached::proc_macro::cached(max_size = 1000)]
+fn cached_fib(n: u64) -> u64 {
+    if n < 2 {
+        n
+    } else {
+        cached_fib(n - 1).wrapping_add(cached_fib(n - 2))
+    }
+}
+
+// Misses with a body doing nothing: what the miss path itself costs.
+#[covet::cached(local, max_entries = 100_000)]
+async fn covet_local_miss(n: u64) -> u64 {
+    n
+}
+
+#[covet::cached(key = "miss:{n}")]
+async fn covet_shared_miss(n: u64) -> u64 {
+    n
+}
+
+#[cached::proc_macro::cached(max_size = 100_000)]
+async fn cached_miss(n: u64) -> u64 {
+    n
+}
 
 // (c) the `cached` crate's `#[cached]` (default store: `UnboundCache` behind
 // an `async_lock::RwLock`, keyed by the argument).
@@ -239,6 +290,8 @@ fn warm(rt: &Runtime) {
             assert_eq!(string_moka_get_user(ID).await, want);
             assert_eq!(cached_get_user(ID).await, want);
             assert_eq!(concurrent_cached_get_user(ID).await, want);
+            assert_eq!(covet_local_get_user(ID).await, want);
+            assert_eq!(covet_sync_get_user(ID), want);
             assert_eq!(covet_default_get_user(ID).await, want);
             assert_eq!(covet_static_get_user(ID).await, want);
             assert_eq!(
@@ -406,6 +459,12 @@ fn contenders(v: &mut impl Visit) {
         TYPED.get::<User>(black_box("user:42")).await
     });
     v.visit("g_covet_local_memo", async || LOCAL.get(&black_box(ID)));
+    v.visit("h_covet_local_async", async || {
+        covet_local_get_user(black_box(ID)).await
+    });
+    v.visit("i_covet_local_sync", async || {
+        covet_sync_get_user(black_box(ID))
+    });
 }
 
 /// The pieces of our hit path, rebuilt from public parts, to see what each
@@ -667,6 +726,46 @@ fn bench_stampede<Fut>(
     });
 }
 
+/// `fib`: fib(90) from an empty memo (91 misses and 88 hits), ours against
+/// the `cached` crate's sync `#[cached]`. `miss`: a call with a new key each
+/// time and a body doing nothing.
+fn fib_and_misses(c: &mut Criterion, rt: &Runtime) {
+    use cached::Cached as _;
+    let mut group = c.benchmark_group("fib");
+    group.bench_function("covet_sync", |b| {
+        b.iter(|| {
+            let _ = covet_fib_clear();
+            black_box(covet_fib(black_box(90)))
+        })
+    });
+    group.bench_function("cached_crate_sync", |b| {
+        b.iter(|| {
+            CACHED_FIB.write().cache_clear();
+            black_box(cached_fib(black_box(90)))
+        })
+    });
+    // Where ours goes: the clear alone, and fib(90) all hits.
+    group.bench_function("covet_clear_only", |b| {
+        b.iter(|| black_box(covet_fib_clear()))
+    });
+    group.bench_function("covet_sync_warm", |b| {
+        b.iter(|| black_box(covet_fib(black_box(90))))
+    });
+    group.finish();
+    let mut group = c.benchmark_group("miss");
+    let next = AtomicU64::new(1 << 32);
+    group.bench_function("covet_local", |b| {
+        b.iter(|| rt.block_on(covet_local_miss(next.fetch_add(1, Ordering::Relaxed))))
+    });
+    group.bench_function("covet_shared", |b| {
+        b.iter(|| rt.block_on(covet_shared_miss(next.fetch_add(1, Ordering::Relaxed))))
+    });
+    group.bench_function("cached_crate", |b| {
+        b.iter(|| rt.block_on(cached_miss(next.fetch_add(1, Ordering::Relaxed))))
+    });
+    group.finish();
+}
+
 fn stampede(c: &mut Criterion) {
     let rt = Builder::new_multi_thread()
         .worker_threads(2)
@@ -712,6 +811,8 @@ fn report() {
         ("c2_cached_crate_concurrent", &RUNS_CONCURRENT_CACHED),
         ("d_covet_default_cache", &RUNS_COVET_DEFAULT),
         ("e_covet_static_cache", &RUNS_COVET_STATIC),
+        ("h_covet_local_async", &RUNS_COVET_LOCAL),
+        ("i_covet_local_sync", &RUNS_COVET_SYNC),
     ];
     for (name, runs) in once {
         let runs = runs.load(Ordering::Relaxed);
@@ -761,6 +862,7 @@ fn main() {
         .sample_size(30)
         .configure_from_args();
     hits(&mut c, &rt);
+    fib_and_misses(&mut c, &rt);
     stampede(&mut c);
     report();
     c.final_summary();

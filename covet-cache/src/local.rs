@@ -233,9 +233,12 @@ where
         (self.id, foldhash::fast::FixedState::default().hash_one(key))
     }
 
-    /// Drops an expired entry so that the next lookup computes.
+    /// Drops an expired entry so that the next lookup computes (nothing
+    /// to do, and no write lock taken, without a TTL).
     fn evict_expired(&self, key: &K) {
-        self.store.remove_if(key, |slot| !slot.fresh());
+        if self.ttl.is_some() {
+            self.store.remove_if(key, |slot| !slot.fresh());
+        }
     }
 
     /// The value of `key`, computed by `init` on a miss. Concurrent callers
