@@ -143,23 +143,42 @@ impl<K: Eq + Hash, V: Clone> LocalMemoBuilder<K, V> {
 type Loading = Vec<(usize, u64)>;
 
 thread_local! {
-    static LOADING_SYNC: RefCell<Loading> = const { RefCell::new(Vec::new()) };
+    /// A multiset: how many computations of each mark this thread runs (a
+    /// set lookup, not a scan, so deep nesting such as a memoized `fib`
+    /// stays cheap).
+    static LOADING_SYNC: RefCell<std::collections::HashMap<(usize, u64), u32, foldhash::fast::FixedState>> =
+        RefCell::new(std::collections::HashMap::default());
 }
 
 tokio::task_local! {
     static LOADING_ASYNC: Arc<Loading>;
 }
 
-/// Removes this thread's record of a key when the computation ends,
-/// panicking included.
-struct SyncMark(usize, u64);
+/// This thread's record of a key being computed, removed when the
+/// computation ends, panicking included.
+struct SyncMark((usize, u64));
+
+impl SyncMark {
+    fn new(mark: (usize, u64)) -> SyncMark {
+        LOADING_SYNC.with(|l| *l.borrow_mut().entry(mark).or_insert(0) += 1);
+        SyncMark(mark)
+    }
+
+    /// Whether this thread is computing `mark` already.
+    fn held(mark: (usize, u64)) -> bool {
+        LOADING_SYNC.with(|l| l.borrow().contains_key(&mark))
+    }
+}
 
 impl Drop for SyncMark {
     fn drop(&mut self) {
         LOADING_SYNC.with(|l| {
             let mut l = l.borrow_mut();
-            if let Some(i) = l.iter().rposition(|m| *m == (self.0, self.1)) {
-                l.remove(i);
+            if let std::collections::hash_map::Entry::Occupied(mut e) = l.entry(self.0) {
+                *e.get_mut() -= 1;
+                if *e.get() == 0 {
+                    e.remove();
+                }
             }
         });
     }
@@ -255,7 +274,7 @@ where
     /// (after a [`get`](Self::get) that found nothing).
     pub fn fill_sync<F: FnOnce() -> V>(&self, key: K, init: F) -> V {
         let mark = self.mark(&key);
-        if LOADING_SYNC.with(|l| l.borrow().contains(&mark)) {
+        if SyncMark::held(mark) {
             return init();
         }
         self.evict_expired(&key);
@@ -266,8 +285,7 @@ where
             }
             GuardResult::Value(_) | GuardResult::Timeout => init(),
             GuardResult::Guard(guard) => {
-                LOADING_SYNC.with(|l| l.borrow_mut().push(mark));
-                let _mark = SyncMark(mark.0, mark.1);
+                let _mark = SyncMark::new(mark);
                 let value = init();
                 // Err: invalidated meanwhile; the value is returned, not stored.
                 let _ = guard.insert(self.slot(value.clone()));
@@ -346,7 +364,7 @@ where
             r
         };
         let mark = self.mark(&key);
-        if LOADING_SYNC.with(|l| l.borrow().contains(&mark)) {
+        if SyncMark::held(mark) {
             return self.computed(site, run(init), None::<NoGuard>, shape);
         }
         self.evict_expired(&key);
@@ -360,8 +378,7 @@ where
                 self.computed(site, run(init), None::<NoGuard>, shape)
             }
             GuardResult::Guard(guard) => {
-                LOADING_SYNC.with(|l| l.borrow_mut().push(mark));
-                let _mark = SyncMark(mark.0, mark.1);
+                let _mark = SyncMark::new(mark);
                 let r = run(init);
                 self.computed(site, r, Some(guard), shape)
             }
