@@ -36,7 +36,7 @@ use std::time::Duration;
 
 use quick_cache::sync::{Cache as Store, GuardResult};
 
-use crate::cache::Shape;
+use crate::cache::{Shape, Whole};
 use crate::memo::{CacheStatus, Count, FnSite};
 use crate::stats::Counter;
 
@@ -273,25 +273,7 @@ where
     /// The miss path of [`get_or_insert_with_sync`](Self::get_or_insert_with_sync)
     /// (after a [`get`](Self::get) that found nothing).
     pub fn fill_sync<F: FnOnce() -> V>(&self, key: K, init: F) -> V {
-        let mark = self.mark(&key);
-        if SyncMark::held(mark) {
-            return init();
-        }
-        self.evict_expired(&key);
-        match self.store.get_value_or_guard(&key, None) {
-            GuardResult::Value(slot) if slot.fresh() => {
-                self.coalesced.incr();
-                slot.value
-            }
-            GuardResult::Value(_) | GuardResult::Timeout => init(),
-            GuardResult::Guard(guard) => {
-                let _mark = SyncMark::new(mark);
-                let value = init();
-                // Err: invalidated meanwhile; the value is returned, not stored.
-                let _ = guard.insert(self.slot(value.clone()));
-                value
-            }
-        }
+        self.fill_shaped_sync(key, None, init, Whole).0
     }
 
     /// The value of `key`, computed by `init` on a miss; concurrent misses
@@ -314,31 +296,12 @@ where
         F: FnOnce() -> Fut,
         Fut: Future<Output = V>,
     {
-        let mark = self.mark(&key);
-        let outer: Loading = LOADING_ASYNC.try_with(|l| l.to_vec()).unwrap_or_default();
-        if outer.contains(&mark) {
-            return init().await;
-        }
-        self.evict_expired(&key);
-        match self.store.get_value_or_guard_async(&key).await {
-            Ok(slot) if slot.fresh() => {
-                self.coalesced.incr();
-                slot.value
-            }
-            Ok(_) => init().await,
-            Err(guard) => {
-                let mut inner = outer;
-                inner.push(mark);
-                let value = LOADING_ASYNC.scope(Arc::new(inner), init()).await;
-                let _ = guard.insert(self.slot(value.clone()));
-                value
-            }
-        }
+        self.fill_shaped(key, None, init, Whole).await.0
     }
 }
 
-/// The miss paths `#[cached(local)]` generates calls to: a [`Shape`]
-/// says what of a result is stored, and the fn's counters are kept.
+/// The miss paths: a [`Shape`] says what of a result is stored; with a
+/// site (`#[cached(local)]`), the fn's counters and body time are kept.
 impl<K, V> LocalMemo<K, V>
 where
     K: Eq + Hash + Clone,
@@ -349,7 +312,7 @@ where
     pub fn fill_shaped_sync<R, S, F>(
         &self,
         key: K,
-        site: &'static FnSite,
+        site: Option<&'static FnSite>,
         init: F,
         shape: S,
     ) -> (R, CacheStatus)
@@ -358,6 +321,7 @@ where
         F: FnOnce() -> R,
     {
         let run = |init: F| {
+            let Some(site) = site else { return init() };
             let start = std::time::Instant::now();
             let r = init();
             site.body_ran(start.elapsed());
@@ -369,11 +333,7 @@ where
         }
         self.evict_expired(&key);
         match self.store.get_value_or_guard(&key, None) {
-            GuardResult::Value(slot) if slot.fresh() => {
-                self.coalesced.incr();
-                site.count(Count::Coalesced);
-                (shape.wrap(slot.value), CacheStatus::Coalesced)
-            }
+            GuardResult::Value(slot) if slot.fresh() => self.coalesced(site, slot, shape),
             GuardResult::Value(_) | GuardResult::Timeout => {
                 self.computed(site, run(init), None::<NoGuard>, shape)
             }
@@ -390,7 +350,7 @@ where
     pub async fn fill_shaped<R, S, F, Fut>(
         &self,
         key: K,
-        site: &'static FnSite,
+        site: Option<&'static FnSite>,
         init: F,
         shape: S,
     ) -> (R, CacheStatus)
@@ -400,6 +360,7 @@ where
         Fut: Future<Output = R>,
     {
         let run = |fut: Fut| async move {
+            let Some(site) = site else { return fut.await };
             let start = std::time::Instant::now();
             let r = fut.await;
             site.body_ran(start.elapsed());
@@ -413,11 +374,7 @@ where
         }
         self.evict_expired(&key);
         match self.store.get_value_or_guard_async(&key).await {
-            Ok(slot) if slot.fresh() => {
-                self.coalesced.incr();
-                site.count(Count::Coalesced);
-                (shape.wrap(slot.value), CacheStatus::Coalesced)
-            }
+            Ok(slot) if slot.fresh() => self.coalesced(site, slot, shape),
             Ok(_) => {
                 let r = run(init()).await;
                 self.computed(site, r, None::<NoGuard>, shape)
@@ -456,21 +413,33 @@ where
         }
     }
 
+    /// Another caller's computation answered.
+    fn coalesced<R, S: Shape<V, R>>(
+        &self,
+        site: Option<&'static FnSite>,
+        slot: Slot<V>,
+        shape: S,
+    ) -> (R, CacheStatus) {
+        self.coalesced.incr();
+        count(site, Count::Coalesced);
+        (shape.wrap(slot.value), CacheStatus::Coalesced)
+    }
+
     /// Stores the cacheable part of a computed result through `guard` (or
     /// not at all without one); a failure drops the guard, and one waiter
     /// computes next.
     fn computed<R, S: Shape<V, R>, G: Placeholder<V>>(
         &self,
-        site: &'static FnSite,
+        site: Option<&'static FnSite>,
         r: R,
         guard: Option<G>,
         shape: S,
     ) -> (R, CacheStatus) {
-        site.count(Count::Miss);
+        count(site, Count::Miss);
         match shape.split(r) {
             Ok(value) => {
                 if shape.positive(&value).is_none() {
-                    site.count(Count::Error);
+                    count(site, Count::Error);
                 }
                 if let Some(guard) = guard {
                     // Err: invalidated meanwhile; returned, not stored.
@@ -479,7 +448,7 @@ where
                 (shape.wrap(value), CacheStatus::Miss)
             }
             Err(failure) => {
-                site.count(Count::Error);
+                count(site, Count::Error);
                 drop(guard);
                 (failure, CacheStatus::Miss)
             }
@@ -496,6 +465,13 @@ where
     #[doc(hidden)]
     pub fn is_empty(&self) -> bool {
         self.store.is_empty()
+    }
+}
+
+/// Counts for the fn at `site`, if any.
+fn count(site: Option<&'static FnSite>, what: Count) {
+    if let Some(site) = site {
+        site.count(what);
     }
 }
 

@@ -151,12 +151,7 @@ impl FnStats {
     /// `hits / (hits + misses)` (stale and coalesced answers left out), or
     /// 0 before any lookup.
     pub fn hit_rate(&self) -> f64 {
-        let total = self.hits + self.misses;
-        if total == 0 {
-            0.0
-        } else {
-            self.hits as f64 / total as f64
-        }
+        crate::stats::hit_rate(self.hits, self.misses)
     }
 }
 

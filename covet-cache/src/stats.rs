@@ -144,15 +144,20 @@ pub struct Stats {
     pub http_misses: u64,
 }
 
+/// `hits / (hits + misses)`, or 0 when there were no lookups.
+pub(crate) fn hit_rate(hits: u64, misses: u64) -> f64 {
+    let total = hits.saturating_add(misses);
+    if total == 0 {
+        0.0
+    } else {
+        hits as f64 / total as f64
+    }
+}
+
 impl Stats {
     /// `hits / (hits + misses)`, or 0 when there were no lookups.
     pub fn hit_rate(&self) -> f64 {
-        let total = self.hits + self.misses;
-        if total == 0 {
-            0.0
-        } else {
-            self.hits as f64 / total as f64
-        }
+        hit_rate(self.hits, self.misses)
     }
 }
 

@@ -699,9 +699,7 @@ impl Cache {
             tracing::debug!(key = %key, "invalidated while computing; the value is returned, not stored");
             return None;
         }
-        let (ttl, stamp) = plan.life(self.inner.default_ttl, shape, value);
-        let tags = self.fill_tags(plan);
-        let decoded = self.store_computed(key, value, ttl, stamp, &tags).await;
+        let decoded = self.store_planned(key, value, plan, shape).await;
         if epochs.of(key.as_str()) != epoch {
             self.inner.stats.stale_fills.incr();
             tracing::debug!(key = %key, "invalidated while storing; store undone");
@@ -712,6 +710,24 @@ impl Cache {
             return None;
         }
         decoded
+    }
+
+    /// Stores a computed value as `plan` says: its TTL (per value, jittered)
+    /// and stamp, its tags. The decoded value for followers.
+    async fn store_planned<T, R, V, S>(
+        &self,
+        key: &KeyBuf,
+        value: &T,
+        plan: &Plan<V>,
+        shape: S,
+    ) -> Option<Decoded>
+    where
+        T: CacheValue,
+        S: Shape<T, R, Value = V>,
+    {
+        let (ttl, stamp) = plan.life(self.inner.default_ttl, shape, value);
+        let tags = self.fill_tags(plan);
+        self.store_computed(key, value, ttl, stamp, &tags).await
     }
 
     /// The tags of a computed value: the fn's own, plus, on a backend that
@@ -799,9 +815,7 @@ impl Cache {
         }
         // A fresh value: fills that started before it must not overwrite it.
         self.inner.epochs.bump_key(key.as_str());
-        let (ttl, stamp) = plan.life(self.inner.default_ttl, shape, &value);
-        let tags = self.fill_tags(&plan);
-        self.store_computed(&key, &value, ttl, stamp, &tags).await;
+        self.store_planned(&key, &value, &plan, shape).await;
         shape.wrap(value)
     }
 }

@@ -123,9 +123,9 @@ impl Expander<'_> {
         let hit = self.hit_expr();
         let call = &self.call;
         let fill = if func.sig.asyncness.is_some() {
-            quote!(__covet_memo.fill_shaped(__covet_key, __covet_site, move || #call, __covet_shape).await)
+            quote!(__covet_memo.fill_shaped(__covet_key, ::core::option::Option::Some(__covet_site), move || #call, __covet_shape).await)
         } else {
-            quote!(__covet_memo.fill_shaped_sync(__covet_key, __covet_site, move || #call, __covet_shape))
+            quote!(__covet_memo.fill_shaped_sync(__covet_key, ::core::option::Option::Some(__covet_site), move || #call, __covet_shape))
         };
         let (ret_hit, ret) = if status {
             (quote!((#hit, #root::cache::CacheStatus::Hit)), fill)
