@@ -167,3 +167,136 @@ fn results_store_only_ok() {
     assert_eq!(parse("12".into()), Ok(12));
     assert_eq!(PARSES.load(Ordering::SeqCst), 4, "expired");
 }
+
+/// Bounded by bytes: 64 KiB of 1 KiB strings.
+#[covet::cached(local, max_bytes = "64 KiB")]
+fn kilobyte(n: u64) -> String {
+    format!("{n:>1024}")
+}
+
+#[test]
+fn a_byte_bound_holds_about_that_many_bytes() {
+    for n in 0..1_000 {
+        assert_eq!(kilobyte(n).len(), 1024);
+    }
+    let memo = __covet_kilobyte_memo();
+    let held = memo.stats().entries;
+    // About 60 entries of 1 KiB and a few bytes of key; the store's
+    // bound is split among its shards, so fewer may be held.
+    assert!(
+        (8..=70).contains(&held),
+        "{held} entries of 1 KiB in 64 KiB"
+    );
+    // What is held is still answered.
+    assert_eq!(kilobyte(999).len(), 1024);
+}
+
+/// Not `GetSize`: weighed by a fn of ours.
+struct Blob(Vec<u8>);
+
+impl Clone for Blob {
+    fn clone(&self) -> Self {
+        Blob(self.0.clone())
+    }
+}
+
+fn blob_weight(blob: &Blob) -> usize {
+    blob.0.len()
+}
+
+static BLOBS: AtomicU32 = AtomicU32::new(0);
+
+#[covet::cached(local, max_bytes = 8 * 1024, weigher = blob_weight)]
+async fn blob(size: usize) -> Blob {
+    BLOBS.fetch_add(1, Ordering::SeqCst);
+    Blob(vec![7; size])
+}
+
+#[tokio::test]
+async fn a_weigher_weighs_values_without_get_size() {
+    assert_eq!(blob(100).await.0.len(), 100);
+    assert_eq!(blob(100).await.0.len(), 100);
+    assert_eq!(BLOBS.load(Ordering::SeqCst), 1, "a 100-byte value is held");
+    // Heavier than the whole bound: returned, never held.
+    assert_eq!(blob(64 * 1024).await.0.len(), 64 * 1024);
+    assert_eq!(blob(64 * 1024).await.0.len(), 64 * 1024);
+    assert_eq!(BLOBS.load(Ordering::SeqCst), 3);
+}
+
+static TOKENS: AtomicU32 = AtomicU32::new(0);
+
+#[derive(Clone, Debug, PartialEq)]
+struct Token {
+    value: String,
+    expires_in: Duration,
+}
+
+fn token_ttl(token: &Token) -> Option<Duration> {
+    Some(token.expires_in)
+}
+
+/// Each token lives as long as it says; failures for 100 ms.
+#[covet::cached(local, ttl = 60, value_ttl = token_ttl, cache_err = "100ms")]
+fn token(scope: String) -> Result<Token, String> {
+    TOKENS.fetch_add(1, Ordering::SeqCst);
+    match scope.as_str() {
+        "short" => Ok(Token {
+            value: "s".into(),
+            expires_in: Duration::from_millis(100),
+        }),
+        "long" => Ok(Token {
+            value: "l".into(),
+            expires_in: Duration::from_secs(60),
+        }),
+        _ => Err(format!("no scope {scope}")),
+    }
+}
+
+#[test]
+fn value_ttl_and_the_failure_ttl_apply_per_entry() {
+    for scope in ["short", "long", "bad"] {
+        let first = token(scope.into());
+        assert_eq!(token(scope.into()), first, "{scope} is held");
+    }
+    assert_eq!(TOKENS.load(Ordering::SeqCst), 3);
+    std::thread::sleep(Duration::from_millis(250));
+    assert!(token("long".into()).is_ok());
+    assert_eq!(
+        TOKENS.load(Ordering::SeqCst),
+        3,
+        "the long token is still fresh"
+    );
+    assert!(token("short".into()).is_ok());
+    assert!(token("bad".into()).is_err());
+    assert_eq!(
+        TOKENS.load(Ordering::SeqCst),
+        5,
+        "the short token and the error lived 100 ms, not the fn's minute"
+    );
+}
+
+static NONES: AtomicU32 = AtomicU32::new(0);
+
+/// `None` for 100 ms, `Some` for the fn's TTL, TTLs cut by up to 20 %.
+#[covet::cached(local, ttl = 60, cache_none = "100ms", jitter = "20%")]
+async fn lookup_user(id: u32) -> Option<String> {
+    NONES.fetch_add(1, Ordering::SeqCst);
+    id.is_multiple_of(2).then(|| format!("user {id}"))
+}
+
+#[tokio::test]
+async fn cache_none_has_its_own_ttl_on_a_local_memo() {
+    assert_eq!(lookup_user(1).await, None);
+    assert_eq!(lookup_user(1).await, None);
+    assert_eq!(lookup_user(2).await.as_deref(), Some("user 2"));
+    assert_eq!(NONES.load(Ordering::SeqCst), 2, "None is held too");
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert_eq!(lookup_user(2).await.as_deref(), Some("user 2"));
+    assert_eq!(
+        NONES.load(Ordering::SeqCst),
+        2,
+        "Some lives for the fn's TTL"
+    );
+    assert_eq!(lookup_user(1).await, None);
+    assert_eq!(NONES.load(Ordering::SeqCst), 3, "None expired after 100 ms");
+}

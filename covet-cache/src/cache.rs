@@ -23,7 +23,7 @@ mod fill;
 
 use self::fill::Outcome;
 pub use self::fill::{ErrShare, ErrToo, Found, NoneToo, OkPart, Shape, SomePart, Whole};
-pub(crate) use self::fill::{Plan, Prior, fn_tag};
+pub(crate) use self::fill::{Plan, Prior, fn_tag, jittered};
 
 /// What a value must be to live in a [`Cache`]: serializable, cloneable
 /// (a hit hands out a clone of the stored value) and shareable across threads.

@@ -60,6 +60,11 @@ pub use cache::{
 pub use codec::Codec;
 pub use default::{default_cache, set_default};
 pub use error::{CodecError, ConfigError, Error, Result};
+/// Weighs keys and values for a memo bounded by bytes
+/// ([`LocalMemoBuilder::max_bytes`], `#[cached(local, max_bytes = ..)]`):
+/// the `get-size2` crate's trait, implemented for the standard types; derive
+/// it with that crate's `derive` feature.
+pub use get_size2::GetSize;
 pub use key::{Glob, KeyBuf, MAX_KEY_LEN};
 pub use local::{LocalMemo, LocalMemoBuilder, LocalStats};
 pub use memo::{BodyTime, CacheStatus, FnStats, fn_stats};

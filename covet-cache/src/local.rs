@@ -14,6 +14,13 @@
 //! while a value is computed removes the placeholder: the computed value is
 //! returned but not stored.
 //!
+//! Bounded by a count of entries ([`max_entries`](LocalMemoBuilder::max_entries),
+//! the default) or by their size in bytes
+//! ([`max_bytes`](LocalMemoBuilder::max_bytes), for keys and values that
+//! implement [`GetSize`](get_size2::GetSize), or
+//! [`max_bytes_with`](LocalMemoBuilder::max_bytes_with) and a weigher of your
+//! own). An entry is weighed once, when it is stored.
+//!
 //! ```
 //! use std::time::Duration;
 //! use covet_cache::LocalMemo;
@@ -35,6 +42,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use quick_cache::sync::{Cache as Store, GuardResult};
+use quick_cache::{DefaultHashBuilder, Weighter};
 
 use crate::cache::{Shape, Whole};
 use crate::memo::{CacheStatus, Count, FnSite};
@@ -49,7 +57,28 @@ struct Slot<V> {
     /// Read from the coarse monotonic clock (a few ms of resolution, a few
     /// ns to read: the full-resolution clock would be a third of a hit).
     expires_at: Option<coarsetime::Instant>,
+    /// The entry's weight against the bound, computed once when stored.
+    weight: u64,
 }
+
+/// Reads the weight a [`Slot`] was given when stored.
+struct SlotWeight;
+
+impl Clone for SlotWeight {
+    fn clone(&self) -> Self {
+        SlotWeight
+    }
+}
+
+impl<K, V> Weighter<K, Slot<V>> for SlotWeight {
+    #[inline]
+    fn weight(&self, _key: &K, slot: &Slot<V>) -> u64 {
+        slot.weight
+    }
+}
+
+/// How much an entry counts against the bound.
+type Weigh<K, V> = fn(&K, &V) -> usize;
 
 impl<V> Slot<V> {
     #[inline]
@@ -61,8 +90,14 @@ impl<V> Slot<V> {
 
 /// A typed in-process memo (see the [module docs](self)).
 pub struct LocalMemo<K, V> {
-    store: Store<K, Slot<V>>,
+    store: Store<K, Slot<V>, SlotWeight, DefaultHashBuilder>,
     ttl: Option<Duration>,
+    /// A value's own TTL (`None` from it: `ttl`).
+    value_ttl: Option<fn(&V) -> Option<Duration>>,
+    /// TTLs are cut by up to this many thousandths, at random.
+    jitter: u16,
+    /// `None`: every entry weighs 1 (a bound in entries).
+    weigh: Option<Weigh<K, V>>,
     hits: Counter,
     misses: Counter,
     coalesced: Counter,
@@ -82,16 +117,21 @@ impl<K, V> std::fmt::Debug for LocalMemo<K, V> {
 #[must_use]
 pub struct LocalMemoBuilder<K, V> {
     max_entries: usize,
+    /// A bound in bytes, and how entries are weighed.
+    max_bytes: Option<(u64, Weigh<K, V>)>,
     ttl: Option<Duration>,
-    types: std::marker::PhantomData<fn() -> (K, V)>,
+    value_ttl: Option<fn(&V) -> Option<Duration>>,
+    jitter: u16,
 }
 
 impl<K, V> std::fmt::Debug for LocalMemoBuilder<K, V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LocalMemoBuilder")
             .field("max_entries", &self.max_entries)
+            .field("max_bytes", &self.max_bytes.map(|(bytes, _)| bytes))
             .field("ttl", &self.ttl)
-            .finish()
+            .field("jitter", &self.jitter)
+            .finish_non_exhaustive()
     }
 }
 
@@ -112,9 +152,51 @@ pub struct LocalStats {
 
 impl<K: Eq + Hash, V: Clone> LocalMemoBuilder<K, V> {
     /// At most this many entries (approximately: the store evicts by
-    /// S3-FIFO per shard). Default [`DEFAULT_MAX_ENTRIES`].
+    /// S3-FIFO per shard). Default [`DEFAULT_MAX_ENTRIES`]. Replaces a
+    /// [`max_bytes`](Self::max_bytes) bound.
     pub fn max_entries(mut self, max_entries: usize) -> Self {
         self.max_entries = max_entries.max(1);
+        self.max_bytes = None;
+        self
+    }
+
+    /// At most about this many bytes of keys and values, weighed by
+    /// [`GetSize::get_size`](get_size2::GetSize::get_size) (the inline size
+    /// plus what the key and the value own on the heap; an `Arc`'s contents
+    /// count in full). Replaces the [`max_entries`](Self::max_entries)
+    /// bound. The bytes are split among the store's shards, and an entry
+    /// that weighs more than one shard holds is returned but not stored.
+    ///
+    /// ```
+    /// use covet_cache::LocalMemo;
+    ///
+    /// let memo: LocalMemo<u32, String> = LocalMemo::builder().max_bytes(1 << 20).build();
+    /// memo.insert(1, "x".repeat(1_000));
+    /// assert!(memo.get(&1).is_some());
+    /// ```
+    pub fn max_bytes(self, max_bytes: u64) -> Self
+    where
+        K: get_size2::GetSize,
+        V: get_size2::GetSize,
+    {
+        self.max_bytes_with(max_bytes, |k, v| k.get_size().saturating_add(v.get_size()))
+    }
+
+    /// At most about this many bytes, each entry weighing what `weigh`
+    /// says (for types without [`GetSize`](get_size2::GetSize): a
+    /// `Regex`, an `Arc` of a client). Called once per stored entry.
+    ///
+    /// ```
+    /// use covet_cache::LocalMemo;
+    ///
+    /// let memo: LocalMemo<u32, Vec<u8>> = LocalMemo::builder()
+    ///     .max_bytes_with(1 << 20, |_, v: &Vec<u8>| 4 + v.len())
+    ///     .build();
+    /// memo.insert(1, vec![0; 100]);
+    /// assert_eq!(memo.get(&1).map(|v| v.len()), Some(100));
+    /// ```
+    pub fn max_bytes_with(mut self, max_bytes: u64, weigh: fn(&K, &V) -> usize) -> Self {
+        self.max_bytes = Some((max_bytes.max(1), weigh));
         self
     }
 
@@ -124,12 +206,55 @@ impl<K: Eq + Hash, V: Clone> LocalMemoBuilder<K, V> {
         self
     }
 
+    /// A value's own time to live: `None` from `ttl_of` keeps the memo's
+    /// [`ttl`](Self::ttl).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use covet_cache::LocalMemo;
+    ///
+    /// let memo: LocalMemo<u32, Option<String>> = LocalMemo::builder()
+    ///     .ttl(Duration::from_secs(600))
+    ///     .value_ttl(|v: &Option<String>| v.is_none().then_some(Duration::ZERO))
+    ///     .build();
+    /// memo.insert(1, None);
+    /// assert_eq!(memo.get(&1), None);
+    /// ```
+    pub fn value_ttl(mut self, ttl_of: fn(&V) -> Option<Duration>) -> Self {
+        self.value_ttl = Some(ttl_of);
+        self
+    }
+
+    /// Cuts each entry's TTL by a random share of at most `permille`
+    /// thousandths (below 1000), so that entries stored together expire
+    /// apart.
+    pub fn jitter(mut self, permille: u16) -> Self {
+        self.jitter = permille.min(999);
+        self
+    }
+
     /// The memo.
     pub fn build(self) -> LocalMemo<K, V> {
         static NEXT_ID: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+        let (store, weigh) = match self.max_bytes {
+            None => (
+                Store::with_weighter(self.max_entries, self.max_entries as u64, SlotWeight),
+                None,
+            ),
+            Some((bytes, weigh)) => {
+                // A guess of the entry count, for the store's sizing only.
+                let items = usize::try_from(bytes / 256)
+                    .unwrap_or(usize::MAX)
+                    .clamp(16, 1 << 20);
+                (Store::with_weighter(items, bytes, SlotWeight), Some(weigh))
+            }
+        };
         LocalMemo {
-            store: Store::new(self.max_entries),
+            store,
             ttl: self.ttl,
+            value_ttl: self.value_ttl,
+            jitter: self.jitter,
+            weigh,
             hits: Counter::new(),
             misses: Counter::new(),
             coalesced: Counter::new(),
@@ -193,8 +318,10 @@ where
     pub fn builder() -> LocalMemoBuilder<K, V> {
         LocalMemoBuilder {
             max_entries: DEFAULT_MAX_ENTRIES,
+            max_bytes: None,
             ttl: None,
-            types: std::marker::PhantomData,
+            value_ttl: None,
+            jitter: 0,
         }
     }
 
@@ -215,7 +342,8 @@ where
 
     /// Stores `value` for the memo's TTL.
     pub fn insert(&self, key: K, value: V) {
-        self.store.insert(key, self.slot(value));
+        let slot = self.slot(&key, value);
+        self.store.insert(key, slot);
     }
 
     /// Removes the entry of `key` (and keeps a computation of it in
@@ -239,12 +367,23 @@ where
         }
     }
 
-    fn slot(&self, value: V) -> Slot<V> {
+    fn slot(&self, key: &K, value: V) -> Slot<V> {
+        let ttl = match self.value_ttl {
+            Some(ttl_of) => ttl_of(&value).or(self.ttl),
+            None => self.ttl,
+        };
+        let expires_at = ttl.map(|ttl| {
+            let ttl = crate::cache::jittered(ttl, self.jitter);
+            coarsetime::Instant::now() + coarsetime::Duration::from(ttl)
+        });
+        // Zero is "never evicted" to the store: everything weighs at least 1.
+        let weight = self
+            .weigh
+            .map_or(1, |weigh| (weigh(key, &value) as u64).max(1));
         Slot {
             value,
-            expires_at: self
-                .ttl
-                .map(|ttl| coarsetime::Instant::now() + coarsetime::Duration::from(ttl)),
+            expires_at,
+            weight,
         }
     }
 
@@ -329,18 +468,18 @@ where
         };
         let mark = self.mark(&key);
         if SyncMark::held(mark) {
-            return self.computed(site, run(init), None::<NoGuard>, shape);
+            return self.computed(&key, site, run(init), None::<NoGuard>, shape);
         }
         self.evict_expired(&key);
         match self.store.get_value_or_guard(&key, None) {
             GuardResult::Value(slot) if slot.fresh() => self.coalesced(site, slot, shape),
             GuardResult::Value(_) | GuardResult::Timeout => {
-                self.computed(site, run(init), None::<NoGuard>, shape)
+                self.computed(&key, site, run(init), None::<NoGuard>, shape)
             }
             GuardResult::Guard(guard) => {
                 let _mark = SyncMark::new(mark);
                 let r = run(init);
-                self.computed(site, r, Some(guard), shape)
+                self.computed(&key, site, r, Some(guard), shape)
             }
         }
     }
@@ -370,20 +509,20 @@ where
         let outer: Loading = LOADING_ASYNC.try_with(|l| l.to_vec()).unwrap_or_default();
         if outer.contains(&mark) {
             let r = run(init()).await;
-            return self.computed(site, r, None::<NoGuard>, shape);
+            return self.computed(&key, site, r, None::<NoGuard>, shape);
         }
         self.evict_expired(&key);
         match self.store.get_value_or_guard_async(&key).await {
             Ok(slot) if slot.fresh() => self.coalesced(site, slot, shape),
             Ok(_) => {
                 let r = run(init()).await;
-                self.computed(site, r, None::<NoGuard>, shape)
+                self.computed(&key, site, r, None::<NoGuard>, shape)
             }
             Err(guard) => {
                 let mut inner = outer;
                 inner.push(mark);
                 let r = LOADING_ASYNC.scope(Arc::new(inner), run(init())).await;
-                self.computed(site, r, Some(guard), shape)
+                self.computed(&key, site, r, Some(guard), shape)
             }
         }
     }
@@ -403,7 +542,8 @@ where
                 if shape.positive(&value).is_none() {
                     site.count(Count::Error);
                 }
-                self.store.insert(key, self.slot(value.clone()));
+                let slot = self.slot(&key, value.clone());
+                self.store.insert(key, slot);
                 shape.wrap(value)
             }
             Err(failure) => {
@@ -430,6 +570,7 @@ where
     /// computes next.
     fn computed<R, S: Shape<V, R>, G: Placeholder<V>>(
         &self,
+        key: &K,
         site: Option<&'static FnSite>,
         r: R,
         guard: Option<G>,
@@ -443,7 +584,7 @@ where
                 }
                 if let Some(guard) = guard {
                     // Err: invalidated meanwhile; returned, not stored.
-                    guard.fill(self.slot(value.clone()));
+                    guard.fill(self.slot(key, value.clone()));
                 }
                 (shape.wrap(value), CacheStatus::Miss)
             }

@@ -381,7 +381,7 @@ impl<V> Plan<V> {
 
 /// `ttl` cut by a random share of at most `permille` thousandths (never
 /// below a millisecond), so that entries written together expire apart.
-fn jittered(ttl: Duration, permille: u16) -> Duration {
+pub(crate) fn jittered(ttl: Duration, permille: u16) -> Duration {
     if permille == 0 || ttl.is_zero() {
         return ttl;
     }

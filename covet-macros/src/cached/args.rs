@@ -32,6 +32,9 @@ pub(crate) struct CachedArgs {
     // A typed per-fn memo in this process (implied for sync fns).
     pub(crate) local: Flag,
     pub(crate) max_entries: Option<SpannedValue<MaxEntries>>,
+    pub(crate) max_bytes: Option<SpannedValue<MaxBytes>>,
+    // Weighs a value for `max_bytes` (`fn(&V) -> usize`).
+    pub(crate) weigher: Option<Path>,
     #[darling(rename = "crate")]
     pub(crate) krate: Option<Path>,
 }
@@ -267,6 +270,60 @@ impl FromMeta for MaxEntries {
             }
         }
     }
+}
+
+// `max_bytes = 64 * 1024 * 1024` or `max_bytes = "64 MiB"`: a `local` memo
+// bounded by the size of its entries.
+#[derive(Debug, Clone)]
+pub(crate) enum MaxBytes {
+    Bytes(u64),
+    Expr(Expr),
+}
+
+impl FromMeta for MaxBytes {
+    fn from_expr(expr: &Expr) -> darling::Result<Self> {
+        match expr {
+            Expr::Lit(ExprLit {
+                lit: Lit::Int(int), ..
+            }) => match int.base10_parse::<u64>() {
+                Ok(n) if n > 0 => Ok(MaxBytes::Bytes(n)),
+                _ => Err(
+                    Error::custom("`max_bytes` must be a whole number above zero").with_span(int),
+                ),
+            },
+            Expr::Lit(ExprLit {
+                lit: Lit::Str(s), ..
+            }) => parse_bytes(&s.value()).map(MaxBytes::Bytes).ok_or_else(|| {
+                Error::custom(
+                    "expected `max_bytes = \"64 MiB\"`: a whole number above zero with a unit \
+                     (B, KB, MB, GB, KiB, MiB, GiB), or a number of bytes",
+                )
+                .with_span(s)
+            }),
+            other => Ok(MaxBytes::Expr(other.clone())),
+        }
+    }
+}
+
+// "64 MiB" → 67108864; `None` for zero, overflow or an unknown unit.
+fn parse_bytes(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '_')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.replace('_', "").parse().ok()?;
+    let scale: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KB" | "kB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => return None,
+    };
+    number.checked_mul(scale).filter(|&n| n > 0)
 }
 
 // `companions = false`.
@@ -624,5 +681,35 @@ pub(crate) mod tests {
     #[test]
     fn key_must_be_a_string() {
         assert!(parse(quote!(key = 5)).is_err());
+    }
+
+    #[test]
+    fn max_bytes_reads_units() {
+        assert_eq!(super::parse_bytes("64 MiB"), Some(64 << 20));
+        assert_eq!(super::parse_bytes("10KB"), Some(10_000));
+        assert_eq!(super::parse_bytes("1_000"), Some(1_000));
+        assert_eq!(super::parse_bytes("2 GiB"), Some(2 << 30));
+        for bad in [
+            "0",
+            "0 MiB",
+            "5 TB",
+            "MiB",
+            "1.5 MiB",
+            "-1",
+            "99999999999999 GiB",
+        ] {
+            assert_eq!(super::parse_bytes(bad), None, "{bad}");
+            let lit = LitStr::new(bad, Span::call_site());
+            let msg = err(quote!(local, max_bytes = #lit));
+            assert!(msg.contains("max_bytes"), "{bad}: {msg}");
+        }
+        let msg = err(quote!(local, max_bytes = 0));
+        assert!(msg.contains("above zero"), "{msg}");
+        let args = parse(quote!(local, max_bytes = 1 << 20, weigher = weigh)).unwrap();
+        assert!(matches!(
+            args.max_bytes.as_deref(),
+            Some(super::MaxBytes::Expr(_))
+        ));
+        assert!(args.weigher.is_some());
     }
 }

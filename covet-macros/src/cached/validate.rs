@@ -157,18 +157,8 @@ pub(crate) fn check(
         Some(args) if local => check_local(sig, args, &params, mode, errors),
         _ => None,
     };
-    if let Some(args) = args
-        && !local
-        && let Some(max) = &args.max_entries
-    {
-        errors.push(
-            Error::custom(
-                "`max_entries` bounds a `local` memo; the shared cache is bounded by its \
-                 backend (`MemoryBackend::builder().max_capacity_bytes(..)`): add `local`, or \
-                 remove it",
-            )
-            .with_span(&max.span()),
-        );
+    if let Some(args) = args {
+        check_bounds(args, local, errors);
     }
     // A refresh can move to a background task only if the computation owns
     // everything it uses: no receiver, no borrowed argument, no generics.
@@ -185,6 +175,51 @@ pub(crate) fn check(
         owned,
         local,
         value_ty,
+    }
+}
+
+// `max_entries`, `max_bytes` and `weigher`: one bound, on a `local` memo.
+fn check_bounds(args: &CachedArgs, local: bool, errors: &mut Accumulator) {
+    let bounds = [
+        ("max_entries", args.max_entries.as_ref().map(|m| m.span())),
+        ("max_bytes", args.max_bytes.as_ref().map(|m| m.span())),
+        (
+            "weigher",
+            args.weigher.as_ref().map(syn::spanned::Spanned::span),
+        ),
+    ];
+    if !local {
+        for (option, span) in bounds {
+            if let Some(span) = span {
+                errors.push(
+                    Error::custom(format!(
+                        "`{option}` bounds a `local` memo; the shared cache is bounded by its \
+                         backend (`MemoryBackend::builder().max_capacity_bytes(..)`): add \
+                         `local`, or remove it"
+                    ))
+                    .with_span(&span),
+                );
+            }
+        }
+        return;
+    }
+    if let (Some(_), Some(bytes)) = (&args.max_entries, &args.max_bytes) {
+        errors.push(
+            Error::custom(
+                "a `local` memo has one bound: `max_entries` (a count) or `max_bytes` (a size), \
+                 not both",
+            )
+            .with_span(&bytes.span()),
+        );
+    }
+    if let (Some(weigher), None) = (&args.weigher, &args.max_bytes) {
+        errors.push(
+            Error::custom(
+                "`weigher` weighs values against `max_bytes`: add `max_bytes = \"64 MiB\"`, or \
+                 remove it",
+            )
+            .with_span(weigher),
+        );
     }
 }
 
@@ -231,14 +266,8 @@ fn check_local(
     if let Some(w) = &args.refresh_ahead {
         refuse("refresh_ahead", w.span, unsupported);
     }
-    if let Some(path) = &args.value_ttl {
-        refuse("value_ttl", path.span(), unsupported);
-    }
     if let Some(tag) = args.tags.first() {
         refuse("tags", tag.span(), "where tags have no backend to live in");
-    }
-    if args.jitter.is_some() {
-        refuse("jitter", proc_macro2::Span::call_site(), unsupported);
     }
     if !sig.generics.params.is_empty() {
         errors.push(

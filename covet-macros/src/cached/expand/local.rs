@@ -3,12 +3,12 @@
 // rendered `key` template), with the companions of the shared path.
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote};
+use quote::{format_ident, quote, quote_spanned};
 use syn::FnArg;
 use syn::ext::IdentExt;
 
 use super::{Expander, Frame, Input, OFF};
-use crate::cached::args::TtlArg;
+use crate::cached::args::{MaxBytes, TtlArg};
 use crate::cached::validate::Mode;
 
 impl Expander<'_> {
@@ -32,12 +32,31 @@ impl Expander<'_> {
             let max = max.0;
             builder.extend(quote!(.max_entries(#max)));
         }
+        if let Some(max) = &args.max_bytes {
+            let bytes = match &**max {
+                MaxBytes::Bytes(n) => quote!(#n),
+                MaxBytes::Expr(expr) => quote!(#expr),
+            };
+            builder.extend(match &args.weigher {
+                Some(weigh) => quote! {
+                    .max_bytes_with(#bytes, |_: &#key_ty, __covet_v: &#value_ty| {
+                        ::core::mem::size_of::<#key_ty>().saturating_add(#weigh(__covet_v))
+                    })
+                },
+                None => quote_spanned!(max.span()=> .max_bytes(#bytes)),
+            });
+        }
         match &args.ttl {
             Some(TtlArg::Millis(ms)) => {
                 builder.extend(quote!(.ttl(::core::time::Duration::from_millis(#ms))));
             }
             Some(TtlArg::Expr(expr)) => builder.extend(quote!(.ttl(#private::ttl_of(#expr)))),
             _ => {}
+        }
+        builder.extend(self.local_value_ttl());
+        if let Some(j) = &args.jitter {
+            let permille = proc_macro2::Literal::u16_unsuffixed(j.permille);
+            builder.extend(quote!(.jitter(#permille)));
         }
 
         let body = self.local_body(false);
@@ -60,6 +79,54 @@ impl Expander<'_> {
         quote! {
             #fns
             #companions
+        }
+    }
+
+    // `.value_ttl(..)` of the memo: `value_ttl = path` for positive values,
+    // the own TTL of `cache_none` / `cache_err` for stored failures.
+    fn local_value_ttl(&self) -> TokenStream {
+        let Input {
+            func,
+            checked,
+            args,
+            ..
+        } = self.input;
+        let private = &self.private;
+        let negative = args
+            .cache_none
+            .as_ref()
+            .or(args.cache_err.as_ref())
+            .and_then(|n| n.ttl);
+        if negative.is_none() && args.value_ttl.is_none() {
+            return TokenStream::new();
+        }
+        let value_ty = &checked.value_ty;
+        let ret_ty = match &func.sig.output {
+            syn::ReturnType::Type(_, ty) => quote!(#ty),
+            syn::ReturnType::Default => quote!(()),
+        };
+        let shape = self.local_shape();
+        let positive = match &args.value_ttl {
+            Some(path) => quote!(#path(__covet_p)),
+            None => quote!({
+                let _ = __covet_p;
+                ::core::option::Option::None
+            }),
+        };
+        let failed = match negative {
+            Some(w) => {
+                let ms = w.millis;
+                quote!(::core::option::Option::Some(::core::time::Duration::from_millis(#ms)))
+            }
+            None => quote!(::core::option::Option::None),
+        };
+        quote! {
+            .value_ttl(|__covet_v: &#value_ty| {
+                match <_ as #private::Shape<#value_ty, #ret_ty>>::positive(#shape, __covet_v) {
+                    ::core::option::Option::Some(__covet_p) => #positive,
+                    ::core::option::Option::None => #failed,
+                }
+            })
         }
     }
 
