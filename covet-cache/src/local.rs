@@ -14,6 +14,14 @@
 //! while a value is computed removes the placeholder: the computed value is
 //! returned but not stored.
 //!
+//! Around a miss, as on the shared path: a memo built with
+//! [`stale_while_revalidate`](LocalMemoBuilder::stale_while_revalidate),
+//! [`stale_if_error`](LocalMemoBuilder::stale_if_error) or
+//! [`refresh_ahead`](LocalMemoBuilder::refresh_ahead) keeps entries past
+//! their TTL for those windows, and `#[cached(local)]` serves them stale
+//! while one refresh per key runs, or when the computation that replaces
+//! them fails.
+//!
 //! Bounded by a count of entries ([`max_entries`](LocalMemoBuilder::max_entries),
 //! the default) or by their size in bytes
 //! ([`max_bytes`](LocalMemoBuilder::max_bytes), for keys and values that
@@ -47,6 +55,11 @@ use quick_cache::{DefaultHashBuilder, Weighter};
 use crate::cache::{Shape, Whole};
 use crate::memo::{CacheStatus, Count, FnSite};
 use crate::stats::Counter;
+
+mod stale;
+
+pub use self::stale::{LaunchLocal, Looked};
+use self::stale::{State, Windows};
 
 /// Entries held when the builder sets no bound.
 pub const DEFAULT_MAX_ENTRIES: usize = 10_000;
@@ -98,6 +111,18 @@ pub struct LocalMemo<K, V> {
     jitter: u16,
     /// `None`: every entry weighs 1 (a bound in entries).
     weigh: Option<Weigh<K, V>>,
+    /// Whether entries can expire (a TTL, or a value's own).
+    expires: bool,
+    /// Serving around a miss: stale-while-revalidate, stale-if-error,
+    /// refresh-ahead.
+    windows: Windows,
+    /// Keys being refreshed (by hash): one refresh per key.
+    refreshing: parking_lot::Mutex<std::collections::HashSet<u64, foldhash::fast::FixedState>>,
+    /// Moves on every invalidation: a refresh that started before one does
+    /// not store what it computed.
+    epoch: std::sync::atomic::AtomicU64,
+    stale: Counter,
+    refreshes: Counter,
     hits: Counter,
     misses: Counter,
     coalesced: Counter,
@@ -122,6 +147,7 @@ pub struct LocalMemoBuilder<K, V> {
     ttl: Option<Duration>,
     value_ttl: Option<fn(&V) -> Option<Duration>>,
     jitter: u16,
+    windows: Windows,
 }
 
 impl<K, V> std::fmt::Debug for LocalMemoBuilder<K, V> {
@@ -145,6 +171,11 @@ pub struct LocalStats {
     pub misses: u64,
     /// Misses answered by another caller's computation.
     pub coalesced: u64,
+    /// Answers with a value past its freshness (stale-while-revalidate,
+    /// stale-if-error).
+    pub stale: u64,
+    /// Refreshes of an entry that was stale or near its end.
+    pub refreshes: u64,
     /// Entries held now (expired ones included until they are read or
     /// evicted).
     pub entries: u64,
@@ -233,6 +264,27 @@ impl<K: Eq + Hash, V: Clone> LocalMemoBuilder<K, V> {
         self
     }
 
+    /// After an entry's TTL, answer with it for this long while one
+    /// refresh runs (see [`LocalMemo::lookup`]).
+    pub fn stale_while_revalidate(mut self, window: Duration) -> Self {
+        self.windows.swr = Some(coarsetime::Duration::from(window));
+        self
+    }
+
+    /// After an entry's TTL, answer with it for this long when the
+    /// computation that replaces it fails.
+    pub fn stale_if_error(mut self, window: Duration) -> Self {
+        self.windows.sie = Some(coarsetime::Duration::from(window));
+        self
+    }
+
+    /// In the last `window` of an entry's TTL, the first lookup refreshes
+    /// it.
+    pub fn refresh_ahead(mut self, window: Duration) -> Self {
+        self.windows.ahead = Some(coarsetime::Duration::from(window));
+        self
+    }
+
     /// The memo.
     pub fn build(self) -> LocalMemo<K, V> {
         static NEXT_ID: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
@@ -252,9 +304,15 @@ impl<K: Eq + Hash, V: Clone> LocalMemoBuilder<K, V> {
         LocalMemo {
             store,
             ttl: self.ttl,
+            expires: self.ttl.is_some() || self.value_ttl.is_some(),
             value_ttl: self.value_ttl,
             jitter: self.jitter,
             weigh,
+            windows: self.windows,
+            refreshing: parking_lot::Mutex::default(),
+            epoch: std::sync::atomic::AtomicU64::new(0),
+            stale: Counter::new(),
+            refreshes: Counter::new(),
             hits: Counter::new(),
             misses: Counter::new(),
             coalesced: Counter::new(),
@@ -322,6 +380,7 @@ where
             ttl: None,
             value_ttl: None,
             jitter: 0,
+            windows: Windows::default(),
         }
     }
 
@@ -349,11 +408,13 @@ where
     /// Removes the entry of `key` (and keeps a computation of it in
     /// progress from storing its value); `true` if there was a fresh one.
     pub fn invalidate(&self, key: &K) -> bool {
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.store.remove(key).is_some_and(|(_, slot)| slot.fresh())
     }
 
     /// Removes every entry.
     pub fn clear(&self) {
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.store.clear();
     }
 
@@ -363,6 +424,8 @@ where
             hits: self.hits.get(),
             misses: self.misses.get(),
             coalesced: self.coalesced.get(),
+            stale: self.stale.get(),
+            refreshes: self.refreshes.get(),
             entries: self.store.len() as u64,
         }
     }
@@ -394,7 +457,7 @@ where
     /// Drops an expired entry so that the next lookup computes (nothing
     /// to do, and no write lock taken, without a TTL).
     fn evict_expired(&self, key: &K) {
-        if self.ttl.is_some() {
+        if self.expires {
             self.store.remove_if(key, |slot| !slot.fresh());
         }
     }
@@ -459,27 +522,46 @@ where
         S: Shape<V, R>,
         F: FnOnce() -> R,
     {
-        let run = |init: F| {
-            let Some(site) = site else { return init() };
-            let start = std::time::Instant::now();
-            let r = init();
-            site.body_ran(start.elapsed());
-            r
-        };
+        self.fill_from_sync(key, site, None, init, shape)
+    }
+
+    /// The sync miss path, with the expired entry a failure falls back on
+    /// (`stale_if_error`).
+    fn fill_from_sync<R, S, F>(
+        &self,
+        key: K,
+        site: Option<&'static FnSite>,
+        fallback: Option<Slot<V>>,
+        init: F,
+        shape: S,
+    ) -> (R, CacheStatus)
+    where
+        S: Shape<V, R>,
+        F: FnOnce() -> R,
+    {
+        let run = |init: F| timed_sync(site, init);
         let mark = self.mark(&key);
         if SyncMark::held(mark) {
-            return self.computed(&key, site, run(init), None::<NoGuard>, shape);
+            let r = run(init);
+            return self.computed(&key, site, r, None::<NoGuard>, fallback, shape);
         }
         self.evict_expired(&key);
         match self.store.get_value_or_guard(&key, None) {
-            GuardResult::Value(slot) if slot.fresh() => self.coalesced(site, slot, shape),
-            GuardResult::Value(_) | GuardResult::Timeout => {
-                self.computed(&key, site, run(init), None::<NoGuard>, shape)
+            GuardResult::Value(slot) => match self.answer_settled(site, slot, fallback, shape) {
+                Ok(answer) => answer,
+                Err(fallback) => {
+                    let r = run(init);
+                    self.computed(&key, site, r, None::<NoGuard>, fallback, shape)
+                }
+            },
+            GuardResult::Timeout => {
+                let r = run(init);
+                self.computed(&key, site, r, None::<NoGuard>, fallback, shape)
             }
             GuardResult::Guard(guard) => {
                 let _mark = SyncMark::new(mark);
                 let r = run(init);
-                self.computed(&key, site, r, Some(guard), shape)
+                self.computed(&key, site, r, Some(guard), fallback, shape)
             }
         }
     }
@@ -498,33 +580,69 @@ where
         F: FnOnce() -> Fut,
         Fut: Future<Output = R>,
     {
-        let run = |fut: Fut| async move {
-            let Some(site) = site else { return fut.await };
-            let start = std::time::Instant::now();
-            let r = fut.await;
-            site.body_ran(start.elapsed());
-            r
-        };
+        self.fill_from(key, site, None, init, shape).await
+    }
+
+    /// The async miss path, with the expired entry a failure falls back on.
+    async fn fill_from<R, S, F, Fut>(
+        &self,
+        key: K,
+        site: Option<&'static FnSite>,
+        fallback: Option<Slot<V>>,
+        init: F,
+        shape: S,
+    ) -> (R, CacheStatus)
+    where
+        S: Shape<V, R>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = R>,
+    {
         let mark = self.mark(&key);
         let outer: Loading = LOADING_ASYNC.try_with(|l| l.to_vec()).unwrap_or_default();
         if outer.contains(&mark) {
-            let r = run(init()).await;
-            return self.computed(&key, site, r, None::<NoGuard>, shape);
+            let r = timed(site, init()).await;
+            return self.computed(&key, site, r, None::<NoGuard>, fallback, shape);
         }
         self.evict_expired(&key);
         match self.store.get_value_or_guard_async(&key).await {
-            Ok(slot) if slot.fresh() => self.coalesced(site, slot, shape),
-            Ok(_) => {
-                let r = run(init()).await;
-                self.computed(&key, site, r, None::<NoGuard>, shape)
-            }
+            Ok(slot) => match self.answer_settled(site, slot, fallback, shape) {
+                Ok(answer) => answer,
+                Err(fallback) => {
+                    let r = timed(site, init()).await;
+                    self.computed(&key, site, r, None::<NoGuard>, fallback, shape)
+                }
+            },
             Err(guard) => {
                 let mut inner = outer;
                 inner.push(mark);
-                let r = LOADING_ASYNC.scope(Arc::new(inner), run(init())).await;
-                self.computed(&key, site, r, Some(guard), shape)
+                let r = LOADING_ASYNC
+                    .scope(Arc::new(inner), timed(site, init()))
+                    .await;
+                self.computed(&key, site, r, Some(guard), fallback, shape)
             }
         }
+    }
+
+    /// A waiter found a value where it waited: a fresh one answers; an
+    /// expired one that a failed computation put back answers within its
+    /// stale-if-error window. `Err`: this caller computes (with its
+    /// fallback).
+    fn answer_settled<R, S: Shape<V, R>>(
+        &self,
+        site: Option<&'static FnSite>,
+        slot: Slot<V>,
+        fallback: Option<Slot<V>>,
+        shape: S,
+    ) -> Result<(R, CacheStatus), Option<Slot<V>>> {
+        if slot.fresh() {
+            return Ok(self.coalesced(site, slot, shape));
+        }
+        if self.state(&slot, coarsetime::Instant::now()) == State::Expired {
+            self.stale.incr();
+            count(site, Count::Stale);
+            return Ok((shape.wrap(slot.value), CacheStatus::Stale));
+        }
+        Err(fallback)
     }
 
     /// `<fn>_refresh` of a local fn: computes and stores, no lookup.
@@ -566,7 +684,9 @@ where
     }
 
     /// Stores the cacheable part of a computed result through `guard` (or
-    /// not at all without one); a failure drops the guard, and one waiter
+    /// not at all without one). A failure answers with `fallback` when
+    /// there is one (put back through the guard, so that the waiters
+    /// answer with it too); otherwise it drops the guard, and one waiter
     /// computes next.
     fn computed<R, S: Shape<V, R>, G: Placeholder<V>>(
         &self,
@@ -574,26 +694,57 @@ where
         site: Option<&'static FnSite>,
         r: R,
         guard: Option<G>,
+        fallback: Option<Slot<V>>,
         shape: S,
     ) -> (R, CacheStatus) {
-        count(site, Count::Miss);
-        match shape.split(r) {
-            Ok(value) => {
-                if shape.positive(&value).is_none() {
-                    count(site, Count::Error);
-                }
-                if let Some(guard) = guard {
-                    // Err: invalidated meanwhile; returned, not stored.
-                    guard.fill(self.slot(key, value.clone()));
-                }
-                (shape.wrap(value), CacheStatus::Miss)
-            }
+        let (status, counted) = if fallback.is_some() {
+            (CacheStatus::Refreshed, Count::Refresh)
+        } else {
+            (CacheStatus::Miss, Count::Miss)
+        };
+        let value = match shape.split(r) {
+            Ok(value) => value,
             Err(failure) => {
                 count(site, Count::Error);
+                if let Some(stale) = fallback {
+                    return self.fell_back(site, guard, stale, shape);
+                }
+                count(site, counted);
                 drop(guard);
-                (failure, CacheStatus::Miss)
+                return (failure, status);
+            }
+        };
+        if shape.positive(&value).is_none() {
+            // A failure that negative caching would store: a value to fall
+            // back on wins over it.
+            count(site, Count::Error);
+            if let Some(stale) = fallback {
+                return self.fell_back(site, guard, stale, shape);
             }
         }
+        count(site, counted);
+        if let Some(guard) = guard {
+            // Err: invalidated meanwhile; returned, not stored.
+            guard.fill(self.slot(key, value.clone()));
+        }
+        (shape.wrap(value), status)
+    }
+
+    /// A failed computation answers with the expired value, and puts it
+    /// back through the guard for the callers waiting on it.
+    fn fell_back<R, S: Shape<V, R>, G: Placeholder<V>>(
+        &self,
+        site: Option<&'static FnSite>,
+        guard: Option<G>,
+        stale: Slot<V>,
+        shape: S,
+    ) -> (R, CacheStatus) {
+        if let Some(guard) = guard {
+            guard.fill(stale.clone());
+        }
+        self.stale.incr();
+        count(site, Count::Stale);
+        (shape.wrap(stale.value), CacheStatus::Stale)
     }
 
     /// Entries held now.
@@ -607,6 +758,24 @@ where
     pub fn is_empty(&self) -> bool {
         self.store.is_empty()
     }
+}
+
+/// Runs a sync body, timing it for the fn's counters.
+fn timed_sync<R>(site: Option<&'static FnSite>, init: impl FnOnce() -> R) -> R {
+    let Some(site) = site else { return init() };
+    let start = std::time::Instant::now();
+    let r = init();
+    site.body_ran(start.elapsed());
+    r
+}
+
+/// Runs an async body, timing it for the fn's counters.
+async fn timed<R>(site: Option<&'static FnSite>, body: impl Future<Output = R>) -> R {
+    let Some(site) = site else { return body.await };
+    let start = std::time::Instant::now();
+    let r = body.await;
+    site.body_ran(start.elapsed());
+    r
 }
 
 /// Counts for the fn at `site`, if any.
@@ -646,6 +815,40 @@ where
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[test]
+    fn a_value_ttl_without_a_memo_ttl_expires_and_refills() {
+        let memo: LocalMemo<u32, u64> = LocalMemo::builder()
+            .value_ttl(|v: &u64| Some(Duration::from_millis(*v)))
+            .build();
+        let runs = AtomicU32::new(0);
+        let compute = || {
+            runs.fetch_add(1, Ordering::SeqCst);
+            30
+        };
+        assert_eq!(memo.get_or_insert_with_sync(1, compute), 30);
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(memo.get(&1), None, "expired by its own TTL");
+        assert_eq!(memo.get_or_insert_with_sync(1, compute), 30);
+        assert_eq!(memo.get(&1), Some(30), "stored again");
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_byte_bound_weighs_each_entry_once() {
+        let memo: LocalMemo<u32, String> = LocalMemo::builder().max_bytes(16 * 1024).build();
+        for i in 0..1_000 {
+            memo.insert(i, "x".repeat(512));
+        }
+        // Each entry weighs its inline size plus 512 heap bytes.
+        let held = memo.len();
+        assert!(
+            (4..=32).contains(&held),
+            "{held} entries of ~560 bytes in 16 KiB"
+        );
+        let weight: u64 = memo.store.weight();
+        assert!(weight <= 16 * 1024, "{weight}");
+    }
 
     #[test]
     fn entries_expire_and_are_bounded() {

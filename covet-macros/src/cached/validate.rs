@@ -256,16 +256,6 @@ fn check_local(
             "so there are no other processes to coordinate with",
         );
     }
-    let unsupported = "which does not support it yet";
-    if let Some(w) = &args.stale_while_revalidate {
-        refuse("stale_while_revalidate", w.span, unsupported);
-    }
-    if let Some(w) = &args.stale_if_error {
-        refuse("stale_if_error", w.span(), unsupported);
-    }
-    if let Some(w) = &args.refresh_ahead {
-        refuse("refresh_ahead", w.span, unsupported);
-    }
     if let Some(tag) = args.tags.first() {
         refuse("tags", tag.span(), "where tags have no backend to live in");
     }

@@ -54,6 +54,19 @@ impl Expander<'_> {
             _ => {}
         }
         builder.extend(self.local_value_ttl());
+        let window = |ms: u64| quote!(::core::time::Duration::from_millis(#ms));
+        if let Some(w) = &args.stale_while_revalidate {
+            let d = window(w.millis);
+            builder.extend(quote!(.stale_while_revalidate(#d)));
+        }
+        if let Some(w) = &args.stale_if_error {
+            let d = window(w.millis);
+            builder.extend(quote!(.stale_if_error(#d)));
+        }
+        if let Some(w) = &args.refresh_ahead {
+            let d = window(w.millis);
+            builder.extend(quote!(.refresh_ahead(#d)));
+        }
         if let Some(j) = &args.jitter {
             let permille = proc_macro2::Literal::u16_unsuffixed(j.permille);
             builder.extend(quote!(.jitter(#permille)));
@@ -130,6 +143,25 @@ impl Expander<'_> {
         }
     }
 
+    // How an async local memo refreshes: on a spawned task when the
+    // arguments are owned (spanned on the option, where a body that is not
+    // `Send` is reported), else in the call.
+    fn local_launch(&self) -> (TokenStream, proc_macro2::Span) {
+        let Input { checked, args, .. } = self.input;
+        let private = &self.private;
+        let span = args
+            .stale_while_revalidate
+            .as_ref()
+            .map(|w| w.span)
+            .or(args.refresh_ahead.as_ref().map(|w| w.span))
+            .unwrap_or_else(proc_macro2::Span::call_site);
+        if checked.owned {
+            (super::respan(quote!(#private::Spawn), span), span)
+        } else {
+            (quote!(#private::Inline), span)
+        }
+    }
+
     // `String` for a `key` template, else the tuple of the argument types.
     fn local_key_type(&self) -> TokenStream {
         if self.input.key.is_some() {
@@ -189,24 +221,54 @@ impl Expander<'_> {
         let shape = self.local_shape();
         let hit = self.hit_expr();
         let call = &self.call;
-        let fill = if func.sig.asyncness.is_some() {
-            quote!(__covet_memo.fill_shaped(__covet_key, ::core::option::Option::Some(__covet_site), move || #call, __covet_shape).await)
-        } else {
-            quote!(__covet_memo.fill_shaped_sync(__covet_key, ::core::option::Option::Some(__covet_site), move || #call, __covet_shape))
+        let stamped = self.input.args.stamped();
+        let fill = match (func.sig.asyncness.is_some(), stamped) {
+            (true, false) => {
+                quote!(__covet_memo.fill_shaped(__covet_key, ::core::option::Option::Some(__covet_site), move || #call, __covet_shape).await)
+            }
+            (false, false) => {
+                quote!(__covet_memo.fill_shaped_sync(__covet_key, ::core::option::Option::Some(__covet_site), move || #call, __covet_shape))
+            }
+            (true, true) => {
+                // Spanned on the option: a body that a background refresh
+                // cannot move to another task is reported there.
+                let (launch, span) = self.local_launch();
+                quote_spanned!(span=> __covet_memo.around(__covet_key, __covet_site, __covet_found, move || #call, __covet_shape, #launch).await)
+            }
+            (false, true) => {
+                quote!(__covet_memo.around_sync(__covet_key, __covet_site, __covet_found, move || #call, __covet_shape))
+            }
         };
         let (ret_hit, ret) = if status {
             (quote!((#hit, #root::cache::CacheStatus::Hit)), fill)
         } else {
             (hit, quote!(#fill.0))
         };
+        // With stale or refresh windows, the lookup says where the entry
+        // is in its life; otherwise only whether it is fresh.
+        let check_hit = if stamped {
+            quote! {
+                let __covet_found = match __covet_memo.lookup(&__covet_key).fresh() {
+                    ::core::result::Result::Ok(__covet_hit) => {
+                        __covet_site.hit(#owner);
+                        return #ret_hit;
+                    }
+                    ::core::result::Result::Err(__covet_found) => __covet_found,
+                };
+            }
+        } else {
+            quote! {
+                if let ::core::option::Option::Some(__covet_hit) = __covet_memo.get(&__covet_key) {
+                    __covet_site.hit(#owner);
+                    return #ret_hit;
+                }
+            }
+        };
         quote! {
             let __covet_site: &'static #private::FnSite = #site_path();
             let __covet_memo = #memo_path();
             #key
-            if let ::core::option::Option::Some(__covet_hit) = __covet_memo.get(&__covet_key) {
-                __covet_site.hit(#owner);
-                return #ret_hit;
-            }
+            #check_hit
             __covet_site.enter(#owner);
             let __covet_shape = #shape;
             #ret
