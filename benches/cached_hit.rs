@@ -124,6 +124,18 @@ fn covet_sync_get_user(id: u64) -> User {
     make_user(id)
 }
 
+// A `String` argument: ours looks it up borrowed; both callers pass an
+// owned `String` (cloned per call, in both).
+#[covet::cached(local)]
+async fn covet_local_by_name(name: String) -> User {
+    make_user(name.len() as u64)
+}
+
+#[cached::proc_macro::concurrent_cached]
+async fn concurrent_cached_by_name(name: String) -> User {
+    make_user(name.len() as u64)
+}
+
 // Sync memoized Fibonacci: ours and the `cached` crate's sync `#[cached]`.
 #[covet::cached(max_entries = 1000)]
 fn covet_fib(n: u64) -> u64 {
@@ -519,6 +531,14 @@ fn pieces(v: &mut impl Visit) {
     });
     // The store of (g) alone: quick_cache's sync cache, same key and value.
     v.visit("p7_quick_cache_u64_key", async || QUICK.get(&black_box(ID)));
+    // A `String` argument (a 24-byte name, cloned by the caller each call).
+    let name = "customer-4242-eu-west-01".to_owned();
+    v.visit("p8_covet_local_string_arg", async || {
+        covet_local_by_name(black_box(&name).clone()).await
+    });
+    v.visit("p9_concurrent_cached_string_arg", async || {
+        concurrent_cached_by_name(black_box(&name).clone()).await
+    });
 }
 
 struct Bench<'a, 'c> {

@@ -49,6 +49,7 @@ use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use quick_cache::Equivalent;
 use quick_cache::sync::{Cache as Store, GuardResult};
 use quick_cache::{DefaultHashBuilder, Weighter};
 
@@ -384,9 +385,14 @@ where
         }
     }
 
-    /// A fresh value, counting the hit or the miss.
+    /// A fresh value, counting the hit or the miss. The key can be any
+    /// form [`Equivalent`] to `K` (a `&str` for a `String` key), so a
+    /// lookup need not build an owned key.
     #[inline]
-    pub fn get(&self, key: &K) -> Option<V> {
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        Q: Hash + Equivalent<K> + ?Sized,
+    {
         match self.store.get(key) {
             Some(slot) if slot.fresh() => {
                 self.hits.incr();
@@ -778,6 +784,46 @@ async fn timed<R>(site: Option<&'static FnSite>, body: impl Future<Output = R>) 
     r
 }
 
+/// The arguments of a memoized fn, borrowed: a lookup key
+/// [`Equivalent`] to the tuple of owned arguments, with the same hash, so a
+/// hit clones no argument. Not public API.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct ArgsRef<T>(pub T);
+
+impl<T: Hash> Hash for ArgsRef<T> {
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // A tuple hashes its fields in order, and `&A` hashes as `A`: the
+        // same as the owned tuple.
+        self.0.hash(state);
+    }
+}
+
+macro_rules! args_ref {
+    ($($t:ident $i:tt),+) => {
+        impl<$($t: Eq),+> Equivalent<($($t,)+)> for ArgsRef<($(&$t,)+)> {
+            #[inline]
+            fn equivalent(&self, key: &($($t,)+)) -> bool {
+                $(*self.0.$i == key.$i)&&+
+            }
+        }
+    };
+}
+
+args_ref!(A 0);
+args_ref!(A 0, B 1);
+args_ref!(A 0, B 1, C 2);
+args_ref!(A 0, B 1, C 2, D 3);
+args_ref!(A 0, B 1, C 2, D 3, E 4);
+args_ref!(A 0, B 1, C 2, D 3, E 4, F 5);
+args_ref!(A 0, B 1, C 2, D 3, E 4, F 5, G 6);
+args_ref!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7);
+args_ref!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8);
+args_ref!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9);
+args_ref!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10);
+args_ref!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10, L 11);
+
 /// Counts for the fn at `site`, if any.
 fn count(site: Option<&'static FnSite>, what: Count) {
     if let Some(site) = site {
@@ -815,6 +861,21 @@ where
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[test]
+    fn borrowed_arguments_find_the_owned_key() {
+        let memo: LocalMemo<(String, u8, Vec<u32>), u32> = LocalMemo::builder().build();
+        memo.insert(("alice".to_owned(), 7, vec![1, 2]), 1);
+        let (name, n, list) = ("alice".to_owned(), 7u8, vec![1u32, 2]);
+        assert_eq!(memo.get(&ArgsRef((&name, &n, &list))), Some(1));
+        let other = vec![1u32, 3];
+        assert_eq!(memo.get(&ArgsRef((&name, &n, &other))), None);
+        let memo: LocalMemo<(u64,), u32> = LocalMemo::builder().build();
+        for i in 0..1_000u64 {
+            memo.insert((i,), 2);
+        }
+        assert!((0..1_000u64).all(|i| memo.get(&ArgsRef((&i,))) == Some(2)));
+    }
 
     #[test]
     fn a_value_ttl_without_a_memo_ttl_expires_and_refills() {

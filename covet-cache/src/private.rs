@@ -282,7 +282,7 @@ pub fn lookup_stamped<'a, T: CacheValue>(
 }
 
 pub use crate::cache::{ErrShare, ErrToo, Found, NoneToo, OkPart, Shape, SomePart, Whole};
-pub use crate::local::LocalMemo;
+pub use crate::local::{ArgsRef, LocalMemo};
 pub use crate::memo::FnSite;
 
 /// Picks, at compile time, how the error of a `Result` fn reaches the

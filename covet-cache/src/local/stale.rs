@@ -174,7 +174,10 @@ where
     /// [`get`](Self::get) is the lookup of the others.
     #[doc(hidden)]
     #[inline]
-    pub fn lookup(&self, key: &K) -> Looked<V> {
+    pub fn lookup<Q>(&self, key: &Q) -> Looked<V>
+    where
+        Q: Hash + quick_cache::Equivalent<K> + ?Sized,
+    {
         let Some(slot) = self.store.get(key) else {
             self.misses.incr();
             return Looked {

@@ -246,9 +246,21 @@ impl Expander<'_> {
         };
         // With stale or refresh windows, the lookup says where the entry
         // is in its life; otherwise only whether it is fresh.
+        // Without a template, the hit looks the arguments up borrowed (no
+        // clone); the owned key is built on a miss only.
+        let idents: Vec<_> = self.input.checked.params.iter().map(|p| &p.ident).collect();
+        let (probe, key_first, key_after) = if self.input.key.is_some() || idents.is_empty() {
+            (quote!(&__covet_key), key, TokenStream::new())
+        } else {
+            (
+                quote!(&#private::ArgsRef((#(&#idents,)*))),
+                TokenStream::new(),
+                key,
+            )
+        };
         let check_hit = if stamped {
             quote! {
-                let __covet_found = match __covet_memo.lookup(&__covet_key).fresh() {
+                let __covet_found = match __covet_memo.lookup(#probe).fresh() {
                     ::core::result::Result::Ok(__covet_hit) => {
                         __covet_site.hit(#owner);
                         return #ret_hit;
@@ -258,7 +270,7 @@ impl Expander<'_> {
             }
         } else {
             quote! {
-                if let ::core::option::Option::Some(__covet_hit) = __covet_memo.get(&__covet_key) {
+                if let ::core::option::Option::Some(__covet_hit) = __covet_memo.get(#probe) {
                     __covet_site.hit(#owner);
                     return #ret_hit;
                 }
@@ -267,8 +279,9 @@ impl Expander<'_> {
         quote! {
             let __covet_site: &'static #private::FnSite = #site_path();
             let __covet_memo = #memo_path();
-            #key
+            #key_first
             #check_hit
+            #key_after
             __covet_site.enter(#owner);
             let __covet_shape = #shape;
             #ret
