@@ -187,8 +187,10 @@ fn a_byte_bound_holds_about_that_many_bytes() {
         (8..=70).contains(&held),
         "{held} entries of 1 KiB in 64 KiB"
     );
-    // What is held is still answered.
+    // What is held is still answered; what was dropped is counted.
     assert_eq!(kilobyte(999).len(), 1024);
+    let stats = memo.stats();
+    assert!(stats.evictions >= 900, "{stats:?}");
 }
 
 /// Not `GetSize`: weighed by a fn of ours.

@@ -221,6 +221,7 @@ fn an_invalidation_during_a_refresh_keeps_its_value_out() {
     // The refresh started before the invalidation: returned, not stored.
     assert_eq!(refresher.join().unwrap(), (11, CacheStatus::Refreshed));
     assert_eq!(report_with_status(10), (12, CacheStatus::Miss));
+    assert_eq!(__covet_report_memo().stats().stale_fills, 1);
 }
 
 /// A method: its refresh cannot move to another task and runs in the call.

@@ -91,6 +91,23 @@ impl<K, V> Weighter<K, Slot<V>> for SlotWeight {
     }
 }
 
+/// Counts the entries the store evicts to stay within its bound (and the
+/// ones too heavy to admit).
+#[derive(Clone, Default)]
+struct CountEvictions(Arc<std::sync::atomic::AtomicU64>);
+
+impl<K, V> quick_cache::Lifecycle<K, Slot<V>> for CountEvictions {
+    type RequestState = ();
+
+    #[inline]
+    fn begin_request(&self) {}
+
+    #[inline]
+    fn on_evict(&self, _state: &mut (), _key: K, _slot: Slot<V>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// How much an entry counts against the bound.
 type Weigh<K, V> = fn(&K, &V) -> usize;
 
@@ -104,7 +121,8 @@ impl<V> Slot<V> {
 
 /// A typed in-process memo (see the [module docs](self)).
 pub struct LocalMemo<K, V> {
-    store: Store<K, Slot<V>, SlotWeight, DefaultHashBuilder>,
+    store: Store<K, Slot<V>, SlotWeight, DefaultHashBuilder, CountEvictions>,
+    evictions: CountEvictions,
     ttl: Option<Duration>,
     /// A value's own TTL (`None` from it: `ttl`).
     value_ttl: Option<fn(&V) -> Option<Duration>>,
@@ -124,6 +142,8 @@ pub struct LocalMemo<K, V> {
     epoch: std::sync::atomic::AtomicU64,
     stale: Counter,
     refreshes: Counter,
+    sets: Counter,
+    stale_fills: Counter,
     hits: Counter,
     misses: Counter,
     coalesced: Counter,
@@ -177,6 +197,14 @@ pub struct LocalStats {
     pub stale: u64,
     /// Refreshes of an entry that was stale or near its end.
     pub refreshes: u64,
+    /// Values stored.
+    pub sets: u64,
+    /// Entries dropped to stay within the bound (count or bytes), and
+    /// values too heavy to be admitted.
+    pub evictions: u64,
+    /// Computed values not stored (or whose store was undone) because
+    /// their key was invalidated while they were computed.
+    pub stale_fills: u64,
     /// Entries held now (expired ones included until they are read or
     /// evicted).
     pub entries: u64,
@@ -289,17 +317,24 @@ impl<K: Eq + Hash, V: Clone> LocalMemoBuilder<K, V> {
     /// The memo.
     pub fn build(self) -> LocalMemo<K, V> {
         static NEXT_ID: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+        let evictions = CountEvictions::default();
+        let store = |items: usize, weight: u64| {
+            Store::with(
+                items,
+                weight,
+                SlotWeight,
+                DefaultHashBuilder::default(),
+                evictions.clone(),
+            )
+        };
         let (store, weigh) = match self.max_bytes {
-            None => (
-                Store::with_weighter(self.max_entries, self.max_entries as u64, SlotWeight),
-                None,
-            ),
+            None => (store(self.max_entries, self.max_entries as u64), None),
             Some((bytes, weigh)) => {
                 // A guess of the entry count, for the store's sizing only.
                 let items = usize::try_from(bytes / 256)
                     .unwrap_or(usize::MAX)
                     .clamp(16, 1 << 20);
-                (Store::with_weighter(items, bytes, SlotWeight), Some(weigh))
+                (store(items, bytes), Some(weigh))
             }
         };
         LocalMemo {
@@ -314,6 +349,9 @@ impl<K: Eq + Hash, V: Clone> LocalMemoBuilder<K, V> {
             epoch: std::sync::atomic::AtomicU64::new(0),
             stale: Counter::new(),
             refreshes: Counter::new(),
+            sets: Counter::new(),
+            stale_fills: Counter::new(),
+            evictions,
             hits: Counter::new(),
             misses: Counter::new(),
             coalesced: Counter::new(),
@@ -409,6 +447,7 @@ where
     pub fn insert(&self, key: K, value: V) {
         let slot = self.slot(&key, value);
         self.store.insert(key, slot);
+        self.sets.incr();
     }
 
     /// Removes the entry of `key` (and keeps a computation of it in
@@ -432,6 +471,9 @@ where
             coalesced: self.coalesced.get(),
             stale: self.stale.get(),
             refreshes: self.refreshes.get(),
+            sets: self.sets.get(),
+            evictions: self.evictions.0.load(std::sync::atomic::Ordering::Relaxed),
+            stale_fills: self.stale_fills.get(),
             entries: self.store.len() as u64,
         }
     }
@@ -668,6 +710,7 @@ where
                 }
                 let slot = self.slot(&key, value.clone());
                 self.store.insert(key, slot);
+                self.sets.incr();
                 shape.wrap(value)
             }
             Err(failure) => {
@@ -730,8 +773,12 @@ where
         }
         count(site, counted);
         if let Some(guard) = guard {
-            // Err: invalidated meanwhile; returned, not stored.
-            guard.fill(self.slot(key, value.clone()));
+            if guard.fill(self.slot(key, value.clone())) {
+                self.sets.incr();
+            } else {
+                // Invalidated meanwhile: returned, not stored.
+                self.stale_fills.incr();
+            }
         }
         (shape.wrap(value), status)
     }
@@ -746,7 +793,7 @@ where
         shape: S,
     ) -> (R, CacheStatus) {
         if let Some(guard) = guard {
-            guard.fill(stale.clone());
+            let _ = guard.fill(stale.clone());
         }
         self.stale.incr();
         count(site, Count::Stale);
@@ -833,14 +880,17 @@ fn count(site: Option<&'static FnSite>, what: Count) {
 
 /// quick_cache's placeholder guard, whatever its type parameters.
 trait Placeholder<V> {
-    fn fill(self, slot: Slot<V>);
+    /// Whether the slot was stored (`false`: invalidated meanwhile).
+    fn fill(self, slot: Slot<V>) -> bool;
 }
 
 /// No placeholder: a computation that stores nothing.
 struct NoGuard;
 
 impl<V> Placeholder<V> for NoGuard {
-    fn fill(self, _slot: Slot<V>) {}
+    fn fill(self, _slot: Slot<V>) -> bool {
+        false
+    }
 }
 
 impl<K, V, We, B, L> Placeholder<V>
@@ -852,8 +902,8 @@ where
     B: BuildHasher + Clone,
     L: quick_cache::Lifecycle<K, Slot<V>> + Clone,
 {
-    fn fill(self, slot: Slot<V>) {
-        let _ = self.insert(slot);
+    fn fill(self, slot: Slot<V>) -> bool {
+        self.insert(slot).is_ok()
     }
 }
 
@@ -924,7 +974,13 @@ mod tests {
         for i in 0..10_000 {
             memo.insert(i, i);
         }
-        assert!(memo.stats().entries <= 200, "{:?}", memo.stats());
+        let stats = memo.stats();
+        assert!(stats.entries <= 200, "{stats:?}");
+        assert_eq!(stats.sets, 10_001);
+        assert!(
+            stats.evictions >= 9_700 && stats.entries + stats.evictions <= 10_001,
+            "every entry dropped for the bound is counted: {stats:?}"
+        );
     }
 
     #[test]
@@ -1027,5 +1083,7 @@ mod tests {
             None,
             "the computed value was read before the invalidation"
         );
+        assert_eq!(memo.stats().stale_fills, 1);
+        assert_eq!(memo.stats().sets, 0);
     }
 }

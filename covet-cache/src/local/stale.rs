@@ -254,9 +254,14 @@ where
         if self.epoch.load(Ordering::SeqCst) == epoch {
             let slot = self.slot(&key, value.clone());
             self.store.insert(key.clone(), slot);
-            if self.epoch.load(Ordering::SeqCst) != epoch {
+            if self.epoch.load(Ordering::SeqCst) == epoch {
+                self.sets.incr();
+            } else {
                 self.store.remove(&key);
+                self.stale_fills.incr();
             }
+        } else {
+            self.stale_fills.incr();
         }
         (shape.wrap(value), CacheStatus::Refreshed)
     }
