@@ -68,6 +68,9 @@ pub struct SessionConfig {
     event_salt: Option<Vec<u8>>,
     /// `; HttpOnly; ...; Max-Age=N`: the attributes, rendered once.
     attributes: OnceLock<String>,
+    /// The statistics of the layer this configuration is in (shared by
+    /// its clones).
+    pub(crate) counters: std::sync::Arc<crate::stats::Counters>,
 }
 
 impl Default for SessionConfig {
@@ -91,6 +94,7 @@ impl Default for SessionConfig {
             invalid_proxies: Vec::new(),
             event_salt: None,
             attributes: OnceLock::new(),
+            counters: std::sync::Arc::default(),
         }
     }
 }

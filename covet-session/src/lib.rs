@@ -135,6 +135,7 @@ pub mod manager;
 mod security;
 mod session;
 mod state;
+mod stats;
 pub mod store;
 mod time;
 
@@ -152,6 +153,7 @@ pub use manager::{SessionLayer, SessionManager};
 pub use security::{Binding, EVENT_TARGET, IpRange};
 pub use session::{DEFAULT_IDLE_TIMEOUT, SaveOutcome, Session};
 pub use state::{SessionData, SessionState};
+pub use stats::SessionStats;
 pub use store::cache::{CacheStore, CacheStoreBuilder, DEFAULT_CACHE_KEY_PREFIX};
 pub use store::cookie::{CookieMode, CookieStore, CookieStoreBuilder, DEFAULT_MAX_COOKIE_SIZE};
 #[cfg(feature = "memory")]

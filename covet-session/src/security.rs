@@ -282,6 +282,7 @@ static GUESSES: LazyLock<Mutex<HashMap<IpAddr, Guesses>>> =
 /// Records that `client` presented an id no store knows; warns once per
 /// window when one client presents many distinct ones (id guessing).
 pub(crate) fn unknown_id(config: &SessionConfig, id: &SessionId, client: Option<IpAddr>) {
+    config.counters.record(crate::stats::Event::UnknownId);
     let session = event_id(config, id);
     security_event!(info, "unknown_id", session = %session, "an unknown session id was presented");
     let Some(client) = client else { return };

@@ -1,5 +1,6 @@
 //! The [`Session`] handle.
 
+use crate::stats::Event;
 use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
@@ -353,6 +354,7 @@ impl Session {
                     store: name,
                     source,
                 }) => {
+                    self.record(Event::CorruptRecord);
                     security_event!(
                         warn,
                         "corrupt_record",
@@ -365,7 +367,12 @@ impl Session {
                         e.log("deleting an undecodable session failed");
                     }
                 }
-                Err(e) => return Err(e),
+                Err(e) => {
+                    if matches!(e, Error::Store { .. }) {
+                        self.record(Event::StoreError);
+                    }
+                    return Err(e);
+                }
             }
         }
         if ambiguous {
@@ -391,7 +398,20 @@ impl Session {
                     .binding
                     .as_ref()
                     .is_some_and(|stored| self.client_fingerprint().as_ref() != Some(stored));
-            if expired {
+            if record.expires_at <= SystemTime::now() {
+                // A store that returns a record past its deadline (lazy
+                // expiry, a TTL rounded up): the server still refuses it.
+                self.record(Event::ExpiredIdle);
+                security_event!(
+                    info,
+                    "expired",
+                    session = %self.event_id(&id),
+                    reason = "idle",
+                    "session past its idle timeout; deleting it"
+                );
+                store.delete(&id).await?;
+            } else if expired {
+                self.record(Event::ExpiredAbsolute);
                 security_event!(
                     info,
                     "expired",
@@ -401,6 +421,7 @@ impl Session {
                 );
                 store.delete(&id).await?;
             } else if mismatch {
+                self.record(Event::BindingMismatch);
                 let strict = self.inner.config.binding() == Binding::Strict;
                 security_event!(
                     warn,
@@ -418,6 +439,9 @@ impl Session {
             } else {
                 loaded = Some((id, record, meta));
             }
+        }
+        if loaded.is_some() {
+            self.record(Event::Loaded);
         }
         let mut st = self.inner.state.lock();
         if let Some((id, record, meta)) = loaded {
@@ -437,6 +461,11 @@ impl Session {
         }
         st.loaded = true;
         Ok(())
+    }
+
+    /// Counts `event` in the layer's statistics.
+    pub(crate) fn record(&self, event: Event) {
+        self.inner.config.counters.record(event);
     }
 
     /// A salted hash of `id` for events.
@@ -785,7 +814,11 @@ impl Session {
     /// save happened inside a handler.
     pub async fn save(&self) -> Result<SaveOutcome> {
         let _io = self.inner.io.lock().await;
-        let outcome = self.save_locked().await?;
+        let outcome = self.save_locked().await.inspect_err(|e| {
+            if matches!(e, Error::Store { .. }) {
+                self.record(Event::StoreError);
+            }
+        })?;
         let mut st = self.inner.state.lock();
         match &outcome {
             SaveOutcome::Created { id } => st.cookie = Some(CookieAction::Set(id.clone())),
@@ -916,6 +949,7 @@ impl Session {
             Plan::Delete(id, presented) => {
                 if let Some(id) = &id {
                     store.delete(id).await?;
+                    self.record(Event::Deleted);
                 }
                 let mut st = self.inner.state.lock();
                 st.id = None;
@@ -929,6 +963,7 @@ impl Session {
             }
             Plan::Create(data) => {
                 let id = store.create(&Record::new(data, expires_at)).await?;
+                self.record(Event::Created);
                 security_event!(info, "created", session = %self.event_id(&id), "a session was created");
                 SaveOutcome::Created { id }
             }
@@ -939,6 +974,7 @@ impl Session {
                 }
                 let id = store.create(&Record::new(data, expires_at)).await?;
                 store.delete(&old).await?;
+                self.record(Event::Rotated);
                 security_event!(
                     info,
                     "rotated",
@@ -951,7 +987,10 @@ impl Session {
             Plan::Save(id, changes) => {
                 extended = changes.extend;
                 match store.save(&id, &changes).await? {
-                    Some(id) => SaveOutcome::Refreshed { id },
+                    Some(id) => {
+                        self.record(Event::Saved);
+                        SaveOutcome::Refreshed { id }
+                    }
                     None => return Ok(self.gone(&id)),
                 }
             }

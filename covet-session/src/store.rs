@@ -258,6 +258,16 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
         })
     }
 
+    /// How many sessions are live now: exact for `MemoryStore` and
+    /// `SqlStore`, a `SCAN` for `RedisStore` (cost in its docs); the
+    /// default is [`Error::Unsupported`] (a `CookieStore` keeps nothing).
+    async fn count(&self) -> Result<u64> {
+        Err(Error::Unsupported {
+            store: "this",
+            operation: "counting sessions",
+        })
+    }
+
     /// Told by `SessionLayer` which cookie name it uses, for stores whose
     /// values are bound to it (the cookie store seals the name into the
     /// value and counts it in the size limit): one name, set once, in

@@ -469,6 +469,9 @@ fn reject<B: From<String>>(rejection: CsrfRejection, parts: &Parts) -> Response<
         *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
         return response;
     }
+    if let Some(session) = parts.extensions.get::<crate::Session>() {
+        session.record(crate::stats::Event::CsrfRejected);
+    }
     security_event!(
         warn,
         "csrf_rejected",

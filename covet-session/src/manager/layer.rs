@@ -63,8 +63,10 @@ impl SessionLayer {
     ///     .unwrap_err();
     /// assert!(matches!(err, ConfigError::HostPrefix { .. }));
     /// ```
-    pub fn try_with_config(mut self, config: SessionConfig) -> Result<Self, ConfigError> {
+    pub fn try_with_config(mut self, mut config: SessionConfig) -> Result<Self, ConfigError> {
         config.validate()?;
+        // The statistics belong to the layer, whatever its configuration.
+        config.counters = self.config.counters.clone();
         self.store.use_cookie_name(config.cookie_name());
         self.config = Arc::new(config);
         Ok(self)
@@ -73,6 +75,22 @@ impl SessionLayer {
     /// The configuration.
     pub fn config(&self) -> &SessionConfig {
         &self.config
+    }
+
+    /// What this layer (every clone of it, and every service it built)
+    /// has seen so far: sessions created, loaded, saved, deleted, expired,
+    /// rotated; unknown ids and malformed cookies presented; corrupt
+    /// records, store errors, CSRF rejections and binding mismatches.
+    ///
+    /// ```
+    /// use covet_session::{MemoryStore, SessionLayer};
+    ///
+    /// let layer = SessionLayer::new(MemoryStore::new());
+    /// let copy = layer.clone();
+    /// assert_eq!(copy.stats(), layer.stats());
+    /// ```
+    pub fn stats(&self) -> crate::SessionStats {
+        self.config.counters.snapshot()
     }
 }
 

@@ -65,10 +65,16 @@ impl<S: fmt::Debug> fmt::Debug for SessionManager<S> {
 /// Every cookie named `name` whose value `store` accepts as an id (a
 /// request may carry several: one may have been planted from a sibling
 /// domain; the session decides which, if any, to trust).
-fn presented_ids<B>(req: &Request<B>, name: &str, store: &dyn SessionStore) -> Vec<SessionId> {
+fn presented_ids<B>(
+    req: &Request<B>,
+    config: &SessionConfig,
+    store: &dyn SessionStore,
+) -> Vec<SessionId> {
+    let name = config.cookie_name();
     let mut ids = Vec::new();
     for line in req.headers().get_all(header::COOKIE) {
         let Ok(line) = line.to_str() else {
+            config.counters.record(crate::stats::Event::MalformedCookie);
             crate::security::security_event!(
                 info,
                 "malformed_cookie",
@@ -82,12 +88,15 @@ fn presented_ids<B>(req: &Request<B>, name: &str, store: &dyn SessionStore) -> V
             }
             match store.parse_id(c.value()) {
                 Some(id) => ids.push(id),
-                None => crate::security::security_event!(
-                    info,
-                    "malformed_cookie",
-                    length = c.value().len(),
-                    "a session cookie that is no id this store issues; a fresh session starts"
-                ),
+                None => {
+                    config.counters.record(crate::stats::Event::MalformedCookie);
+                    crate::security::security_event!(
+                        info,
+                        "malformed_cookie",
+                        length = c.value().len(),
+                        "a session cookie that is no id this store issues; a fresh session starts"
+                    );
+                }
             }
         }
     }
@@ -123,7 +132,7 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let presented = presented_ids(&req, self.config.cookie_name(), &*self.store);
+        let presented = presented_ids(&req, &self.config, &*self.store);
         let user_agent = req.headers().get(header::USER_AGENT).cloned();
         let client =
             crate::security::client_ip(peer_ip(&req), req.headers(), self.config.trusted_proxies());

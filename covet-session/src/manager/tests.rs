@@ -18,6 +18,9 @@ struct Probe {
     inner: MemoryStore,
     calls: AtomicUsize,
     fail: bool,
+    /// Loads return records past their deadline (a store with lazy
+    /// expiry).
+    lag: bool,
 }
 
 impl Probe {
@@ -42,7 +45,13 @@ impl SessionStore for Probe {
     }
     async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
         self.check()?;
-        self.inner.load(id).await
+        let mut record = self.inner.load(id).await?;
+        if self.lag
+            && let Some(r) = &mut record
+        {
+            r.expires_at = SystemTime::now() - Duration::from_secs(1);
+        }
+        Ok(record)
     }
     async fn save(&self, id: &SessionId, c: &Changes) -> Result<Option<SessionId>> {
         self.check()?;
@@ -68,6 +77,13 @@ async fn handler(req: Request<String>) -> Result<Response<String>, Infallible> {
     let path = req.uri().path().to_owned();
     if path == "/none" {
         return Ok(Response::new(String::new()));
+    }
+    if path == "/try" {
+        let mut r = Response::new(String::new());
+        if session.ensure_loaded().await.is_err() {
+            *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+        }
+        return Ok(r);
     }
     session.ensure_loaded().await.unwrap();
     let body = match path.as_str() {
@@ -288,4 +304,38 @@ async fn expiry_is_renewed_once_per_renewal_interval() {
         "None",
         "idle too long"
     );
+}
+
+#[tokio::test]
+async fn a_record_past_its_idle_deadline_is_refused_and_counted() {
+    let p = Arc::new(Probe::default());
+    let layer = SessionLayer::from_shared(p.clone());
+    let r = call(&layer, "/count", None).await;
+    let cookie = pair(&set_cookie(&r).unwrap());
+    assert_eq!(call(&layer, "/read", Some(&cookie)).await.body(), "Some(1)");
+    // The same store, now returning records past their deadline.
+    let lagging = Arc::new(Probe {
+        inner: p.inner.clone(),
+        lag: true,
+        ..Probe::default()
+    });
+    let layer = SessionLayer::from_shared(lagging.clone());
+    assert_eq!(call(&layer, "/read", Some(&cookie)).await.body(), "None");
+    let stats = layer.stats();
+    assert_eq!((stats.expired_idle, stats.loaded), (1, 0), "{stats:?}");
+    let id: SessionId = cookie[3..].parse().unwrap();
+    assert!(p.inner.load(&id).await.unwrap().is_none(), "deleted");
+}
+
+#[tokio::test]
+async fn store_errors_are_counted() {
+    let (_, layer) = probe(true);
+    let r = call(
+        &layer,
+        "/try",
+        Some(&format!("id={}", SessionId::generate().unwrap().expose())),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(layer.stats().store_errors, 1);
 }

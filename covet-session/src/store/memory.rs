@@ -349,6 +349,20 @@ impl SessionStore for MemoryStore {
         Ok(())
     }
 
+    /// Live sessions (a walk over the store: expired and deleted ones
+    /// that moka has not reclaimed yet are not counted).
+    async fn count(&self) -> Result<u64> {
+        let live_now = self
+            .cache
+            .iter()
+            .filter(|(_, slot)| {
+                let st = slot.state.lock();
+                !st.deleted && live(&st.record)
+            })
+            .count();
+        Ok(live_now as u64)
+    }
+
     async fn delete_expired(&self) -> Result<u64> {
         // moka reclaims expired sessions itself, on its timer wheel's
         // schedule; this sweep frees them now and counts them.

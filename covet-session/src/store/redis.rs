@@ -68,6 +68,8 @@ return 1
 });
 
 struct Inner {
+    /// For `count` (a `SCAN` on every primary).
+    backend: RedisBackend,
     conn: RedisConnection,
     prefix: String,
     command_timeout: Duration,
@@ -231,6 +233,7 @@ impl RedisStoreBuilder {
     fn finish(self, backend: &RedisBackend) -> RedisStore {
         RedisStore {
             inner: Arc::new(Inner {
+                backend: backend.clone(),
                 conn: backend.connection(),
                 prefix: self.prefix,
                 command_timeout: backend.command_timeout(),
@@ -553,6 +556,32 @@ impl SessionStore for RedisStore {
             .map(|(storage_key, r)| SessionInfo::from_record(storage_key, r))
             .collect();
         Ok(oldest_first(infos))
+    }
+
+    /// Live sessions: a `SCAN` of every primary's keyspace for this
+    /// store's prefix (O(keys in the database), in pages, never blocking
+    /// the server; a few ms per 100 000 keys on loopback). The per-user
+    /// index sets are not counted. Sessions that expire while the walk
+    /// runs may or may not be counted.
+    async fn count(&self) -> Result<u64> {
+        let root = format!("{SESSION_KEY_ROOT}{}", self.inner.prefix);
+        let mut pattern = String::with_capacity(root.len() + 1);
+        for c in root.chars() {
+            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(c);
+        }
+        pattern.push('*');
+        let keep = |k: &str| {
+            k.strip_prefix(root.as_str())
+                .is_some_and(|rest| !rest.contains(':'))
+        };
+        self.inner
+            .backend
+            .count_matching(&pattern, &keep)
+            .await
+            .map_err(|e| Error::store(NAME, "counting sessions".to_owned(), e))
     }
 
     async fn delete_user_sessions(&self, user_id: &str) -> Result<u64> {

@@ -144,6 +144,11 @@ macro_rules! queries {
             Ok(done.rows_affected())
         }
 
+        pub(super) async fn count(pool: &$pool, sql: &Statements, now: i64) -> sqlx::Result<u64> {
+            let (n,): (i64,) = sqlx::query_as(&sql.count).bind(now).fetch_one(pool).await?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        }
+
         pub(super) async fn delete_expired(
             pool: &$pool,
             sql: &Statements,
@@ -594,6 +599,16 @@ impl SessionStore for SqlStore {
     }
 
     /// Deletes every row past its expiry and returns how many it deleted.
+    /// Live sessions: one `COUNT(*)` over the rows not past their expiry
+    /// (the expiry is indexed).
+    async fn count(&self) -> Result<u64> {
+        let sql = &self.inner.sql;
+        self.run("counting sessions", || async move {
+            Ok(dispatch!(&self.inner.backend, count(sql, now_ms()))?)
+        })
+        .await
+    }
+
     async fn delete_expired(&self) -> Result<u64> {
         let sql = &self.inner.sql;
         self.run("deleting expired sessions", || async move {

@@ -83,27 +83,51 @@ impl RedisBackend {
         pattern: &str,
         keep: &(dyn Fn(&str) -> bool + Sync),
     ) -> Result<u64> {
+        self.walk_matching(space, pattern, keep, true).await
+    }
+
+    /// Counts the users' keys that the server-side `pattern` selects and
+    /// `keep` accepts, on the single server or on every primary of the
+    /// cluster: a `SCAN` of the whole keyspace (O(keys), in pages of
+    /// 1 000, never blocking the server). Not public API.
+    #[doc(hidden)]
+    pub async fn count_matching(
+        &self,
+        pattern: &str,
+        keep: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<u64> {
+        self.walk_matching(Space::User, pattern, keep, false).await
+    }
+
+    async fn walk_matching(
+        &self,
+        space: Space,
+        pattern: &str,
+        keep: &(dyn Fn(&str) -> bool + Sync),
+        unlink: bool,
+    ) -> Result<u64> {
         if !self.inner.link.is_cluster() {
-            return self.scan_unlink(None, space, pattern, keep).await;
+            return self.scan_unlink(None, space, pattern, keep, unlink).await;
         }
         let primaries = self.primaries().await?;
         let counts = try_join_all(
             primaries
                 .iter()
-                .map(|node| self.scan_unlink(Some(node), space, pattern, keep)),
+                .map(|node| self.scan_unlink(Some(node), space, pattern, keep, unlink)),
         )
         .await?;
         Ok(counts.into_iter().sum())
     }
 
     /// Walks every `SCAN` page of one server (`node`, or the single
-    /// server), unlinking the keys that `keep` accepts.
+    /// server), unlinking (or only counting) the keys that `keep` accepts.
     async fn scan_unlink(
         &self,
         node: Option<&(String, u16)>,
         space: Space,
         pattern: &str,
         keep: &(dyn Fn(&str) -> bool + Sync),
+        unlink: bool,
     ) -> Result<u64> {
         let mut cursor: u64 = 0;
         let mut removed = 0;
@@ -138,7 +162,11 @@ impl RedisBackend {
                     (k.starts_with(RESERVED_PREFIX) == (space == Space::Reserved)) && keep(k)
                 })
                 .collect();
-            removed += self.unlink(&batch).await?;
+            removed += if unlink {
+                self.unlink(&batch).await?
+            } else {
+                batch.len() as u64
+            };
             if next == 0 {
                 return Ok(removed);
             }

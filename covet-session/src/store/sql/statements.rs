@@ -38,6 +38,8 @@ pub(super) struct Statements {
     pub(super) delete: String,
     /// Binds now.
     pub(super) delete_expired: String,
+    /// Binds now; selects the number of live sessions.
+    pub(super) count: String,
     /// Binds user, now; selects key, data, expiry.
     pub(super) user_sessions: String,
     /// Binds user, now.
@@ -90,6 +92,7 @@ impl Statements {
             ),
             delete: format!("DELETE FROM {table} WHERE storage_key = {}", p(1)),
             delete_expired: format!("DELETE FROM {table} WHERE expires_at <= {}", p(1)),
+            count: format!("SELECT COUNT(*) FROM {table} WHERE expires_at > {}", p(1)),
             user_sessions: format!(
                 "SELECT storage_key, data, expires_at FROM {table} WHERE user_id = {} AND expires_at > {}",
                 p(1),
