@@ -68,11 +68,78 @@
 //! * `sql-postgres`, `sql-mysql`, `sql-sqlite`: the SQL cache backend
 //!   `cache::SqlBackend` and session store `session::SqlStore` on
 //!   PostgreSQL, MySQL/MariaDB or SQLite (sqlx).
+//! * `metrics`: counters, gauges and histograms through the `metrics`
+//!   facade (`covet::metrics` lists the names and labels).
 
 /// Caching: backends, the typed [`Cache`](cache::Cache), the process-wide
 /// default cache used by [`cached`].
 pub mod cache {
     pub use covet_cache::*;
+}
+
+#[cfg(feature = "metrics")]
+pub mod metrics {
+    //! Metrics through the [`metrics`](https://docs.rs/metrics) facade
+    //! (feature `metrics`): install any exporter as the global recorder
+    //! (Prometheus, OpenTelemetry, StatsD...) and covet's series reach it.
+    //! Without the feature none of this is compiled.
+    //!
+    //! | name | type | labels | what |
+    //! | --- | --- | --- | --- |
+    //! | `covet_cache_requests_total` | counter | `cache`, `outcome` = `hit` \| `miss` \| `stale` \| `error` | lookups of each `Cache` (summed per namespace) |
+    //! | `covet_cache_evictions_total` | counter | `cache` | entries the backend dropped to stay within its bound |
+    //! | `covet_cache_fn_requests_total` | counter | `fn`, `outcome` = `hit` \| `miss` \| `stale` \| `error` \| `coalesced` \| `refresh` \| `bypass` | calls of each `#[cached]` fn (its path) |
+    //! | `covet_cache_backend_duration_seconds` | histogram | `backend` = `redis` \| `memcached` \| `sql`..., `op` | each call to a remote backend (the memory backend answers in nanoseconds and is not timed) |
+    //! | `covet_cache_circuit_open` | gauge | `backend` | 1 while a backend's circuit breaker refuses calls, 0 once a probe answered |
+    //! | `covet_http_cache_requests_total` | counter | `status` = `hit` \| `miss` \| `stale` \| `bypass` | requests through an `HttpCacheLayer` |
+    //! | `covet_sessions_total` | counter | `event` = `created` \| `loaded` \| `saved` \| `deleted` \| `expired_idle` \| `expired_absolute` \| `rotated` \| `unknown_id` \| `malformed_cookie` \| `corrupt_record` \| `store_error` \| `csrf_rejected` \| `binding_mismatch` | session events (see `SessionLayer::stats`) |
+    //! | `covet_sessions_active` | gauge | none | live sessions in every store behind a `SessionLayer` that can count them, sampled |
+    //!
+    //! Label values are bounded: namespaces, fn paths, backend and operation
+    //! names, fixed outcome sets; never a key, a session id or a URL.
+    //!
+    //! The `#[cached]` and `Cache` counters are kept by covet in per-thread
+    //! cells, so a hit pays nothing for metrics; [`publish`] copies them to
+    //! the recorder (call it before a scrape, or let [`spawn_publisher`] do
+    //! it every few seconds). Everything else is reported as it happens.
+    //!
+    //! ```
+    //! # #[tokio::main(flavor = "current_thread")]
+    //! # async fn main() {
+    //! // With an exporter installed as the global recorder:
+    //! let publisher = covet::metrics::spawn_publisher(std::time::Duration::from_secs(5));
+    //! covet::metrics::publish();
+    //! publisher.abort();
+    //! # }
+    //! ```
+
+    use std::time::Duration;
+
+    /// Copies the cache and `#[cached]` counters to the recorder now.
+    pub fn publish() {
+        covet_cache::metrics::publish();
+    }
+
+    /// Samples `covet_sessions_active` now (a count of every store; see
+    /// [`covet_session::metrics::publish_active`]).
+    pub async fn publish_sessions() -> u64 {
+        covet_session::metrics::publish_active().await
+    }
+
+    /// A tokio task that calls [`publish`] and [`publish_sessions`] every
+    /// `every` (at least 100 ms), until aborted.
+    pub fn spawn_publisher(every: Duration) -> tokio::task::JoinHandle<()> {
+        let every = every.max(Duration::from_millis(100));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                publish();
+                publish_sessions().await;
+            }
+        })
+    }
 }
 
 /// HTTP sessions: the [`Session`](session::Session) handle,

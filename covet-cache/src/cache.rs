@@ -271,7 +271,7 @@ impl CacheBuilder {
         let local_only = backend.is_local_only();
         let prefix = format!("{}:", self.namespace);
         let caps = backend.capabilities();
-        Ok(Cache {
+        let cache = Cache {
             inner: Arc::new(Inner {
                 backend,
                 #[cfg(feature = "memory")]
@@ -288,7 +288,25 @@ impl CacheBuilder {
                 lease: self.lease,
                 caps,
             }),
-        })
+        };
+        #[cfg(feature = "metrics")]
+        {
+            let weak: std::sync::Weak<dyn crate::metrics::Source> =
+                Arc::downgrade(&cache.inner) as _;
+            crate::metrics::register(weak);
+        }
+        Ok(cache)
+    }
+}
+
+#[cfg(feature = "metrics")]
+impl crate::metrics::Source for Inner {
+    fn label(&self) -> &str {
+        &self.namespace
+    }
+
+    fn stats(&self) -> Stats {
+        self.stats.snapshot(self.backend.evictions())
     }
 }
 
@@ -344,7 +362,6 @@ impl Cache {
     }
 
     /// The live counters.
-    #[cfg(feature = "http")]
     pub(crate) fn stats_inner(&self) -> &crate::stats::StatsInner {
         &self.inner.stats
     }

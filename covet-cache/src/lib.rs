@@ -27,6 +27,8 @@ mod key;
 pub mod lease;
 pub mod local;
 mod memo;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod stats;
 pub mod time;
 

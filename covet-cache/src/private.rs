@@ -438,6 +438,7 @@ where
         Found::Stale(v) => match launch.launch(cache, &key, &memo, make, shape) {
             Ok(()) => {
                 site.count(Count::Stale);
+                cache.stats_inner().stale.incr();
                 (shape.wrap(v), CacheStatus::Stale)
             }
             Err(make) => {

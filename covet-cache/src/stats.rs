@@ -98,6 +98,7 @@ pub(crate) struct StatsInner {
     pub(crate) errors: Counter,
     pub(crate) decode_errors: Counter,
     pub(crate) coalesced: Counter,
+    pub(crate) stale: Counter,
     pub(crate) stale_fills: Counter,
     pub(crate) http_hits: Counter,
     pub(crate) http_misses: Counter,
@@ -142,6 +143,9 @@ pub struct Stats {
     pub http_hits: u64,
     /// HTTP requests an `HttpCacheLayer` sent to the origin (feature `http`).
     pub http_misses: u64,
+    /// Answers with a value past its freshness (`#[cached]` with
+    /// `stale_while_revalidate` or `stale_if_error`).
+    pub stale: u64,
 }
 
 /// `hits / (hits + misses)`, or 0 when there were no lookups.
@@ -174,6 +178,7 @@ impl StatsInner {
             stale_fills: self.stale_fills.get(),
             http_hits: self.http_hits.get(),
             http_misses: self.http_misses.get(),
+            stale: self.stale.get(),
         }
     }
 }

@@ -132,6 +132,8 @@ mod extract;
 mod flash;
 mod id;
 pub mod manager;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod security;
 mod session;
 mod state;

@@ -198,14 +198,64 @@ impl Remote {
         link: &L,
         what: &'static str,
         retry: bool,
-        mut f: F,
+        f: F,
     ) -> Result<T>
     where
         L: Link,
         F: FnMut(L::Conn) -> Fut,
         Fut: Future<Output = std::result::Result<T, L::Error>>,
     {
-        let (admit, generation) = self.breaker.admit(Instant::now());
+        use tracing::Instrument as _;
+        let span = tracing::debug_span!(
+            "covet.backend",
+            backend = self.backend,
+            op = what,
+            outcome = tracing::field::Empty,
+            micros = tracing::field::Empty,
+        );
+        let started = Instant::now();
+        let result = self
+            .call_timed(link, what, retry, f, started)
+            .instrument(span.clone())
+            .await;
+        let elapsed = started.elapsed();
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(Error::Backend {
+                source: Some(source),
+                ..
+            }) if source.is::<CircuitOpen>() => "refused",
+            Err(_) => "error",
+        };
+        span.record("outcome", outcome);
+        span.record(
+            "micros",
+            u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+        );
+        #[cfg(feature = "metrics")]
+        metrics::histogram!(
+            "covet_cache_backend_duration_seconds",
+            "backend" => self.backend,
+            "op" => what,
+        )
+        .record(elapsed.as_secs_f64());
+        result
+    }
+
+    async fn call_timed<L, T, F, Fut>(
+        &self,
+        link: &L,
+        what: &'static str,
+        retry: bool,
+        mut f: F,
+        started: Instant,
+    ) -> Result<T>
+    where
+        L: Link,
+        F: FnMut(L::Conn) -> Fut,
+        Fut: Future<Output = std::result::Result<T, L::Error>>,
+    {
+        let (admit, generation) = self.breaker.admit(started);
         let permit = match admit {
             Admit::Call => Permit::new(&self.breaker, generation, false),
             Admit::Probe => Permit::new(&self.breaker, generation, true),
@@ -231,6 +281,9 @@ impl Remote {
         }
         match outcome {
             Ok(Ok(v)) => {
+                if permit.is_probe() {
+                    self.breaker_state(false);
+                }
                 permit.success();
                 link.health().answered(epoch);
                 Ok(v)
@@ -262,6 +315,19 @@ impl Remote {
         }
     }
 
+    /// `covet_cache_circuit_open{backend}`: 1 while the breaker refuses
+    /// calls, 0 once a probe answered.
+    #[allow(clippy::unused_self)]
+    fn breaker_state(&self, open: bool) {
+        #[cfg(feature = "metrics")]
+        metrics::gauge!("covet_cache_circuit_open", "backend" => self.backend).set(if open {
+            1.0
+        } else {
+            0.0
+        });
+        let _ = open;
+    }
+
     fn failed<L: Link>(
         &self,
         link: &L,
@@ -274,6 +340,7 @@ impl Remote {
         let probe = permit.is_probe();
         let tripped = permit.failure();
         if tripped {
+            self.breaker_state(true);
             tracing::warn!(
                 backend = self.backend,
                 endpoint = %self.endpoint,

@@ -465,6 +465,7 @@ impl Cache {
                 Some(Outcome::Failed(shared)) => {
                     if let Prior::Fallback(stale) = prior {
                         plan.count(Count::Stale);
+                        self.inner.stats.stale.incr();
                         return (shape.wrap(stale), CacheStatus::Stale);
                     }
                     if let Some(failure) = shared.as_ref().and_then(|d| shape.rebuild(d)) {
@@ -526,6 +527,7 @@ impl Cache {
                 drop(lease); // released in the background
                 if let Prior::Fallback(stale) = prior {
                     plan.count(Count::Stale);
+                    self.inner.stats.stale.incr();
                     return (shape.wrap(stale), CacheStatus::Stale);
                 }
                 plan.count(count);
@@ -542,6 +544,7 @@ impl Cache {
                 }
                 drop(lease);
                 plan.count(Count::Stale);
+                self.inner.stats.stale.incr();
                 return (shape.wrap(stale), CacheStatus::Stale);
             }
         }
@@ -632,6 +635,7 @@ impl Cache {
                 (shape.wrap(old), CacheStatus::Hit)
             } else {
                 plan.count(Count::Stale);
+                self.inner.stats.stale.incr();
                 (shape.wrap(old), CacheStatus::Stale)
             }
         };

@@ -311,6 +311,16 @@ fn hit(r: &StoredResponse, now: SystemTime) -> CacheStatus {
 }
 
 fn with_status<B>(shared: &Shared, mut response: Response<B>, status: &CacheStatus) -> Response<B> {
+    #[cfg(feature = "metrics")]
+    {
+        let label = match (status.hit, status.ttl, status.fwd) {
+            (true, Some(ttl), _) if ttl < 0 => "stale",
+            (true, _, _) => "hit",
+            (false, _, Some("bypass" | "method")) => "bypass",
+            _ => "miss",
+        };
+        metrics::counter!("covet_http_cache_requests_total", "status" => label).increment(1);
+    }
     let entry = status.render(&shared.config.cache_name);
     let value = match response
         .headers()

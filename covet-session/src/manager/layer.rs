@@ -32,6 +32,8 @@ impl SessionLayer {
     pub fn from_shared(store: Arc<dyn SessionStore>) -> Self {
         let config = SessionConfig::default();
         store.use_cookie_name(config.cookie_name());
+        #[cfg(feature = "metrics")]
+        crate::metrics::register(&store);
         SessionLayer {
             store,
             config: Arc::new(config),
