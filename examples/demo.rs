@@ -84,9 +84,16 @@ async fn forget(Path(n): Path<u64>) -> Json<bool> {
     Json(slow_square_invalidate(n).await.unwrap_or(false))
 }
 
-async fn stats() -> Json<serde_json::Value> {
+/// Cache statistics, and the session layer's beside them.
+async fn stats(sessions: SessionLayer) -> Json<serde_json::Value> {
     let s = default_cache().stats();
+    let session_counts: serde_json::Map<String, serde_json::Value> = sessions
+        .stats()
+        .counts()
+        .map(|(name, n)| (name.to_owned(), n.into()))
+        .collect();
     Json(serde_json::json!({
+        "sessions": session_counts,
         "hits": s.hits,
         "misses": s.misses,
         "sets": s.sets,
@@ -223,7 +230,8 @@ async fn index() -> Html<&'static str> {
          <p><a href=\"/square/12\">/square/12</a>: a <code>#[cached(ttl = 30, key = \"square:{n}\")]</code> \
          handler that takes 300 ms on a miss; reload it to see a hit.</p>\
          <p>POST /square/12/forget drops one entry (<code>slow_square_invalidate</code>).</p>\
-         <p><a href=\"/stats\">/stats</a>: hits, misses, sets, evictions, errors, hit rate.</p>\
+         <p><a href=\"/stats\">/stats</a>: hits, misses, sets, evictions, errors, hit rate; \
+         and the sessions created, loaded, saved, rotated, deleted, refused.</p>\
          <h2>HTTP cache</h2>\
          <p><a href=\"/products\">/products</a>: a 200 ms page with <code>Cache-Control: public, max-age=30</code>, \
          stored by <code>HttpCacheLayer</code>; its <code>Cache-Status</code> and <code>Age</code> headers \
@@ -239,13 +247,18 @@ async fn index() -> Html<&'static str> {
     )
 }
 
-fn app(cache: Cache) -> Router {
+pub(crate) fn app(cache: Cache) -> Router {
+    // Plain-HTTP demo on loopback: the cookie is not `Secure` here; keep
+    // the default (`Secure`) behind HTTPS.
+    let sessions = SessionLayer::new(MemoryStore::new())
+        .with_config(SessionConfig::default().with_secure(false));
+    let stats_layer = sessions.clone();
     Router::new()
         .route("/products", get(products))
         .route("/", get(index))
         .route("/square/{n}", get(square))
         .route("/square/{n}/forget", post(forget))
-        .route("/stats", get(stats))
+        .route("/stats", get(move || stats(stats_layer.clone())))
         .route("/visit", get(visit))
         .route("/cart", get(show_cart))
         .route("/cart/{item}", post(add_to_cart))
@@ -257,12 +270,7 @@ fn app(cache: Cache) -> Router {
         // Every unsafe request that reaches the session carries a token;
         // the cache demo's `forget` uses no session.
         .layer(CsrfLayer::new().with_exempt(|req| req.uri.path().starts_with("/square/")))
-        // Plain-HTTP demo on loopback: the cookie is not `Secure` here; keep
-        // the default (`Secure`) behind HTTPS.
-        .layer(
-            SessionLayer::new(MemoryStore::new())
-                .with_config(SessionConfig::default().with_secure(false)),
-        )
+        .layer(sessions)
         // Responses that set a cookie (sessions) are never stored.
         .layer(HttpCacheLayer::new(cache))
 }
