@@ -36,6 +36,7 @@ pub mod sql;
 pub(crate) mod tagged;
 #[cfg(feature = "memory")]
 pub mod tiered;
+pub(crate) mod traced;
 
 /// A decoded value kept beside its bytes by an in-process tier, so a local
 /// hit needs no decoding.

@@ -266,6 +266,10 @@ impl CacheBuilder {
             .unwrap_or_else(|| Arc::new(MemoryBackend::new()));
         #[cfg(not(feature = "memory"))]
         let backend = self.backend.ok_or(ConfigError::MissingBackend)?;
+        let backend: Arc<dyn CacheBackend> = Arc::new(crate::backend::traced::Traced::new(
+            backend,
+            &self.namespace,
+        ));
         #[cfg(feature = "memory")]
         let local = backend.local().cloned();
         let local_only = backend.is_local_only();
