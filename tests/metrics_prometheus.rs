@@ -8,11 +8,12 @@
 mod example;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use covet::cache::{Cache, RedisBackend};
-use covet::session::MemoryStore;
+use covet::session::{MemoryStore, RedisStore};
 use covet_test::http::TestServer;
-use covet_test::{Server, require, unique_namespace};
+use covet_test::{RedisProcess, Server, require, unique_namespace};
 use metrics_exporter_prometheus::PrometheusBuilder;
 
 /// The value of the series whose line starts with `series` (name and
@@ -30,7 +31,8 @@ async fn the_documented_series_are_scraped_after_real_requests() {
     let handle = PrometheusBuilder::new()
         .install_recorder()
         .expect("installing the recorder");
-    let server = TestServer::start(example::app(handle, Arc::new(MemoryStore::new()))).await;
+    let server =
+        TestServer::start(example::app(handle.clone(), Arc::new(MemoryStore::new()))).await;
     let http = reqwest::Client::builder()
         .cookie_store(true)
         .build()
@@ -100,4 +102,68 @@ async fn the_documented_series_are_scraped_after_real_requests() {
     assert!(page.contains("covet_cache_evictions_total{cache=\"covet\"}"));
     // Label values are bounded: no key, session id or URL.
     assert!(!page.contains("product:7") && !page.contains("/visit"));
+
+    // The same app with its sessions in Redis: the same series move.
+    let store = RedisStore::builder()
+        .key_prefix(format!("{}:", unique_namespace("covet-metrics-sessions")))
+        .connect(&url)
+        .await
+        .expect("Redis");
+    let on_redis = TestServer::start(example::app(handle, Arc::new(store))).await;
+    let jar = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .expect("client");
+    for want in ["visit 0\n", "visit 1\n"] {
+        let r = jar.get(on_redis.url("/visit")).send().await.expect("visit");
+        assert_eq!(r.text().await.expect("body"), want);
+    }
+    let page = get("/metrics").await.1;
+    assert_eq!(
+        value(&page, "covet_sessions_total{event=\"created\"}"),
+        Some(2.0)
+    );
+    assert!(
+        value(&page, "covet_sessions_active").is_some_and(|n| n >= 2.0),
+        "{page}"
+    );
+
+    // A circuit breaker's state: open once its server is gone, closed once
+    // a probe is answered again.
+    let mut own = RedisProcess::start().expect("starting redis-server");
+    let port = own.port();
+    let backend = RedisBackend::builder()
+        .connect_timeout(Duration::from_millis(300))
+        .command_timeout(Duration::from_millis(250))
+        .circuit_breaker(2, Duration::from_millis(300))
+        .build(&own.url())
+        .await
+        .expect("connecting");
+    let flaky = Cache::builder()
+        .backend(backend)
+        .namespace(unique_namespace("covet-breaker"))
+        .build()
+        .expect("cache");
+    flaky.set("k", &1u32, None).await.expect("set");
+    own.kill();
+    let breaker = "covet_cache_circuit_open{backend=\"redis\"}";
+    for _ in 0..5 {
+        let _ = flaky.get::<u32>("k").await;
+    }
+    let page = get("/metrics").await.1;
+    assert_eq!(value(&page, breaker), Some(1.0), "open:\n{page}");
+    let _back = RedisProcess::start_on(port).expect("restarting redis-server");
+    let start = std::time::Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if flaky.get::<u32>("k").await.is_ok() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the server never answered"
+        );
+    }
+    let page = get("/metrics").await.1;
+    assert_eq!(value(&page, breaker), Some(0.0), "closed:\n{page}");
 }

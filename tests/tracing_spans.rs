@@ -24,11 +24,8 @@ impl Write for Captured {
     }
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn backend_calls_run_in_spans_that_hash_keys() {
-    let Some(url) = require(Server::Redis) else {
-        return;
-    };
+/// A debug subscriber for this thread that writes span closes to memory.
+fn capture() -> (Captured, tracing::subscriber::DefaultGuard) {
     let captured = Captured::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -37,7 +34,15 @@ async fn backend_calls_run_in_spans_that_hash_keys() {
         .with_ansi(false)
         .with_writer(move || writer.clone())
         .finish();
-    let guard = tracing::subscriber::set_default(subscriber);
+    (captured, tracing::subscriber::set_default(subscriber))
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn backend_calls_run_in_spans_that_hash_keys() {
+    let Some(url) = require(Server::Redis) else {
+        return;
+    };
+    let (captured, guard) = capture();
     let namespace = unique_namespace("covet-spans");
     let cache = Cache::builder()
         .backend(RedisBackend::connect(&url).await.expect("Redis"))
@@ -72,4 +77,62 @@ async fn backend_calls_run_in_spans_that_hash_keys() {
         "the Redis command's own span:\n{out}"
     );
     assert!(!out.contains("secret-key-42"), "a key in the trace:\n{out}");
+}
+
+/// Session loads and saves run in `covet.session` spans that carry a
+/// salted hash of the id, never the id.
+#[cfg(feature = "axum")]
+#[tokio::test(flavor = "current_thread")]
+async fn session_spans_carry_a_hash_of_the_id() {
+    use axum::routing::get;
+    use covet::session::{MemoryStore, Session, SessionConfig, SessionLayer};
+
+    let (captured, guard) = capture();
+    let app = axum::Router::new()
+        .route(
+            "/visit",
+            get(|session: Session| async move {
+                let n: u64 = session.get("n").ok().flatten().unwrap_or(0);
+                session.insert("n", n + 1).expect("insert");
+                n.to_string()
+            }),
+        )
+        .layer(
+            SessionLayer::new(MemoryStore::new())
+                .with_config(SessionConfig::default().with_secure(false)),
+        );
+    let server = covet_test::http::TestServer::start(app).await;
+    let http = reqwest::Client::new();
+    let first = http.get(server.url("/visit")).send().await.expect("visit");
+    let cookie = first
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|c| c.split(';').next())
+        .expect("a session cookie")
+        .to_owned();
+    let id = cookie.trim_start_matches("id=").to_owned();
+    let second = http
+        .get(server.url("/visit"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("visit");
+    assert_eq!(second.text().await.expect("body"), "1");
+    drop(guard);
+    let out = String::from_utf8(captured.0.lock().clone()).expect("UTF-8");
+    let load = out
+        .lines()
+        .find(|l| {
+            l.contains("covet.session") && l.contains("op=\"load\"") && l.contains("session=")
+        })
+        .unwrap_or_else(|| panic!("no load span with a session in:\n{out}"));
+    assert!(!load.contains(&id), "{load}");
+    assert!(
+        out.lines().any(|l| l.contains("covet.session")
+            && l.contains("op=\"save\"")
+            && l.contains("outcome=\"saved\"")),
+        "no save span in:\n{out}"
+    );
+    assert!(!out.contains(&id), "the session id in the trace:\n{out}");
 }

@@ -328,6 +328,23 @@ impl Session {
         if self.inner.state.lock().loaded {
             return Ok(());
         }
+        use tracing::Instrument as _;
+        let span = tracing::debug_span!(
+            target: "covet::session",
+            "covet.session",
+            op = "load",
+            session = tracing::field::Empty,
+        );
+        if !span.is_disabled()
+            && let Some(id) = self.inner.presented.first()
+        {
+            // A salted hash, never the id.
+            span.record("session", self.event_id(id));
+        }
+        self.load_from_store().instrument(span).await
+    }
+
+    async fn load_from_store(&self) -> Result<()> {
         let _io = self.inner.io.lock().await;
         if self.inner.state.lock().loaded {
             return Ok(());
@@ -813,6 +830,34 @@ impl Session {
     /// the `SessionLayer`, which sends the matching cookie even when the
     /// save happened inside a handler.
     pub async fn save(&self) -> Result<SaveOutcome> {
+        use tracing::Instrument as _;
+        let span = tracing::debug_span!(
+            target: "covet::session",
+            "covet.session",
+            op = "save",
+            session = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        );
+        if !span.is_disabled()
+            && let Some(id) = self.inner.state.lock().id.clone()
+        {
+            span.record("session", self.event_id(&id));
+        }
+        let result = self.save_serialized().instrument(span.clone()).await;
+        if !span.is_disabled() {
+            let outcome = match &result {
+                Ok(SaveOutcome::Unchanged) => "unchanged",
+                Ok(SaveOutcome::Created { .. }) => "created",
+                Ok(SaveOutcome::Refreshed { .. }) => "saved",
+                Ok(SaveOutcome::Deleted) => "deleted",
+                Err(_) => "error",
+            };
+            span.record("outcome", outcome);
+        }
+        result
+    }
+
+    async fn save_serialized(&self) -> Result<SaveOutcome> {
         let _io = self.inner.io.lock().await;
         let outcome = self.save_locked().await.inspect_err(|e| {
             if matches!(e, Error::Store { .. }) {
