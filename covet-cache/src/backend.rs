@@ -236,6 +236,19 @@ pub trait CacheBackend: Send + Sync + fmt::Debug + 'static {
     /// Deletes every key matching the glob `pattern`; returns how many.
     async fn delete_pattern(&self, pattern: &str) -> Result<u64>;
 
+    /// How many live keys match `pattern` (a [`Glob`](crate::Glob)): a walk
+    /// of the keys, O(keys) (memory: the map; Redis: `SCAN` on every
+    /// primary; SQL: a range scan of the key index). The default is
+    /// [`Error::Unsupported`](crate::Error::Unsupported) (Memcached cannot
+    /// list its keys).
+    async fn count_pattern(&self, pattern: &str) -> Result<u64> {
+        let _ = pattern;
+        Err(crate::Error::Unsupported {
+            backend: self.name(),
+            operation: "counting keys by pattern",
+        })
+    }
+
     /// Deletes every key that starts with `prefix` (a namespace's `ns:`).
     async fn clear(&self, prefix: &str) -> Result<u64> {
         self.delete_pattern(&format!("{}*", escape_glob(prefix)))
@@ -375,6 +388,9 @@ impl<B: CacheBackend + ?Sized> CacheBackend for Arc<B> {
     }
     async fn delete_pattern(&self, pattern: &str) -> Result<u64> {
         (**self).delete_pattern(pattern).await
+    }
+    async fn count_pattern(&self, pattern: &str) -> Result<u64> {
+        (**self).count_pattern(pattern).await
     }
     async fn clear(&self, prefix: &str) -> Result<u64> {
         (**self).clear(prefix).await

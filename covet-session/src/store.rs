@@ -259,8 +259,10 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
     }
 
     /// How many sessions are live now: exact for `MemoryStore` and
-    /// `SqlStore`, a `SCAN` for `RedisStore` (cost in its docs); the
-    /// default is [`Error::Unsupported`] (a `CookieStore` keeps nothing).
+    /// `SqlStore`, a `SCAN` for `RedisStore` (cost in its docs), a count by
+    /// pattern for `CacheStore` where its backend can count keys (memory,
+    /// Redis, SQL, `Tiered` over them; not Memcached). The default is
+    /// [`Error::Unsupported`] (a `CookieStore` keeps nothing).
     async fn count(&self) -> Result<u64> {
         Err(Error::Unsupported {
             store: "this",

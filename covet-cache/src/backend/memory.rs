@@ -372,6 +372,16 @@ impl CacheBackend for MemoryBackend {
         Ok(self.remove_matching(|k| k.starts_with(prefix)).await)
     }
 
+    async fn count_pattern(&self, pattern: &str) -> Result<u64> {
+        let glob = Glob::new(pattern)?;
+        let n = self
+            .cache
+            .iter()
+            .filter(|(k, v)| v.is_live() && glob.matches(k))
+            .count();
+        Ok(n as u64)
+    }
+
     async fn exists(&self, key: &str) -> Result<bool> {
         Ok(self.cache.get(key).await.is_some_and(|e| e.is_live()))
     }

@@ -730,6 +730,12 @@ impl CacheBackend for RedisBackend {
             .await
     }
 
+    async fn count_pattern(&self, pattern: &str) -> Result<u64> {
+        let glob = Glob::new(pattern)?;
+        let server = scan_pattern(pattern);
+        self.count_matching(&server, &|k| glob.matches(k)).await
+    }
+
     async fn clear(&self, prefix: &str) -> Result<u64> {
         let pattern = format!("{}*", escape_glob(prefix));
         let n = self

@@ -758,6 +758,11 @@ impl CacheBackend for SqlBackend {
         self.delete_ids(&ids).await
     }
 
+    async fn count_pattern(&self, pattern: &str) -> Result<u64> {
+        let glob = Glob::new(pattern)?;
+        Ok(self.matching(&glob).await?.len() as u64)
+    }
+
     async fn clear(&self, prefix: &str) -> Result<u64> {
         if prefix.len() > KEY_ID_PREFIX || prefix.is_empty() {
             let glob = Glob::new(&format!("{}*", crate::key::escape_glob(prefix)))?;

@@ -616,6 +616,11 @@ impl<L1: CacheBackend, L2: CacheBackend> CacheBackend for Tiered<L1, L2> {
         result
     }
 
+    /// The count of the shared tier (L2).
+    async fn count_pattern(&self, pattern: &str) -> Result<u64> {
+        self.inner.l2.count_pattern(pattern).await
+    }
+
     async fn clear(&self, prefix: &str) -> Result<u64> {
         self.start_coherence();
         let result = self.inner.l2.clear(prefix).await;

@@ -112,6 +112,10 @@ impl CacheBackend for Traced {
         self.run("delete_pattern", None, self.inner.delete_pattern(pattern))
             .await
     }
+    async fn count_pattern(&self, pattern: &str) -> Result<u64> {
+        self.run("count_pattern", None, self.inner.count_pattern(pattern))
+            .await
+    }
     async fn clear(&self, prefix: &str) -> Result<u64> {
         self.run("clear", None, self.inner.clear(prefix)).await
     }

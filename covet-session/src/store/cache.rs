@@ -451,6 +451,31 @@ impl<B: CacheBackend> SessionStore for CacheStore<B> {
         Ok(oldest_first(infos))
     }
 
+    /// Live sessions, where the backend can count keys by pattern
+    /// (memory, Redis, SQL, `Tiered` over them: a walk of the keys, see
+    /// `CacheBackend::count_pattern`); [`Error::Unsupported`] on Memcached.
+    /// Keys with a `:` after the prefix (the per-user indexes) are not
+    /// sessions.
+    async fn count(&self) -> Result<u64> {
+        let root =
+            covet_cache::__private::glob_escape(&format!("{SESSION_KEY_ROOT}{}", self.prefix));
+        let count = |pattern: String| async move {
+            self.backend
+                .count_pattern(&pattern)
+                .await
+                .map_err(|e| match e {
+                    covet_cache::Error::Unsupported { .. } => Error::Unsupported {
+                        store: STORE,
+                        operation: "counting sessions",
+                    },
+                    e => Error::store(STORE, "counting sessions".to_owned(), e),
+                })
+        };
+        let all = count(format!("{root}*")).await?;
+        let indexes = count(format!("{root}*:*")).await?;
+        Ok(all.saturating_sub(indexes))
+    }
+
     async fn delete_user_sessions(&self, user_id: &str) -> Result<u64> {
         let sessions = self.user_sessions(user_id).await?;
         for (storage_key, _) in &sessions {

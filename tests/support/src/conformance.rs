@@ -108,7 +108,46 @@ pub const CASES: &[&str] = &[
     "batches_keep_order_with_partial_hits",
     "incr_is_atomic_under_50_tasks",
     "mixed_load_of_200_tasks",
+    "count_pattern_counts_live_keys",
 ];
+
+/// `count_pattern`: live keys only, inside the pattern only; a backend
+/// that cannot enumerate keys says so.
+pub async fn count_pattern_counts_live_keys(b: Backend) {
+    let p = ns();
+    let pattern = format!("{p}user:*");
+    if !b.capabilities().pattern_deletes {
+        assert!(matches!(
+            b.count_pattern(&pattern).await,
+            Err(Error::Unsupported { .. })
+        ));
+        return;
+    }
+    for i in 0..5 {
+        b.set(&format!("{p}user:{i}"), Bytes::from_static(b"v"), None)
+            .await
+            .unwrap();
+    }
+    b.set(&format!("{p}team:1"), Bytes::from_static(b"v"), None)
+        .await
+        .unwrap();
+    let short = ttl(&b, 150);
+    b.set(
+        &format!("{p}user:gone"),
+        Bytes::from_static(b"v"),
+        Some(short),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(short + Duration::from_millis(100)).await;
+    assert_eq!(b.count_pattern(&pattern).await.unwrap(), 5);
+    assert_eq!(b.count_pattern(&format!("{p}*")).await.unwrap(), 6);
+    assert_eq!(b.count_pattern(&format!("{p}nothing*")).await.unwrap(), 0);
+    assert!(matches!(
+        b.count_pattern(&format!("{p}user:[")).await,
+        Err(Error::InvalidPattern { .. })
+    ));
+}
 
 /// Set, get, overwrite, binary and empty values, missing keys.
 pub async fn get_set_and_overwrite(b: Backend) {
@@ -1041,7 +1080,8 @@ macro_rules! backend_conformance {
                 special_keys_never_match_wrongly,
                 batches_keep_order_with_partial_hits,
                 incr_is_atomic_under_50_tasks,
-                mixed_load_of_200_tasks
+                mixed_load_of_200_tasks,
+                count_pattern_counts_live_keys
             );
         }
     };
