@@ -652,10 +652,10 @@ impl Cache {
         self.inner.stats.decode_errors.incr();
         match err {
             CodecError::SchemaMismatch => {
-                tracing::debug!(key = %key, "cached value was written for another type; treated as a miss")
+                tracing::debug!(key = %crate::backend::traced::key_hash(&key), "cached value was written for another type; treated as a miss")
             }
             err => {
-                tracing::warn!(key = %key, error = %err, "cached value does not decode; treated as a miss")
+                tracing::warn!(key = %crate::backend::traced::key_hash(&key), error = %err, "cached value does not decode; treated as a miss")
             }
         }
     }
@@ -811,7 +811,7 @@ impl Cache {
             Ok(None) => Found::Absent,
             Err(err) => {
                 stats.misses.incr();
-                tracing::warn!(key = %key, error = %err, "cache read failed; computing the value");
+                tracing::warn!(key = %crate::backend::traced::key_hash(&key), error = %err, "cache read failed; computing the value");
                 return Found::Down;
             }
         };
@@ -826,7 +826,7 @@ impl Cache {
         match self.lookup(key).await {
             Ok(v) => v,
             Err(err) => {
-                tracing::warn!(key = %key, error = %err, "cache read failed; computing the value");
+                tracing::warn!(key = %crate::backend::traced::key_hash(&key), error = %err, "cache read failed; computing the value");
                 None
             }
         }
@@ -897,14 +897,14 @@ impl Cache {
         let decoded: Decoded = Arc::new(value.clone());
         if let Err(err) = key.validate() {
             self.inner.stats.errors.incr();
-            tracing::warn!(key = %key, error = %err, "key cannot be cached; value not stored");
+            tracing::warn!(key = %crate::backend::traced::key_hash(&key), error = %err, "key cannot be cached; value not stored");
             return Some(decoded);
         }
         if let Err(err) = self
             .store_stamped(key, value, Some(decoded.clone()), ttl, stamp, tags)
             .await
         {
-            tracing::warn!(key = %key, error = %err, "cache write failed; value not stored");
+            tracing::warn!(key = %crate::backend::traced::key_hash(&key), error = %err, "cache write failed; value not stored");
         }
         Some(decoded)
     }

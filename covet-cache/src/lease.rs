@@ -78,7 +78,7 @@ fn release_in_background(backend: Arc<dyn CacheBackend>, key: String, token: Str
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {
         runtime.spawn(async move {
             if let Err(err) = backend.lease_release(&key, &token).await {
-                tracing::debug!(key, error = %err, "lease release failed; it expires by itself");
+                tracing::debug!(key = %crate::backend::traced::key_hash(&key), error = %err, "lease release failed; it expires by itself");
             }
         });
     }
@@ -219,7 +219,7 @@ impl Lease {
                 );
             }
             Err(err) => {
-                tracing::debug!(key = %self.key, error = %err, "lease renewal failed; retrying at the next tick");
+                tracing::debug!(key = %crate::backend::traced::key_hash(&self.key), error = %err, "lease renewal failed; retrying at the next tick");
             }
         }
     }

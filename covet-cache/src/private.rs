@@ -257,7 +257,7 @@ pub fn lookup<'a, T: CacheValue>(
             Ok(v) => v,
             Err(err) => {
                 *down = true;
-                tracing::warn!(key = %key, error = %err, "cache read failed; computing the value");
+                tracing::warn!(key = %crate::backend::traced::key_hash(&key), error = %err, "cache read failed; computing the value");
                 None
             }
         },

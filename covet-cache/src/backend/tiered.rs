@@ -470,7 +470,7 @@ impl<L1: CacheBackend, L2: CacheBackend> Tiered<L1, L2> {
         match l1.get(key).await {
             Ok(v) => v,
             Err(err) => {
-                tracing::debug!(key, error = %err, "L1 read failed; reading L2");
+                tracing::debug!(key = %crate::backend::traced::key_hash(key), error = %err, "L1 read failed; reading L2");
                 None
             }
         }

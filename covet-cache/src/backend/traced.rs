@@ -33,9 +33,10 @@ impl std::fmt::Debug for Traced {
     }
 }
 
-/// A short, stable hash of a key for spans: 8 hex digits.
-pub(crate) fn key_hash(key: &str) -> String {
-    let h = foldhash::fast::FixedState::with_seed(0x636f_7665_745f_6b79).hash_one(key);
+/// A short, stable hash of a key for spans and log events: 8 hex digits,
+/// never the key.
+pub(crate) fn key_hash<K: std::fmt::Display + ?Sized>(key: &K) -> String {
+    let h = foldhash::fast::FixedState::with_seed(0x636f_7665_745f_6b79).hash_one(key.to_string());
     format!("{:08x}", h >> 32)
 }
 
@@ -63,7 +64,7 @@ impl Traced {
             backend = self.inner.name(),
             op,
             namespace = &*self.namespace,
-            key = key.map(key_hash),
+            key = key.map(key_hash::<str>),
             outcome = tracing::field::Empty,
             micros = tracing::field::Empty,
         );

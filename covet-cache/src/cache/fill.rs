@@ -446,7 +446,7 @@ impl Cache {
                 }
                 Role::Follower(follower) => follower,
                 Role::Reentrant => {
-                    tracing::debug!(key = %key, "a computation asked for its own key; computing it directly");
+                    tracing::debug!(key = %crate::backend::traced::key_hash(&key), "a computation asked for its own key; computing it directly");
                     return self
                         .compute(None, None, &key, &plan, prior, init, shape)
                         .await;
@@ -558,7 +558,7 @@ impl Cache {
         if let Some(lease) = lease
             && let Err(err) = lease.release().await
         {
-            tracing::debug!(key = %key, error = %err, "lease release failed; it expires by itself");
+            tracing::debug!(key = %crate::backend::traced::key_hash(&key), error = %err, "lease release failed; it expires by itself");
         }
         (shape.wrap(value), status)
     }
@@ -676,7 +676,7 @@ impl Cache {
             Ok(None) => Err(()),
             Err(err) => {
                 inner.stats.errors.incr();
-                tracing::warn!(key = %key, error = %err, "lease unavailable; refreshing without it");
+                tracing::warn!(key = %crate::backend::traced::key_hash(&key), error = %err, "lease unavailable; refreshing without it");
                 Ok(None)
             }
         }
@@ -700,16 +700,16 @@ impl Cache {
         let epochs = &self.inner.epochs;
         if epochs.of(key.as_str()) != epoch {
             self.inner.stats.stale_fills.incr();
-            tracing::debug!(key = %key, "invalidated while computing; the value is returned, not stored");
+            tracing::debug!(key = %crate::backend::traced::key_hash(&key), "invalidated while computing; the value is returned, not stored");
             return None;
         }
         let decoded = self.store_planned(key, value, plan, shape).await;
         if epochs.of(key.as_str()) != epoch {
             self.inner.stats.stale_fills.incr();
-            tracing::debug!(key = %key, "invalidated while storing; store undone");
+            tracing::debug!(key = %crate::backend::traced::key_hash(&key), "invalidated while storing; store undone");
             if let Err(err) = self.inner.backend.delete(key.as_str()).await {
                 self.inner.stats.errors.incr();
-                tracing::warn!(key = %key, error = %err, "could not undo a store that raced an invalidation");
+                tracing::warn!(key = %crate::backend::traced::key_hash(&key), error = %err, "could not undo a store that raced an invalidation");
             }
             return None;
         }
@@ -767,7 +767,7 @@ impl Cache {
                 Ok(None) => {}
                 Err(err) => {
                     inner.stats.errors.incr();
-                    tracing::warn!(key = %key, error = %err, "lease unavailable; computing without it");
+                    tracing::warn!(key = %crate::backend::traced::key_hash(&key), error = %err, "lease unavailable; computing without it");
                     return LeaseOutcome::ComputeAnyway;
                 }
             }
@@ -776,7 +776,7 @@ impl Cache {
             }
             let now = tokio::time::Instant::now();
             if now >= deadline {
-                tracing::debug!(key = %key, "waited long enough for another process; computing");
+                tracing::debug!(key = %crate::backend::traced::key_hash(&key), "waited long enough for another process; computing");
                 return LeaseOutcome::ComputeAnyway;
             }
             tokio::time::sleep(pause.min(deadline - now)).await;

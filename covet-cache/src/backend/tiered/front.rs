@@ -109,7 +109,7 @@ impl<L1: CacheBackend> Front<L1> {
         let mut entry = Entry::new(value, ttl).tags(tags);
         entry.decoded = decoded;
         if let Err(err) = self.l1.set_entry(key, entry).await {
-            tracing::debug!(key, error = %err, "L1 write failed");
+            tracing::debug!(key = %crate::backend::traced::key_hash(key), error = %err, "L1 write failed");
             self.delete_l1(key).await;
             return;
         }
@@ -120,7 +120,7 @@ impl<L1: CacheBackend> Front<L1> {
 
     pub(super) async fn delete_l1(&self, key: &str) {
         if let Err(err) = self.l1.delete(key).await {
-            tracing::warn!(key, error = %err, "L1 delete failed; flushing L1");
+            tracing::warn!(key = %crate::backend::traced::key_hash(key), error = %err, "L1 delete failed; flushing L1");
             self.flush().await;
         }
     }
