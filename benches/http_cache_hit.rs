@@ -10,7 +10,9 @@
 //! `oneshot` and reads the whole body):
 //! * `bare`: the axum router without the layer (the handler runs);
 //! * `hit`: the same router behind `HttpCacheLayer` on `Cache::memory()`,
-//!   every call a hit (checked before timing).
+//!   every call a hit (checked before timing);
+//! * `range_hit`: the same request with `Range: bytes=100-611`, answered
+//!   from the stored response with a `206` of 512 bytes.
 //!
 //! The request carries what a browser sends to a public page: `Host`,
 //! `User-Agent`, `Accept`, `Accept-Encoding`, `Accept-Language`, and a
@@ -35,6 +37,8 @@ use http_body_util::BodyExt;
 use tokio::runtime::{Builder, Runtime};
 use tower::ServiceExt;
 
+const RANGE: &str = "bytes=100-611";
+
 async fn page() -> ([(&'static str, &'static str); 1], Bytes) {
     (
         [("cache-control", "public, max-age=3600")],
@@ -43,8 +47,15 @@ async fn page() -> ([(&'static str, &'static str); 1], Bytes) {
 }
 
 fn request() -> Request<Body> {
-    Request::get("/page")
-        .header("host", "shop.example")
+    request_with(None)
+}
+
+fn request_with(range: Option<&str>) -> Request<Body> {
+    let mut req = Request::get("/page");
+    if let Some(r) = range {
+        req = req.header("range", r);
+    }
+    req.header("host", "shop.example")
         .header(
             "user-agent",
             "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0",
@@ -64,7 +75,15 @@ fn request() -> Request<Body> {
 }
 
 async fn call(app: &Router) -> (Option<String>, usize) {
-    let response = app.clone().oneshot(request()).await.expect("infallible");
+    call_with(app, None).await
+}
+
+async fn call_with(app: &Router, range: Option<&str>) -> (Option<String>, usize) {
+    let response = app
+        .clone()
+        .oneshot(request_with(range))
+        .await
+        .expect("infallible");
     let status = response
         .headers()
         .get("cache-status")
@@ -100,6 +119,7 @@ fn main() {
         assert!(status.starts_with("covet; hit"), "not a hit: {status}");
         assert_eq!(len, 1024);
         assert_eq!(call(&bare).await.1, 1024);
+        assert_eq!(call_with(&hit, Some(RANGE)).await.1, 512);
     });
     if let Ok(spec) = std::env::var("COVET_BENCH_PROFILE") {
         let calls: u64 = spec
@@ -121,6 +141,9 @@ fn main() {
     let mut group = c.benchmark_group("http_cache_hit");
     group.bench_function("bare", |b| b.to_async(&rt).iter(|| call(&bare)));
     group.bench_function("hit", |b| b.to_async(&rt).iter(|| call(&hit)));
+    group.bench_function("range_hit", |b| {
+        b.to_async(&rt).iter(|| call_with(&hit, Some(RANGE)))
+    });
     group.finish();
     c.final_summary();
 }

@@ -371,10 +371,44 @@ fn serve<B: Body>(
             StatusCode::NOT_MODIFIED,
             &r.to_response(now, false).into_parts().0.headers,
         )
+    } else if ctx.parts.method == Method::GET && r.status == StatusCode::OK {
+        serve_range(ctx, r, now)
     } else {
         r.to_response(now, !ctx.head()).map(HttpCacheBody::full)
     };
     with_status(&ctx.shared, response, &status)
+}
+
+/// A stored `200` for a `GET`: the whole body, or the part a single
+/// `Range` asks for (`206`), or `416`.
+fn serve_range<B: Body>(
+    ctx: &Ctx,
+    r: &StoredResponse,
+    now: SystemTime,
+) -> Response<HttpCacheBody<B>> {
+    use super::range::{Wanted, part_headers, unsatisfiable_header, wanted};
+    let len = r.body.len() as u64;
+    match wanted(&ctx.parts.headers, &r.headers, len) {
+        Wanted::Whole => r.to_response(now, true).map(HttpCacheBody::full),
+        Wanted::Part { first, last } => {
+            let mut response = r.to_response(now, true);
+            *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+            part_headers(response.headers_mut(), first, last, len);
+            #[allow(clippy::cast_possible_truncation)]
+            let part = r.body.slice(first as usize..=last as usize);
+            response.map(|_| HttpCacheBody::full(part))
+        }
+        Wanted::Unsatisfiable => {
+            let mut response = Response::new(HttpCacheBody::full(Bytes::new()));
+            *response.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
+            if let Some(v) = unsatisfiable_header(len) {
+                response
+                    .headers_mut()
+                    .insert(http::header::CONTENT_RANGE, v);
+            }
+            response
+        }
+    }
 }
 
 fn gateway_timeout<B: Body>(ctx: &Ctx) -> Response<HttpCacheBody<B>> {

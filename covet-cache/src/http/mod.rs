@@ -66,6 +66,14 @@
 //!   `If-None-Match` / `If-Modified-Since`, and a `304` from the origin
 //!   freshens the stored response and updates its headers (not the ones
 //!   its body depends on, nor `Set-Cookie`: see below).
+//! - Ranges: a `GET` with one `bytes` range (`a-b`, `a-`, `-n`) on a
+//!   stored `200` is answered from the cache with `206` and its
+//!   `Content-Range`, or `416` (`Content-Range: bytes */len`) when the
+//!   range starts past the end; `If-Range` applies the range only on a
+//!   strong entity tag that matches exactly or a date equal to the stored
+//!   `Last-Modified`. Several ranges, other units and malformed values get
+//!   the whole `200` (as RFC 9110 allows); `HEAD` ignores `Range`. A `206`
+//!   from the origin is passed through and never stored.
 //! - `stale-while-revalidate` (one background refresh per key, at most
 //!   [`HttpCacheLayer::max_background_refreshes`] at once) and
 //!   `stale-if-error` (origin errors and 5xx).
@@ -166,8 +174,8 @@
 //!   store (`detail=cache-control`, `detail=vary`).
 //!
 //! # What is not
-//! - Serving ranges (`206`) from stored responses; `206` responses are
-//!   never stored.
+//! - Several ranges in one request (`multipart/byteranges`): answered with
+//!   the whole response; `206` responses from the origin are never stored.
 //! - Storing responses to `HEAD` (answered from `GET`s only) and to
 //!   `POST` with `Content-Location`.
 //! - Qualified `no-cache="field"` and `private="field"` are treated as
@@ -204,6 +212,7 @@ mod invalidation;
 mod key;
 mod layer;
 mod policy;
+mod range;
 mod service;
 mod storage;
 mod stored;
