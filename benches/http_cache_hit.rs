@@ -46,10 +46,6 @@ async fn page() -> ([(&'static str, &'static str); 1], Bytes) {
     )
 }
 
-fn request() -> Request<Body> {
-    request_with(None)
-}
-
 fn request_with(range: Option<&str>) -> Request<Body> {
     let mut req = Request::get("/page");
     if let Some(r) = range {
