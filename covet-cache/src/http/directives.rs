@@ -76,13 +76,20 @@ pub struct ResponseDirectives {
     pub max_age: Delta,
     /// `s-maxage` (shared caches only).
     pub s_maxage: Delta,
-    /// `no-cache`, qualified or not (a qualified one is treated as
-    /// unqualified: the whole response is revalidated).
+    /// Unqualified `no-cache`: the whole response is revalidated before
+    /// every use.
     pub no_cache: bool,
+    /// `no-cache="field, ..."` (lowercase names): the response may be used
+    /// without revalidation, but not these fields (a shared cache drops
+    /// them when storing).
+    pub no_cache_fields: Vec<String>,
     /// `no-store`.
     pub no_store: bool,
-    /// `private`, qualified or not (a shared cache then stores nothing).
+    /// Unqualified `private`: a shared cache stores nothing.
     pub private: bool,
+    /// `private="field, ..."` (lowercase names): a shared cache may store
+    /// the response without these fields.
+    pub private_fields: Vec<String>,
     /// `public`.
     pub public: bool,
     /// `must-revalidate`.
@@ -115,9 +122,15 @@ impl ResponseDirectives {
             match name.as_str() {
                 "max-age" => d.max_age.set_once(value.as_deref()),
                 "s-maxage" => d.s_maxage.set_once(value.as_deref()),
-                "no-cache" => d.no_cache = true,
+                "no-cache" => match field_names(value.as_deref()) {
+                    Some(fields) => d.no_cache_fields.extend(fields),
+                    None => d.no_cache = true,
+                },
                 "no-store" => d.no_store = true,
-                "private" => d.private = true,
+                "private" => match field_names(value.as_deref()) {
+                    Some(fields) => d.private_fields.extend(fields),
+                    None => d.private = true,
+                },
                 "public" => d.public = true,
                 "must-revalidate" => d.must_revalidate = true,
                 "proxy-revalidate" => d.proxy_revalidate = true,
@@ -201,6 +214,22 @@ fn pragma_no_cache(headers: &HeaderMap) -> bool {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|p| p.trim().eq_ignore_ascii_case("no-cache"))
+}
+
+/// The field names of a qualified `no-cache` / `private`; `None` for the
+/// unqualified form, and for a value that names no valid field (read as
+/// unqualified: the stricter meaning).
+fn field_names(value: Option<&str>) -> Option<Vec<String>> {
+    let names: Vec<String> = value?
+        .split(',')
+        .map(|n| n.trim().to_ascii_lowercase())
+        .filter(|n| !n.is_empty())
+        .collect();
+    let valid = !names.is_empty()
+        && names
+            .iter()
+            .all(|n| http::HeaderName::from_bytes(n.as_bytes()).is_ok());
+    valid.then_some(names)
 }
 
 /// Every directive of every `Cache-Control` line (lowercase name and the
@@ -355,6 +384,21 @@ mod tests {
     }
 
     #[test]
+    fn qualified_no_cache_and_private_name_fields() {
+        let d = resp(&["max-age=60, private=\"Set-Cookie, X-User\", no-cache=\"x-debug\""]);
+        assert!(!d.private && !d.no_cache);
+        assert_eq!(d.private_fields, ["set-cookie", "x-user"]);
+        assert_eq!(d.no_cache_fields, ["x-debug"]);
+        // Unqualified, empty or invalid lists keep the strict meaning.
+        for line in ["private", "private=\"\"", "private=\"a b\""] {
+            let d = resp(&[line]);
+            assert!(d.private && d.private_fields.is_empty(), "{line}");
+        }
+        let d = resp(&["no-cache=\"\""]);
+        assert!(d.no_cache);
+    }
+
+    #[test]
     fn first_occurrence_wins() {
         assert_eq!(resp(&["max-age=10, max-age=20"]).max_age, Delta::Secs(10));
         assert_eq!(resp(&["max-age=10", "max-age=20"]).max_age, Delta::Secs(10));
@@ -364,7 +408,8 @@ mod tests {
     fn quoted_values_and_commas_inside_quotes() {
         let d = resp(&["max-age=\"60\", no-cache=\"Set-Cookie, X-Foo\", private=\"a\""]);
         assert_eq!(d.max_age, Delta::Secs(60));
-        assert!(d.no_cache && d.private);
+        assert_eq!(d.no_cache_fields, ["set-cookie", "x-foo"]);
+        assert_eq!(d.private_fields, ["a"]);
         let d = resp(&["ext=\"a,max-age=5\", max-age=7"]);
         assert_eq!(d.max_age, Delta::Secs(7));
         let d = resp(&["ext=\"unterminated, max-age=5"]);

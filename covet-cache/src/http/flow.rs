@@ -611,6 +611,10 @@ where
     let mut headers = parts.headers.clone();
     strip_unstorable(&mut headers);
     headers.remove(SET_COOKIE);
+    // Qualified `private="..."` / `no-cache="..."`: the rest is stored.
+    for name in cc.private_fields.iter().chain(&cc.no_cache_fields) {
+        headers.remove(name.as_str());
+    }
     let vary_values = vary_values(&vary, &ctx.parts.headers, &config.ignore_cookies);
     let template = StoredResponse {
         status: parts.status,

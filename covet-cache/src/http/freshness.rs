@@ -125,21 +125,45 @@ pub struct AgeClock {
 
 use crate::time::to_epoch_ms as epoch_ms;
 
-/// The origin's `Age` header: the first line's delta-seconds, 0 when absent
-/// or invalid.
+/// The origin's `Age` header in delta-seconds: 0 when absent. `Age` is a
+/// singleton: a list (several lines, or a comma) or a value that is not a
+/// non-negative integer cannot be trusted to say how old the response is,
+/// so it counts as the largest age ([`MAX_DELTA_SECONDS`]), which makes the
+/// response stale (it is then revalidated, never served as fresh).
+///
+/// ```
+/// use covet_cache::http::{MAX_DELTA_SECONDS, age_value};
+/// use http::HeaderMap;
+///
+/// let age = |v: &str| {
+///     let mut h = HeaderMap::new();
+///     h.insert("age", v.parse().unwrap());
+///     age_value(&h)
+/// };
+/// assert_eq!(age("30"), 30);
+/// assert_eq!(age("30, 0"), MAX_DELTA_SECONDS);
+/// assert_eq!(age("soon"), MAX_DELTA_SECONDS);
+/// assert_eq!(age_value(&HeaderMap::new()), 0);
+/// ```
+///
+/// [`MAX_DELTA_SECONDS`]: super::MAX_DELTA_SECONDS
 pub fn age_value(headers: &HeaderMap) -> u64 {
-    headers
-        .get(AGE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let v = v.trim();
-            (!v.is_empty() && v.bytes().all(|b| b.is_ascii_digit())).then(|| {
-                v.parse::<u64>()
-                    .unwrap_or(super::directives::MAX_DELTA_SECONDS)
-            })
-        })
-        .unwrap_or(0)
-        .min(super::directives::MAX_DELTA_SECONDS)
+    let max = super::directives::MAX_DELTA_SECONDS;
+    let mut lines = headers.get_all(AGE).iter();
+    let Some(first) = lines.next() else {
+        return 0;
+    };
+    if lines.next().is_some() {
+        return max;
+    }
+    let Ok(v) = first.to_str() else {
+        return max;
+    };
+    let v = v.trim();
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return max;
+    }
+    v.parse::<u64>().unwrap_or(max).min(max)
 }
 
 impl AgeClock {
@@ -285,13 +309,19 @@ mod tests {
             received,
         );
         assert_eq!(c.current_age(received), Duration::from_secs(30));
-        // A Date in the future and a bad Age count as zero.
+        // A Date in the future counts as zero; a bad Age as the largest age.
         let c = AgeClock::new(
-            &h(&[(AGE, "abc"), (DATE, "Sun, 06 Nov 1994 09:49:09 GMT")]),
+            &h(&[(DATE, "Sun, 06 Nov 2094 09:49:09 GMT")]),
             received,
             received,
         );
         assert_eq!(c.current_age(received), Duration::ZERO);
+        for bad in ["abc", "10, 20", "-5", "1.5", ""] {
+            assert_eq!(age_value(&h(&[(AGE, bad)])), 1 << 31, "{bad:?}");
+        }
+        let mut two = h(&[(AGE, "10")]);
+        two.append(AGE, HeaderValue::from_static("20"));
+        assert_eq!(age_value(&two), 1 << 31);
         assert_eq!(age_value(&h(&[(AGE, "99999999999999999999")])), 1 << 31);
     }
 }

@@ -40,15 +40,22 @@
 //! # What is implemented
 //! - Storing: responses to `GET` with a status that is safe to share
 //!   (200, 203, 204, 300, 301, 308, 404, 410; 302 and 307 only with
-//!   explicit freshness), unless the response says `no-store`
-//!   (`must-understand` honoured) or `private` (qualified or not), the
+//!   explicit freshness; never an interim 1xx or a 206), unless the
+//!   response says `no-store` (`must-understand` honoured) or `private`
+//!   (unqualified), the
 //!   request says `no-store`, or the response carries `Set-Cookie` or
 //!   `Vary: *` (see the security defaults below). Freshness from
 //!   `s-maxage`, `max-age`, `Expires - Date`, then
 //!   [`HttpCacheLayer::default_ttl`] (2xx and 3xx) or
 //!   [`HttpCacheLayer::negative_ttl`] (404 and 410), then 10 % of the time
 //!   since `Last-Modified` (at most a day). Invalid `max-age`/`s-maxage`
-//!   values and invalid `Expires` dates make a response stale. Several
+//!   values, invalid `Expires` dates and an invalid `Age` (a list, or not
+//!   a non-negative integer) make a response stale. Qualified
+//!   `private="field, ..."` and `no-cache="field, ..."` drop the named
+//!   fields from the stored copy and store the rest (served without
+//!   revalidation); an empty or invalid field list keeps the unqualified
+//!   meaning. Fields named by `Connection` and the hop-by-hop fields are
+//!   never stored or served from the cache. Several
 //!   `Cache-Control` lines, quoted values and unknown directives are
 //!   handled; HTTP dates in all three formats.
 //! - Serving: the age of RFC 9111 §4.2.3 (origin `Age` and `Date`
@@ -178,9 +185,6 @@
 //!   the whole response; `206` responses from the origin are never stored.
 //! - Storing responses to `HEAD` (answered from `GET`s only) and to
 //!   `POST` with `Content-Location`.
-//! - Qualified `no-cache="field"` and `private="field"` are treated as
-//!   their unqualified forms (the whole response is revalidated or not
-//!   stored).
 //! - Responses with trailers are passed through but not stored.
 //! - The scheme is taken from the request target or a trusted proxy's
 //!   header (`http` when neither says): a server that terminates TLS

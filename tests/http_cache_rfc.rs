@@ -1,0 +1,203 @@
+//! RFC 9111 corners over real HTTP: an invalid `Age`, qualified
+//! `private="..."` / `no-cache="..."`, fields named by `Connection`, and
+//! interim responses.
+
+#![cfg(feature = "http")]
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::routing::get;
+use covet::cache::Cache;
+use covet::cache::http::HttpCacheLayer;
+use covet_test::http::TestServer;
+
+/// A route answering `headers` and counting its runs.
+fn route(
+    router: Router,
+    path: &str,
+    headers: &'static [(&'static str, &'static str)],
+    runs: &Arc<AtomicUsize>,
+) -> Router {
+    let runs = runs.clone();
+    router.route(
+        path,
+        get(move || {
+            let runs = runs.clone();
+            async move {
+                runs.fetch_add(1, Ordering::SeqCst);
+                let mut r = axum::response::Response::new(axum::body::Body::from("body"));
+                for (k, v) in headers {
+                    r.headers_mut().append(
+                        axum::http::HeaderName::from_static(k),
+                        axum::http::HeaderValue::from_static(v),
+                    );
+                }
+                r
+            }
+        }),
+    )
+}
+
+struct Reply {
+    headers: reqwest::header::HeaderMap,
+}
+
+impl Reply {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    fn hit(&self) -> bool {
+        self.get("cache-status")
+            .is_some_and(|s| s.contains("; hit"))
+    }
+}
+
+async fn fetch(server: &TestServer, path: &str) -> Reply {
+    let r = reqwest::get(server.url(path)).await.expect("request");
+    let headers = r.headers().clone();
+    r.text().await.expect("body");
+    Reply { headers }
+}
+
+/// Fetches until a response comes from the cache (stores complete after
+/// the body), at most two seconds; the last reply either way.
+async fn settle(server: &TestServer, path: &str) -> Reply {
+    let start = Instant::now();
+    loop {
+        let r = fetch(server, path).await;
+        if r.hit() || start.elapsed() > Duration::from_secs(2) {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn rfc_9111_corners() {
+    let counters: Vec<Arc<AtomicUsize>> = (0..5).map(|_| Arc::default()).collect();
+    let mut app = Router::new();
+    app = route(
+        app,
+        "/age-ok",
+        &[("cache-control", "max-age=60"), ("age", "10")],
+        &counters[0],
+    );
+    app = route(
+        app,
+        "/age-list",
+        &[("cache-control", "max-age=60"), ("age", "10, 20")],
+        &counters[1],
+    );
+    app = route(
+        app,
+        "/private-field",
+        &[
+            ("cache-control", "max-age=60, private=\"x-user\""),
+            ("x-user", "alice"),
+            ("x-shared", "yes"),
+        ],
+        &counters[2],
+    );
+    app = route(
+        app,
+        "/no-cache-field",
+        &[
+            ("cache-control", "max-age=60, no-cache=\"x-debug\""),
+            ("x-debug", "trace-1"),
+            ("x-shared", "yes"),
+        ],
+        &counters[3],
+    );
+    app = route(
+        app,
+        "/connection",
+        &[
+            ("cache-control", "max-age=60"),
+            ("connection", "x-hop"),
+            ("x-hop", "1"),
+            ("x-shared", "yes"),
+        ],
+        &counters[4],
+    );
+    let server = TestServer::start(app.layer(HttpCacheLayer::new(Cache::memory()))).await;
+
+    // A valid Age: stored, served fresh.
+    fetch(&server, "/age-ok").await;
+    assert!(settle(&server, "/age-ok").await.hit());
+    // An Age that is a list cannot say how old the response is: stale,
+    // so every request goes back to the origin.
+    for _ in 0..3 {
+        assert!(!fetch(&server, "/age-list").await.hit());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(counters[1].load(Ordering::SeqCst), 3);
+
+    // private="x-user": stored without X-User, the rest served to anyone.
+    let first = fetch(&server, "/private-field").await;
+    assert_eq!(first.get("x-user"), Some("alice"), "the requester gets it");
+    let hit = settle(&server, "/private-field").await;
+    assert!(hit.hit());
+    assert_eq!(hit.get("x-user"), None);
+    assert_eq!(hit.get("x-shared"), Some("yes"));
+    assert_eq!(counters[2].load(Ordering::SeqCst), 1);
+
+    // no-cache="x-debug": served from the cache without revalidation, and
+    // without that field.
+    fetch(&server, "/no-cache-field").await;
+    let hit = settle(&server, "/no-cache-field").await;
+    assert!(hit.hit());
+    assert_eq!(hit.get("x-debug"), None);
+    assert_eq!(hit.get("x-shared"), Some("yes"));
+    assert_eq!(counters[3].load(Ordering::SeqCst), 1);
+
+    // Fields named by Connection are hop-by-hop: never stored or served.
+    fetch(&server, "/connection").await;
+    let hit = settle(&server, "/connection").await;
+    assert!(hit.hit());
+    assert_eq!(hit.get("x-hop"), None);
+    assert_eq!(hit.get("x-shared"), Some("yes"));
+}
+
+/// An interim (1xx) status returned as a response is never stored. (Over
+/// HTTP/1.1 a server sends 1xx only ahead of a final response, so this
+/// runs the layer in process.)
+#[tokio::test]
+async fn interim_responses_are_never_stored() {
+    use http_body_util::BodyExt;
+    use tower::{ServiceBuilder, ServiceExt};
+
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counter = runs.clone();
+    let svc = ServiceBuilder::new()
+        .layer(HttpCacheLayer::new(Cache::memory()))
+        .service(tower::service_fn(
+            move |_req: http::Request<axum::body::Body>| {
+                let runs = counter.clone();
+                async move {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    let mut r = http::Response::new(axum::body::Body::empty());
+                    *r.status_mut() = http::StatusCode::from_u16(103).expect("103");
+                    r.headers_mut().insert(
+                        "cache-control",
+                        http::HeaderValue::from_static("max-age=60"),
+                    );
+                    Ok::<_, Infallible>(r)
+                }
+            },
+        ));
+    for _ in 0..3 {
+        let req = http::Request::get("http://example.com/hints")
+            .body(axum::body::Body::empty())
+            .expect("request");
+        let r = svc.clone().oneshot(req).await.expect("infallible");
+        assert_eq!(r.status().as_u16(), 103);
+        r.into_body().collect().await.expect("body");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 3);
+}
