@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::routing::get;
 use covet::cache::Cache;
 use covet::cache::http::HttpCacheLayer;
 use covet_test::http::TestServer;
@@ -22,24 +21,7 @@ fn route(
     headers: &'static [(&'static str, &'static str)],
     runs: &Arc<AtomicUsize>,
 ) -> Router {
-    let runs = runs.clone();
-    router.route(
-        path,
-        get(move || {
-            let runs = runs.clone();
-            async move {
-                runs.fetch_add(1, Ordering::SeqCst);
-                let mut r = axum::response::Response::new(axum::body::Body::from("body"));
-                for (k, v) in headers {
-                    r.headers_mut().append(
-                        axum::http::HeaderName::from_static(k),
-                        axum::http::HeaderValue::from_static(v),
-                    );
-                }
-                r
-            }
-        }),
-    )
+    router.route(path, covet_test::http::fixed_route(headers, runs.clone()))
 }
 
 struct Reply {

@@ -1,5 +1,6 @@
 //! What a layer is configured with, and what its services share.
 
+use super::directives::ResponseDirectives;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -95,6 +96,21 @@ pub(crate) struct Config {
     pub(crate) trusted_forwarding: Option<Forwarding>,
     pub(crate) max_variants: usize,
     pub(crate) vary_by_credentials: bool,
+    /// Targeted cache-control fields (RFC 9213), most specific first.
+    pub(crate) targeted: Vec<http::HeaderName>,
+}
+
+impl Config {
+    /// The directives this cache obeys for a response: the first targeted
+    /// field it carries as a valid dictionary, else `Cache-Control`.
+    pub(crate) fn response_directives(&self, headers: &http::HeaderMap) -> ResponseDirectives {
+        if !self.targeted.is_empty()
+            && let Some(d) = ResponseDirectives::targeted(headers, &self.targeted)
+        {
+            return d;
+        }
+        ResponseDirectives::from_headers(headers)
+    }
 }
 
 impl Default for Config {
@@ -118,6 +134,7 @@ impl Default for Config {
             allowed_hosts: None,
             trusted_forwarding: None,
             max_variants: DEFAULT_MAX_VARIANTS,
+            targeted: Vec::new(),
             vary_by_credentials: false,
         }
     }

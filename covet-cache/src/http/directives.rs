@@ -110,6 +110,108 @@ pub struct ResponseDirectives {
     /// `no-store; must-revalidate`): a cache must not read such a header as
     /// permission to store.
     pub malformed: bool,
+    /// Read from a targeted field (RFC 9213) instead of `Cache-Control`:
+    /// `Expires` is ignored too.
+    pub(crate) targeted: bool,
+}
+
+impl ResponseDirectives {
+    /// The directives from the first of `names` (targeted fields such as
+    /// `CDN-Cache-Control`, RFC 9213) that the response carries as a valid
+    /// Structured Field dictionary; `None` when none does (then
+    /// `Cache-Control` applies). A field that does not parse as a
+    /// dictionary, or gives a known directive a value of the wrong type, is
+    /// ignored entirely.
+    pub(crate) fn targeted(headers: &HeaderMap, names: &[http::HeaderName]) -> Option<Self> {
+        names.iter().find_map(|name| {
+            let mut lines = Vec::new();
+            for v in headers.get_all(name) {
+                lines.push(v.to_str().ok()?);
+            }
+            if lines.is_empty() {
+                return None;
+            }
+            let joined = lines.join(", ");
+            let dict: sfv::Dictionary = sfv::Parser::new(&joined).parse().ok()?;
+            from_dictionary(&dict)
+        })
+    }
+}
+
+/// `ResponseDirectives` from a targeted field's dictionary; `None` when a
+/// known directive has a value of the wrong type.
+fn from_dictionary(dict: &sfv::Dictionary) -> Option<ResponseDirectives> {
+    let mut d = ResponseDirectives {
+        targeted: true,
+        ..ResponseDirectives::default()
+    };
+    for (key, entry) in dict {
+        let name = key.as_str();
+        let seconds = |entry: &sfv::ListEntry| match entry {
+            sfv::ListEntry::Item(sfv::Item {
+                bare_item: sfv::BareItem::Integer(n),
+                ..
+            }) => u64::try_from(i64::from(*n))
+                .ok()
+                .map(|n| Delta::Secs(n.min(MAX_DELTA_SECONDS))),
+            _ => None,
+        };
+        let flag = |entry: &sfv::ListEntry| match entry {
+            sfv::ListEntry::Item(sfv::Item {
+                bare_item: sfv::BareItem::Boolean(b),
+                ..
+            }) => Some(*b),
+            _ => None,
+        };
+        // `no-cache` and `private` may list field names (strings).
+        let fields = |entry: &sfv::ListEntry| match entry {
+            sfv::ListEntry::InnerList(list) => list
+                .items
+                .iter()
+                .map(|i| match &i.bare_item {
+                    sfv::BareItem::String(s) => Some(s.as_str().to_ascii_lowercase()),
+                    _ => None,
+                })
+                .collect::<Option<Vec<String>>>(),
+            _ => None,
+        };
+        match name {
+            "max-age" => d.max_age = seconds(entry)?,
+            "s-maxage" => d.s_maxage = seconds(entry)?,
+            "stale-while-revalidate" => d.stale_while_revalidate = seconds(entry)?,
+            "stale-if-error" => d.stale_if_error = seconds(entry)?,
+            "no-cache" | "private" => {
+                let (set, list) = match (flag(entry), fields(entry)) {
+                    (Some(b), _) => (b, Vec::new()),
+                    (None, Some(list)) => (false, list),
+                    (None, None) => return None,
+                };
+                if name == "no-cache" {
+                    d.no_cache |= set;
+                    d.no_cache_fields.extend(list);
+                } else {
+                    d.private |= set;
+                    d.private_fields.extend(list);
+                }
+            }
+            "no-store" | "public" | "must-revalidate" | "proxy-revalidate" | "must-understand"
+            | "no-transform" | "immutable" => {
+                let b = flag(entry)?;
+                match name {
+                    "no-store" => d.no_store |= b,
+                    "public" => d.public |= b,
+                    "must-revalidate" => d.must_revalidate |= b,
+                    "proxy-revalidate" => d.proxy_revalidate |= b,
+                    "must-understand" => d.must_understand |= b,
+                    "no-transform" => d.no_transform |= b,
+                    _ => d.immutable |= b,
+                }
+            }
+            // Extensions this cache does not know are ignored.
+            _ => {}
+        }
+    }
+    Some(d)
 }
 
 impl ResponseDirectives {

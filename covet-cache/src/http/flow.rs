@@ -17,7 +17,7 @@ use http_body::Body;
 
 use super::body::HttpCacheBody;
 use super::config::{PrivateRequests, Shared};
-use super::directives::{RequestDirectives, ResponseDirectives};
+use super::directives::RequestDirectives;
 use super::flight::{Leader, Role};
 use super::freshness::{AgeClock, freshness_lifetime};
 use super::invalidation;
@@ -547,7 +547,7 @@ where
         return response.map(HttpCacheBody::stream);
     }
     let (mut parts, body) = response.into_parts();
-    let cc = ResponseDirectives::from_headers(&parts.headers);
+    let cc = ctx.shared.config.response_directives(&parts.headers);
     let policy = parts.extensions.get::<CachePolicy>().copied();
     let opted_in = policy == Some(CachePolicy::Store);
     let config = &ctx.shared.config;
@@ -716,7 +716,7 @@ async fn updated_by_304<B: Body>(
     let clock = AgeClock::new(not_modified, request_time, now);
     let config = &ctx.shared.config;
     let stored_headers = r.merged_headers(not_modified, true);
-    let cc = ResponseDirectives::from_headers(&stored_headers);
+    let cc = config.response_directives(&stored_headers);
     let default = if r.policy.opted_in {
         config.default_ttl
     } else {
@@ -736,7 +736,7 @@ async fn updated_by_304<B: Body>(
     };
     match storable(config, &ctx.requester(), &candidate, now) {
         Ok(lifetime) => {
-            let fresh = Arc::new(r.freshened(stored_headers.clone(), clock, lifetime));
+            let fresh = Arc::new(r.freshened(stored_headers.clone(), &cc, clock, lifetime));
             status.stored = store(&ctx.shared, &ctx.primary, ctx.since, fresh).await;
         }
         // Only this request asked not to store: the stored copy stays.
@@ -747,7 +747,9 @@ async fn updated_by_304<B: Body>(
             remove(&ctx.shared.cache, &ctx.primary).await;
         }
     }
-    let view = r.freshened(r.merged_headers(not_modified, false), clock, lifetime);
+    let view_headers = r.merged_headers(not_modified, false);
+    let view_cc = config.response_directives(&view_headers);
+    let view = r.freshened(view_headers, &view_cc, clock, lifetime);
     status.ttl = Some(view.ttl_secs(now));
     // Served from the updated copy: not a second miss.
     serve(ctx, &view, now, status)

@@ -93,7 +93,13 @@ pub fn freshness_lifetime(
         Ok(Some(d)) => d,
         _ => response_time,
     };
-    match header_date(headers, EXPIRES) {
+    // A targeted field (RFC 9213) replaces `Expires` as well.
+    let expires = if cc.targeted {
+        Ok(None)
+    } else {
+        header_date(headers, EXPIRES)
+    };
+    match expires {
         Ok(Some(expires)) => {
             return Lifetime::Explicit(expires.duration_since(date).unwrap_or(Duration::ZERO));
         }

@@ -275,6 +275,37 @@ impl HttpCacheLayer {
         self.with(|c| c.vary_by_credentials = allow)
     }
 
+    /// Targeted cache control (RFC 9213): the response fields, most
+    /// specific first, that this cache obeys instead of `Cache-Control`
+    /// (`CDN-Cache-Control` is the usual choice; off by default). When a
+    /// response carries one of them as a valid Structured Field dictionary,
+    /// its `max-age`, `s-maxage`, `no-store`, `no-cache`, `private`,
+    /// `must-revalidate`, `stale-while-revalidate` and `stale-if-error`
+    /// decide storing and freshness (`Cache-Control` and `Expires` are then
+    /// ignored; `Age` still counts against `max-age`). A field that does not
+    /// parse as a dictionary, or gives a known directive a value of the
+    /// wrong type, is ignored entirely and `Cache-Control` applies. The
+    /// field is forwarded to the client as it is (a CDN downstream may
+    /// target it too). Names that are not valid field names are ignored.
+    ///
+    /// ```
+    /// use covet_cache::{Cache, http::HttpCacheLayer};
+    ///
+    /// let layer = HttpCacheLayer::new(Cache::memory()).targeted("CDN-Cache-Control");
+    /// let both = HttpCacheLayer::new(Cache::memory())
+    ///     .targeted(["Covet-Cache-Control", "CDN-Cache-Control"]);
+    /// # let _ = (layer, both);
+    /// ```
+    #[must_use]
+    pub fn targeted(self, names: impl FieldNames) -> Self {
+        let names: Vec<http::HeaderName> = names
+            .field_names()
+            .into_iter()
+            .filter_map(|n| http::HeaderName::from_bytes(n.trim().as_bytes()).ok())
+            .collect();
+        self.with(|c| c.targeted = names)
+    }
+
     /// Removes the stored responses (every variant) for `uri` under this
     /// layer's key prefix, for every forwarding header and key extension.
     /// Returns how many keys were removed.
@@ -289,5 +320,41 @@ impl<S> Layer<S> for HttpCacheLayer {
 
     fn layer(&self, inner: S) -> HttpCache<S> {
         HttpCache::from_shared(inner, self.shared.clone())
+    }
+}
+
+/// One field name or a list of them, for [`HttpCacheLayer::targeted`].
+pub trait FieldNames {
+    /// The names, in order.
+    fn field_names(self) -> Vec<String>;
+}
+
+impl FieldNames for &str {
+    fn field_names(self) -> Vec<String> {
+        vec![self.to_owned()]
+    }
+}
+
+impl FieldNames for String {
+    fn field_names(self) -> Vec<String> {
+        vec![self]
+    }
+}
+
+impl<S: AsRef<str>, const N: usize> FieldNames for [S; N] {
+    fn field_names(self) -> Vec<String> {
+        self.iter().map(|s| s.as_ref().to_owned()).collect()
+    }
+}
+
+impl<S: AsRef<str>> FieldNames for Vec<S> {
+    fn field_names(self) -> Vec<String> {
+        self.iter().map(|s| s.as_ref().to_owned()).collect()
+    }
+}
+
+impl<S: AsRef<str>> FieldNames for &[S] {
+    fn field_names(self) -> Vec<String> {
+        self.iter().map(|s| s.as_ref().to_owned()).collect()
     }
 }

@@ -73,6 +73,11 @@
 //!   `If-None-Match` / `If-Modified-Since`, and a `304` from the origin
 //!   freshens the stored response and updates its headers (not the ones
 //!   its body depends on, nor `Set-Cookie`: see below).
+//! - Targeted cache control (RFC 9213), off by default:
+//!   [`HttpCacheLayer::targeted`] names fields such as `CDN-Cache-Control`
+//!   that, when a response carries one as a valid Structured Field
+//!   dictionary, replace `Cache-Control` and `Expires` for this cache's
+//!   storing and freshness decisions; an invalid one is ignored entirely.
 //! - Ranges: a `GET` with one `bytes` range (`a-b`, `a-`, `-n`) on a
 //!   stored `200` is answered from the cache with `206` and its
 //!   `Content-Range`, or `416` (`Content-Range: bytes */len`) when the
@@ -228,7 +233,7 @@ pub use config::{
     DEFAULT_STALE_RETENTION, Forwarding, PrivateRequests,
 };
 pub use future::ResponseFuture;
-pub use layer::{CachePolicy, HttpCacheLayer};
+pub use layer::{CachePolicy, FieldNames, HttpCacheLayer};
 pub use service::{CACHE_STATUS, HttpCache};
 
 pub use directives::{Delta, MAX_DELTA_SECONDS, RequestDirectives, ResponseDirectives};

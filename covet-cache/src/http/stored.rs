@@ -191,13 +191,13 @@ impl StoredResponse {
     pub(crate) fn freshened(
         &self,
         headers: HeaderMap,
+        cc: &ResponseDirectives,
         clock: AgeClock,
         lifetime: Lifetime,
     ) -> StoredResponse {
-        let cc = ResponseDirectives::from_headers(&headers);
         StoredResponse {
             status: self.status,
-            policy: StoredPolicy::from_directives(&cc, self.policy.opted_in),
+            policy: StoredPolicy::from_directives(cc, self.policy.opted_in),
             headers,
             body: self.body.clone(),
             clock,
@@ -362,7 +362,13 @@ mod tests {
             initial_age_ms: 0,
             response_time_ms: 99,
         };
-        let fresh = r.freshened(stored, clock, Lifetime::Explicit(Duration::from_secs(60)));
+        let cc = ResponseDirectives::from_headers(&stored);
+        let fresh = r.freshened(
+            stored,
+            &cc,
+            clock,
+            Lifetime::Explicit(Duration::from_secs(60)),
+        );
         assert_eq!(fresh.lifetime_ms, 60_000);
         assert!(fresh.policy.forbids_stale);
         assert!(

@@ -122,3 +122,25 @@ pub fn cookie_value<'a>(set_cookie: &'a str, name: &str) -> Option<&'a str> {
     let (n, v) = pair.split_once('=')?;
     (n == name).then_some(v)
 }
+
+/// A `GET` route answering `body` with fixed `headers`, counting its runs
+/// in `runs`.
+pub fn fixed_route(
+    headers: &'static [(&'static str, &'static str)],
+    runs: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> axum::routing::MethodRouter {
+    axum::routing::get(move || {
+        let runs = runs.clone();
+        async move {
+            runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut r = axum::response::Response::new(axum::body::Body::from("body"));
+            for (k, v) in headers {
+                r.headers_mut().append(
+                    axum::http::HeaderName::from_static(k),
+                    axum::http::HeaderValue::from_static(v),
+                );
+            }
+            r
+        }
+    })
+}
