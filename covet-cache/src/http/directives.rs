@@ -12,11 +12,11 @@ use http::HeaderMap;
 use http::header::{CACHE_CONTROL, PRAGMA};
 
 /// The largest delta-seconds value kept (RFC 9111 §1.2.2: 2^31).
-pub const MAX_DELTA_SECONDS: u64 = 1 << 31;
+pub(crate) const MAX_DELTA_SECONDS: u64 = 1 << 31;
 
 /// A delta-seconds directive value as found in a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Delta {
+pub(crate) enum Delta {
     /// The directive is absent.
     #[default]
     Absent,
@@ -28,7 +28,7 @@ pub enum Delta {
 
 impl Delta {
     /// The value, if present and valid.
-    pub fn secs(self) -> Option<u64> {
+    pub(crate) fn secs(self) -> Option<u64> {
         match self {
             Delta::Secs(s) => Some(s),
             _ => None,
@@ -36,12 +36,12 @@ impl Delta {
     }
 
     /// The value as a `Duration`, if present and valid.
-    pub fn duration(self) -> Option<Duration> {
+    pub(crate) fn duration(self) -> Option<Duration> {
         self.secs().map(Duration::from_secs)
     }
 
     /// Whether the directive appeared at all.
-    pub fn is_present(self) -> bool {
+    pub(crate) fn is_present(self) -> bool {
         !matches!(self, Delta::Absent)
     }
 
@@ -71,45 +71,45 @@ fn parse_delta(value: Option<&str>) -> Delta {
 /// The response directives a shared cache acts on.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct ResponseDirectives {
+pub(crate) struct ResponseDirectives {
     /// `max-age`.
-    pub max_age: Delta,
+    pub(crate) max_age: Delta,
     /// `s-maxage` (shared caches only).
-    pub s_maxage: Delta,
+    pub(crate) s_maxage: Delta,
     /// Unqualified `no-cache`: the whole response is revalidated before
     /// every use.
-    pub no_cache: bool,
+    pub(crate) no_cache: bool,
     /// `no-cache="field, ..."` (lowercase names): the response may be used
     /// without revalidation, but not these fields (a shared cache drops
     /// them when storing).
-    pub no_cache_fields: Vec<String>,
+    pub(crate) no_cache_fields: Vec<String>,
     /// `no-store`.
-    pub no_store: bool,
+    pub(crate) no_store: bool,
     /// Unqualified `private`: a shared cache stores nothing.
-    pub private: bool,
+    pub(crate) private: bool,
     /// `private="field, ..."` (lowercase names): a shared cache may store
     /// the response without these fields.
-    pub private_fields: Vec<String>,
+    pub(crate) private_fields: Vec<String>,
     /// `public`.
-    pub public: bool,
+    pub(crate) public: bool,
     /// `must-revalidate`.
-    pub must_revalidate: bool,
+    pub(crate) must_revalidate: bool,
     /// `proxy-revalidate`.
-    pub proxy_revalidate: bool,
+    pub(crate) proxy_revalidate: bool,
     /// `must-understand`.
-    pub must_understand: bool,
+    pub(crate) must_understand: bool,
     /// `no-transform`.
-    pub no_transform: bool,
+    pub(crate) no_transform: bool,
     /// `immutable` (RFC 8246).
-    pub immutable: bool,
+    pub(crate) immutable: bool,
     /// `stale-while-revalidate` (RFC 5861).
-    pub stale_while_revalidate: Delta,
+    pub(crate) stale_while_revalidate: Delta,
     /// `stale-if-error` (RFC 5861).
-    pub stale_if_error: Delta,
+    pub(crate) stale_if_error: Delta,
     /// Some `Cache-Control` line broke the grammar (for example
     /// `no-store; must-revalidate`): a cache must not read such a header as
     /// permission to store.
-    pub malformed: bool,
+    pub(crate) malformed: bool,
     /// Read from a targeted field (RFC 9213) instead of `Cache-Control`:
     /// `Expires` is ignored too.
     pub(crate) targeted: bool,
@@ -216,7 +216,7 @@ fn from_dictionary(dict: &sfv::Dictionary) -> Option<ResponseDirectives> {
 
 impl ResponseDirectives {
     /// Parses every `Cache-Control` line of `headers`.
-    pub fn from_headers(headers: &HeaderMap) -> Self {
+    pub(crate) fn from_headers(headers: &HeaderMap) -> Self {
         let mut d = ResponseDirectives::default();
         let (list, malformed) = directives(headers);
         d.malformed = malformed;
@@ -250,7 +250,7 @@ impl ResponseDirectives {
     /// Whether stale responses must never be served without revalidation
     /// (`must-revalidate`, `proxy-revalidate`, or `s-maxage`, which implies
     /// `proxy-revalidate` for a shared cache).
-    pub fn forbids_stale(&self) -> bool {
+    pub(crate) fn forbids_stale(&self) -> bool {
         self.must_revalidate || self.proxy_revalidate || self.s_maxage.is_present()
     }
 }
@@ -258,27 +258,27 @@ impl ResponseDirectives {
 /// The request directives a cache acts on.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct RequestDirectives {
+pub(crate) struct RequestDirectives {
     /// `max-age`: the client wants a response no older than this.
-    pub max_age: Delta,
+    pub(crate) max_age: Delta,
     /// `max-stale`: `Some(None)` accepts any staleness, `Some(Some(s))` up
     /// to `s` seconds.
-    pub max_stale: Option<Option<u64>>,
+    pub(crate) max_stale: Option<Option<u64>>,
     /// `min-fresh`: the response must stay fresh for at least this long.
-    pub min_fresh: Delta,
+    pub(crate) min_fresh: Delta,
     /// `no-cache` (or `Pragma: no-cache` without a `Cache-Control` line):
     /// do not answer from the cache without revalidating.
-    pub no_cache: bool,
+    pub(crate) no_cache: bool,
     /// `no-store`: store neither this request nor its response.
-    pub no_store: bool,
+    pub(crate) no_store: bool,
     /// `only-if-cached`: answer from the cache or with 504.
-    pub only_if_cached: bool,
+    pub(crate) only_if_cached: bool,
 }
 
 impl RequestDirectives {
     /// Parses the `Cache-Control` lines of `headers`, and `Pragma: no-cache`
     /// when there is no `Cache-Control` (RFC 9111 §5.4).
-    pub fn from_headers(headers: &HeaderMap) -> Self {
+    pub(crate) fn from_headers(headers: &HeaderMap) -> Self {
         let mut d = RequestDirectives::default();
         let mut any = false;
         for (name, value) in directives(headers).0 {

@@ -11,11 +11,11 @@ use super::directives::{Delta, ResponseDirectives};
 /// (RFC 9111 §4.2.2 suggests 10 %) ...
 const HEURISTIC_FRACTION: u32 = 10;
 /// ... and never more than a day.
-pub const MAX_HEURISTIC_FRESHNESS: Duration = Duration::from_secs(24 * 60 * 60);
+pub(crate) const MAX_HEURISTIC_FRESHNESS: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Parses an HTTP date in any of the three formats of RFC 9110 §5.6.7
 /// (IMF-fixdate, RFC 850, asctime); `None` if it is none of them.
-pub fn parse_date(value: &str) -> Option<SystemTime> {
+pub(crate) fn parse_date(value: &str) -> Option<SystemTime> {
     httpdate::parse_http_date(value.trim()).ok()
 }
 
@@ -34,7 +34,7 @@ fn header_date(headers: &HeaderMap, name: http::HeaderName) -> Result<Option<Sys
 /// Status codes that are cacheable by default (RFC 9110 §15.1), so that
 /// heuristic freshness may apply. 206 is left out: partial content is not
 /// stored.
-pub fn heuristically_cacheable(status: StatusCode) -> bool {
+pub(crate) fn heuristically_cacheable(status: StatusCode) -> bool {
     matches!(
         status.as_u16(),
         200 | 203 | 204 | 300 | 301 | 308 | 404 | 405 | 410 | 414 | 501
@@ -43,7 +43,7 @@ pub fn heuristically_cacheable(status: StatusCode) -> bool {
 
 /// How a freshness lifetime was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lifetime {
+pub(crate) enum Lifetime {
     /// From `s-maxage`, `max-age` or `Expires`.
     Explicit(Duration),
     /// From `Last-Modified` (RFC 9111 §4.2.2).
@@ -57,16 +57,11 @@ pub enum Lifetime {
 
 impl Lifetime {
     /// The lifetime, zero when there is none.
-    pub fn duration(self) -> Duration {
+    pub(crate) fn duration(self) -> Duration {
         match self {
             Lifetime::Explicit(d) | Lifetime::Heuristic(d) | Lifetime::Default(d) => d,
             Lifetime::None => Duration::ZERO,
         }
-    }
-
-    /// Whether the origin gave freshness explicitly.
-    pub fn is_explicit(self) -> bool {
-        matches!(self, Lifetime::Explicit(_))
     }
 }
 
@@ -75,7 +70,7 @@ impl Lifetime {
 /// value of the first of these present makes the response stale. Without
 /// explicit freshness, `default_ttl` when configured, else the heuristic
 /// where the status allows it.
-pub fn freshness_lifetime(
+pub(crate) fn freshness_lifetime(
     status: StatusCode,
     headers: &HeaderMap,
     cc: &ResponseDirectives,
@@ -122,11 +117,11 @@ pub fn freshness_lifetime(
 /// When and how a stored response was received: what its age is computed
 /// from (RFC 9111 §4.2.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct AgeClock {
+pub(crate) struct AgeClock {
     /// `corrected_initial_age`, in milliseconds.
-    pub initial_age_ms: u64,
+    pub(crate) initial_age_ms: u64,
     /// `response_time`, in milliseconds since the Unix epoch.
-    pub response_time_ms: u64,
+    pub(crate) response_time_ms: u64,
 }
 
 use crate::time::to_epoch_ms as epoch_ms;
@@ -134,26 +129,9 @@ use crate::time::to_epoch_ms as epoch_ms;
 /// The origin's `Age` header in delta-seconds: 0 when absent. `Age` is a
 /// singleton: a list (several lines, or a comma) or a value that is not a
 /// non-negative integer cannot be trusted to say how old the response is,
-/// so it counts as the largest age ([`MAX_DELTA_SECONDS`]), which makes the
+/// so it counts as the largest age (`MAX_DELTA_SECONDS`), which makes the
 /// response stale (it is then revalidated, never served as fresh).
-///
-/// ```
-/// use covet_cache::http::{MAX_DELTA_SECONDS, age_value};
-/// use http::HeaderMap;
-///
-/// let age = |v: &str| {
-///     let mut h = HeaderMap::new();
-///     h.insert("age", v.parse().unwrap());
-///     age_value(&h)
-/// };
-/// assert_eq!(age("30"), 30);
-/// assert_eq!(age("30, 0"), MAX_DELTA_SECONDS);
-/// assert_eq!(age("soon"), MAX_DELTA_SECONDS);
-/// assert_eq!(age_value(&HeaderMap::new()), 0);
-/// ```
-///
-/// [`MAX_DELTA_SECONDS`]: super::MAX_DELTA_SECONDS
-pub fn age_value(headers: &HeaderMap) -> u64 {
+pub(crate) fn age_value(headers: &HeaderMap) -> u64 {
     let max = super::directives::MAX_DELTA_SECONDS;
     let mut lines = headers.get_all(AGE).iter();
     let Some(first) = lines.next() else {
@@ -175,7 +153,7 @@ pub fn age_value(headers: &HeaderMap) -> u64 {
 impl AgeClock {
     /// The clock of a response received at `response_time` for a request
     /// sent at `request_time`.
-    pub fn new(headers: &HeaderMap, request_time: SystemTime, response_time: SystemTime) -> Self {
+    pub(crate) fn new(headers: &HeaderMap, request_time: SystemTime, response_time: SystemTime) -> Self {
         let date = header_date(headers, DATE).ok().flatten();
         let apparent_age = date
             .and_then(|d| response_time.duration_since(d).ok())
@@ -192,7 +170,7 @@ impl AgeClock {
     }
 
     /// `current_age` at `now`.
-    pub fn current_age(&self, now: SystemTime) -> Duration {
+    pub(crate) fn current_age(&self, now: SystemTime) -> Duration {
         let resident = epoch_ms(now).saturating_sub(self.response_time_ms);
         Duration::from_millis(self.initial_age_ms.saturating_add(resident))
     }

@@ -202,10 +202,6 @@
 //!   means the response is being stored; it is dropped if it outgrows the
 //!   size limit.
 //!
-//! The RFC 9111 building blocks are public too:
-//! [`ResponseDirectives`] / [`RequestDirectives`] (`Cache-Control` and
-//! `Pragma`), [`freshness_lifetime`], [`AgeClock`] and [`parse_date`].
-//!
 //! [`Cache`]: crate::Cache
 //! [`Stats::http_hits`]: crate::Stats::http_hits
 //! [`Stats::http_misses`]: crate::Stats::http_misses
@@ -236,8 +232,4 @@ pub use future::ResponseFuture;
 pub use layer::{CachePolicy, FieldNames, HttpCacheLayer};
 pub use service::{CACHE_STATUS, HttpCache};
 
-pub use directives::{Delta, MAX_DELTA_SECONDS, RequestDirectives, ResponseDirectives};
-pub use freshness::{
-    AgeClock, Lifetime, MAX_HEURISTIC_FRESHNESS, age_value, freshness_lifetime,
-    heuristically_cacheable, parse_date,
-};
+
