@@ -24,7 +24,7 @@ use super::invalidation;
 use super::key::{Inspected, inspect, key_path, same_origin_target, vary_names, vary_values};
 use super::layer::CachePolicy;
 use super::policy::{
-    CacheStatus, Candidate, NOT_MODIFIED_HEADERS, NotStored, Requester, Use, not_modified,
+    CacheStatus, Candidate, Fwd, NOT_MODIFIED_HEADERS, NotStored, Requester, Use, not_modified,
     precondition_outcome, stale_if_error_allows, storable, usability,
 };
 use super::service::{CACHE_STATUS, Origin, OriginBody};
@@ -130,7 +130,7 @@ where
         key, credentials, ..
     } = inspect(&shared.config, &parts);
     let primary = match key {
-        Ok(_) if with_body => return bypass(shared, inner, parts, body, "body").await,
+        Ok(_) if with_body => return bypass(shared, inner, parts, body, NotStored::Body).await,
         Ok(k) => k,
         Err(detail) => return bypass(shared, inner, parts, body, detail).await,
     };
@@ -144,9 +144,9 @@ where
     };
     let now = SystemTime::now();
     let (stored, fwd) = match find(&ctx.shared, &ctx.primary, &ctx.parts.headers).await {
-        Found::Stored(r) => (Some(r), "stale"),
-        Found::UriMiss => (None, "uri-miss"),
-        Found::VaryMiss => (None, "vary-miss"),
+        Found::Stored(r) => (Some(r), Fwd::Stale),
+        Found::UriMiss => (None, Fwd::UriMiss),
+        Found::VaryMiss => (None, Fwd::VaryMiss),
     };
 
     if let Some(r) = stored {
@@ -158,7 +158,7 @@ where
                 Use::StaleWhileRevalidate => {
                     refresh_in_background(&ctx, inner, body, r.clone());
                     let mut status = hit(&r, now);
-                    status.detail = Some("stale-while-revalidate");
+                    status.detail = Some(NotStored::StaleWhileRevalidate);
                     return Ok(serve(&ctx, &r, now, status));
                 }
                 Use::Revalidate => {
@@ -168,9 +168,9 @@ where
                     // RFC 9211: `request` when only the request's
                     // directives keep a fresh response from being used.
                     let fwd = if r.age(now) < r.lifetime() && !r.policy.no_cache {
-                        "request"
+                        Fwd::Request
                     } else {
-                        "stale"
+                        Fwd::Stale
                     };
                     return revalidate(&ctx, inner, body, r, fwd).await;
                 }
@@ -179,7 +179,7 @@ where
         if ctx.req_cc.only_if_cached {
             return Ok(gateway_timeout(&ctx));
         }
-        return forward(&ctx, inner, body, "request", None, None, false).await;
+        return forward(&ctx, inner, body, Fwd::Request, None, None, false).await;
     }
     if ctx.req_cc.only_if_cached {
         return Ok(gateway_timeout(&ctx));
@@ -256,7 +256,7 @@ where
         invalidate_keys(&shared.cache, &keys).await;
     }
     let cache_status = CacheStatus {
-        fwd: Some("method"),
+        fwd: Some(Fwd::Method),
         fwd_status: Some(status.as_u16()),
         ..CacheStatus::default()
     };
@@ -289,7 +289,7 @@ where
         return Ok(response.map(HttpCacheBody::stream));
     }
     let status = CacheStatus {
-        fwd: Some("bypass"),
+        fwd: Some(Fwd::Bypass),
         fwd_status: Some(response.status().as_u16()),
         detail: Some(detail),
         ..CacheStatus::default()
@@ -316,7 +316,7 @@ fn with_status<B>(shared: &Shared, mut response: Response<B>, status: &CacheStat
         let label = match (status.hit, status.ttl, status.fwd) {
             (true, Some(ttl), _) if ttl < 0 => "stale",
             (true, _, _) => "hit",
-            (false, _, Some("bypass" | "method")) => "bypass",
+            (false, _, Some(Fwd::Bypass | Fwd::Method)) => "bypass",
             _ => "miss",
         };
         metrics::counter!("covet_http_cache_requests_total", "status" => label).increment(1);
@@ -416,7 +416,7 @@ fn gateway_timeout<B: Body>(ctx: &Ctx) -> Response<HttpCacheBody<B>> {
     *response.status_mut() = StatusCode::GATEWAY_TIMEOUT;
     ctx.miss();
     let status = CacheStatus {
-        detail: Some("only-if-cached"),
+        detail: Some(NotStored::OnlyIfCached),
         ..CacheStatus::default()
     };
     with_status(&ctx.shared, response, &status)
@@ -452,7 +452,7 @@ async fn forward<S, ReqBody, ResBody>(
     ctx: &Ctx,
     mut inner: S,
     body: ReqBody,
-    fwd: &'static str,
+    fwd: Fwd,
     stale: Option<Arc<StoredResponse>>,
     leader: Option<Leader>,
     collapsed: bool,
@@ -499,10 +499,10 @@ fn serve_stale_on_error<B: Body>(
 ) -> Response<HttpCacheBody<B>> {
     let now = SystemTime::now();
     let status = CacheStatus {
-        fwd: Some("stale"),
+        fwd: Some(Fwd::Stale),
         fwd_status: origin_status.map(|s| s.as_u16()),
         ttl: Some(r.ttl_secs(now)),
-        detail: Some("stale-if-error"),
+        detail: Some(NotStored::StaleIfError),
         ..CacheStatus::default()
     };
     serve(ctx, r, now, status)
@@ -511,7 +511,7 @@ fn serve_stale_on_error<B: Body>(
 /// How an origin response came to be.
 struct Outcome {
     request_time: SystemTime,
-    fwd: &'static str,
+    fwd: Fwd,
     leader: Option<Leader>,
     collapsed: bool,
     /// The client's conditionals were held back: evaluate them here.
@@ -558,8 +558,8 @@ where
         opted_in,
     };
     let decision = match policy {
-        Some(CachePolicy::Bypass) => Err("bypass"),
-        _ if config.opt_in && !opted_in => Err("opt-in"),
+        Some(CachePolicy::Bypass) => Err(NotStored::Bypass),
+        _ if config.opt_in && !opted_in => Err(NotStored::OptIn),
         _ => storable(config, &ctx.requester(), &candidate, response_time),
     };
     let declared = parts
@@ -572,7 +572,7 @@ where
         .unwrap_or(body.size_hint().lower())
         > config.max_body_size as u64;
     let decision = match decision {
-        Ok(_) if too_large => Err("too-large"),
+        Ok(_) if too_large => Err(NotStored::TooLarge),
         other => other,
     };
     // The client's own preconditions, on the full response.
@@ -587,7 +587,7 @@ where
     };
     let stored = match (decision, tokio::runtime::Handle::try_current()) {
         (Ok(lifetime), Ok(runtime)) => Ok((lifetime, runtime)),
-        (Ok(_), Err(_)) => Err("runtime"),
+        (Ok(_), Err(_)) => Err(NotStored::Runtime),
         (Err(reason), _) => Err(reason),
     };
     let (lifetime, runtime) = match stored {
@@ -664,7 +664,7 @@ async fn revalidate<S, ReqBody, ResBody>(
     mut inner: S,
     body: ReqBody,
     r: Arc<StoredResponse>,
-    fwd: &'static str,
+    fwd: Fwd,
 ) -> Result<Response<HttpCacheBody<ResBody>>, S::Error>
 where
     S: Origin<ReqBody, ResBody>,
@@ -710,7 +710,7 @@ async fn updated_by_304<B: Body>(
     r: &StoredResponse,
     not_modified: &HeaderMap,
     request_time: SystemTime,
-    fwd: &'static str,
+    fwd: Fwd,
 ) -> Response<HttpCacheBody<B>> {
     let now = SystemTime::now();
     let clock = AgeClock::new(not_modified, request_time, now);
@@ -740,7 +740,7 @@ async fn updated_by_304<B: Body>(
             status.stored = store(&ctx.shared, &ctx.primary, ctx.since, fresh).await;
         }
         // Only this request asked not to store: the stored copy stays.
-        Err("request-no-store") => status.detail = Some("request-no-store"),
+        Err(NotStored::RequestNoStore) => status.detail = Some(NotStored::RequestNoStore),
         Err(reason) => {
             // The origin no longer lets it be shared: drop it.
             status.detail = Some(reason);
@@ -792,7 +792,7 @@ fn refresh_in_background<S, ReqBody, ResBody>(
         let _leader = leader;
         let _permit = permit;
         // The client's own (GET) body goes with the background request.
-        if let Ok(response) = revalidate(&bg, inner, body, r, "stale").await {
+        if let Ok(response) = revalidate(&bg, inner, body, r, Fwd::Stale).await {
             let mut body = std::pin::pin!(response.into_body());
             while let Some(frame) = poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
                 if frame.is_err() {

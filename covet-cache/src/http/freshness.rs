@@ -153,7 +153,11 @@ pub(crate) fn age_value(headers: &HeaderMap) -> u64 {
 impl AgeClock {
     /// The clock of a response received at `response_time` for a request
     /// sent at `request_time`.
-    pub(crate) fn new(headers: &HeaderMap, request_time: SystemTime, response_time: SystemTime) -> Self {
+    pub(crate) fn new(
+        headers: &HeaderMap,
+        request_time: SystemTime,
+        response_time: SystemTime,
+    ) -> Self {
         let date = header_date(headers, DATE).ok().flatten();
         let apparent_age = date
             .and_then(|d| response_time.duration_since(d).ok())

@@ -141,7 +141,7 @@ pub(crate) fn inspect(config: &Config, parts: &Parts) -> Inspected {
         None
     };
     let mut out = Inspected {
-        key: Err("key"),
+        key: Err(NotStored::Key),
         credentials,
         origin: (0, 0),
         suffix: 0,
@@ -182,7 +182,7 @@ pub(crate) fn inspect(config: &Config, parts: &Parts) -> Inspected {
     }
     out.key = crate::key::validate_key(&key)
         .map(|()| key)
-        .map_err(|_| "key");
+        .map_err(|_| NotStored::Key);
     out
 }
 
@@ -224,26 +224,26 @@ impl<'a> Target<'a> {
             None => "http",
             Some(s) if s.eq_ignore_ascii_case("http") => "http",
             Some(s) if s.eq_ignore_ascii_case("https") => "https",
-            Some(_) => return Err("key"),
+            Some(_) => return Err(NotStored::Key),
         };
         if hosts > 1 {
-            return Err("host");
+            return Err(NotStored::Host);
         }
         let header = match host {
-            Some(h) => Some(h.to_str().map_err(|_| "host")?),
+            Some(h) => Some(h.to_str().map_err(|_| NotStored::Host)?),
             None => None,
         };
         let authority = match (uri.authority(), header) {
             (Some(a), Some(h)) => {
-                let a = normalize_authority(scheme, a.as_str()).ok_or("host")?;
+                let a = normalize_authority(scheme, a.as_str()).ok_or(NotStored::Host)?;
                 if normalize_authority(scheme, h).as_ref() != Some(&a) {
-                    return Err("host");
+                    return Err(NotStored::Host);
                 }
                 a
             }
-            (Some(a), None) => normalize_authority(scheme, a.as_str()).ok_or("host")?,
-            (None, Some(h)) => normalize_authority(scheme, h).ok_or("host")?,
-            (None, None) => return Err("host"),
+            (Some(a), None) => normalize_authority(scheme, a.as_str()).ok_or(NotStored::Host)?,
+            (None, Some(h)) => normalize_authority(scheme, h).ok_or(NotStored::Host)?,
+            (None, None) => return Err(NotStored::Host),
         };
         let mut authority = authority;
         if let Some(trusted) = config.trusted_forwarding {
@@ -255,12 +255,12 @@ impl<'a> Target<'a> {
             if let Some(port) = fwd_port {
                 a = format!("{}:{port}", host_part(&a));
             }
-            authority = normalize_authority(scheme, &a).ok_or("host")?;
+            authority = normalize_authority(scheme, &a).ok_or(NotStored::Host)?;
         }
         if let Some(allowed) = &config.allowed_hosts
             && !host_allowed(allowed, host_part(&authority))
         {
-            return Err("host");
+            return Err(NotStored::Host);
         }
         let path_and_query = match uri.path_and_query().map(|p| p.as_str()) {
             None | Some("") => "/",
@@ -307,7 +307,7 @@ fn trusted_values(
         if !consumed.contains(i) {
             continue;
         }
-        let value = value.to_str().map_err(|_| "forwarded")?;
+        let value = value.to_str().map_err(|_| NotStored::Forwarded)?;
         match FORWARDING[*i] {
             "x-forwarded-proto" => proto = last_item(value).map(str::to_owned),
             "x-forwarded-host" => host = last_item(value).map(str::to_owned),
@@ -335,12 +335,12 @@ fn trusted_values(
         None => None,
         Some("http") => Some("http"),
         Some("https") => Some("https"),
-        Some(_) => return Err("forwarded"),
+        Some(_) => return Err(NotStored::Forwarded),
     };
     if let Some(port) = &port
         && (port.is_empty() || port.len() > 5 || !port.bytes().all(|b| b.is_ascii_digit()))
     {
-        return Err("forwarded");
+        return Err(NotStored::Forwarded);
     }
     Ok((proto, host, port))
 }
@@ -520,17 +520,17 @@ pub(crate) fn vary_values(
 pub(crate) fn vary_names(headers: &HeaderMap) -> Result<Vec<String>, NotStored> {
     let mut names = Vec::new();
     for line in headers.get_all(http::header::VARY) {
-        let line = line.to_str().map_err(|_| "vary")?;
+        let line = line.to_str().map_err(|_| NotStored::Vary)?;
         for name in line.split(',') {
             let name = name.trim_matches([' ', '\t']);
             if name == "*" {
-                return Err("vary-star");
+                return Err(NotStored::VaryStar);
             }
             if name.is_empty() {
                 continue;
             }
             if HeaderName::from_bytes(name.as_bytes()).is_err() {
-                return Err("vary");
+                return Err(NotStored::Vary);
             }
             names.push(name.to_ascii_lowercase());
         }
@@ -628,19 +628,27 @@ mod tests {
             "[zz]",
             "example.com\\x",
         ] {
-            assert_eq!(key(&c, "/a", &[("host", host)]), Err("host"), "{host:?}");
+            assert_eq!(
+                key(&c, "/a", &[("host", host)]),
+                Err(NotStored::Host),
+                "{host:?}"
+            );
         }
-        assert_eq!(key(&c, "/a", &[]), Err("host"), "no authority at all");
+        assert_eq!(
+            key(&c, "/a", &[]),
+            Err(NotStored::Host),
+            "no authority at all"
+        );
         let mut p = parts("/a", &[("host", "a.test")]);
         p.headers.append(HOST, HeaderValue::from_static("b.test"));
-        assert_eq!(inspect(&c, &p).key, Err("host"), "two Host lines");
+        assert_eq!(inspect(&c, &p).key, Err(NotStored::Host), "two Host lines");
         assert_eq!(
             key(&c, "http://a.test/x", &[("host", "b.test")]),
-            Err("host"),
+            Err(NotStored::Host),
             "the target and Host disagree"
         );
         assert!(key(&c, "http://a.test/x", &[("host", "A.test:80")]).is_ok());
-        assert_eq!(key(&c, "ftp://a.test/x", &[]), Err("key"));
+        assert_eq!(key(&c, "ftp://a.test/x", &[]), Err(NotStored::Key));
     }
 
     #[test]
@@ -658,7 +666,11 @@ mod tests {
             assert!(key(&c, "/", &[("host", ok)]).is_ok(), "{ok}");
         }
         for bad in ["evil.test", "xshop.test", "example.com.evil.test"] {
-            assert_eq!(key(&c, "/", &[("host", bad)]), Err("host"), "{bad}");
+            assert_eq!(
+                key(&c, "/", &[("host", bad)]),
+                Err(NotStored::Host),
+                "{bad}"
+            );
         }
     }
 
@@ -742,11 +754,11 @@ mod tests {
         );
         assert_eq!(
             key(&c, "/p", &[host, ("x-forwarded-proto", "gopher")]),
-            Err("forwarded")
+            Err(NotStored::Forwarded)
         );
         assert_eq!(
             key(&c, "/p", &[host, ("x-forwarded-host", "a/b")]),
-            Err("host")
+            Err(NotStored::Host)
         );
         // Untrusted ones are still keyed.
         assert_eq!(
@@ -842,10 +854,10 @@ mod tests {
             vec!["accept", "accept-encoding", "x-tenant"]
         );
         h.append(http::header::VARY, "*".parse().unwrap());
-        assert_eq!(vary_names(&h), Err("vary-star"));
+        assert_eq!(vary_names(&h), Err(NotStored::VaryStar));
         let mut bad = HeaderMap::new();
         bad.append(http::header::VARY, "Accept Language".parse().unwrap());
-        assert_eq!(vary_names(&bad), Err("vary"));
+        assert_eq!(vary_names(&bad), Err(NotStored::Vary));
 
         let mut r = HeaderMap::new();
         r.append("accept", " text/html ".parse().unwrap());

@@ -231,5 +231,3 @@ pub use config::{
 pub use future::ResponseFuture;
 pub use layer::{CachePolicy, FieldNames, HttpCacheLayer};
 pub use service::{CACHE_STATUS, HttpCache};
-
-

@@ -15,8 +15,92 @@ use super::directives::{RequestDirectives, ResponseDirectives};
 use super::freshness::{Lifetime, freshness_lifetime, heuristically_cacheable, parse_date};
 use super::stored::StoredResponse;
 
-/// Why a response was not stored (the `detail` of `Cache-Status`).
-pub(crate) type NotStored = &'static str;
+/// Why a response was not stored, or a request bypassed the cache (the
+/// `detail` of `Cache-Status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NotStored {
+    Bypass,
+    CacheControl,
+    Forwarded,
+    Host,
+    Key,
+    Method,
+    MustUnderstand,
+    NoStore,
+    OnlyIfCached,
+    OptIn,
+    Private,
+    RequestNoStore,
+    Runtime,
+    SetCookie,
+    Stale,
+    StaleIfError,
+    StaleWhileRevalidate,
+    Status,
+    TooLarge,
+    Vary,
+    VaryCredentials,
+    VaryStar,
+    Body,
+    Cookie,
+    Authorization,
+}
+
+impl NotStored {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            NotStored::Bypass => "bypass",
+            NotStored::CacheControl => "cache-control",
+            NotStored::Forwarded => "forwarded",
+            NotStored::Host => "host",
+            NotStored::Key => "key",
+            NotStored::Method => "method",
+            NotStored::MustUnderstand => "must-understand",
+            NotStored::NoStore => "no-store",
+            NotStored::OnlyIfCached => "only-if-cached",
+            NotStored::OptIn => "opt-in",
+            NotStored::Private => "private",
+            NotStored::RequestNoStore => "request-no-store",
+            NotStored::Runtime => "runtime",
+            NotStored::SetCookie => "set-cookie",
+            NotStored::Stale => "stale",
+            NotStored::StaleIfError => "stale-if-error",
+            NotStored::StaleWhileRevalidate => "stale-while-revalidate",
+            NotStored::Status => "status",
+            NotStored::TooLarge => "too-large",
+            NotStored::Vary => "vary",
+            NotStored::VaryCredentials => "vary-credentials",
+            NotStored::VaryStar => "vary-star",
+            NotStored::Body => "body",
+            NotStored::Cookie => "cookie",
+            NotStored::Authorization => "authorization",
+        }
+    }
+}
+
+/// How a request went forward (the `fwd` of `Cache-Status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fwd {
+    UriMiss,
+    VaryMiss,
+    Stale,
+    Request,
+    Method,
+    Bypass,
+}
+
+impl Fwd {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Fwd::UriMiss => "uri-miss",
+            Fwd::VaryMiss => "vary-miss",
+            Fwd::Stale => "stale",
+            Fwd::Request => "request",
+            Fwd::Method => "method",
+            Fwd::Bypass => "bypass",
+        }
+    }
+}
 
 /// The request side of a storing decision.
 #[derive(Debug, Clone, Copy)]
@@ -73,31 +157,31 @@ pub(crate) fn storable(
 ) -> Result<Lifetime, NotStored> {
     let (status, headers, cc) = (c.status, c.headers, c.cc);
     if req.method != Method::GET {
-        return Err("method");
+        return Err(NotStored::Method);
     }
     if req.cc.no_store {
-        return Err("request-no-store");
+        return Err(NotStored::RequestNoStore);
     }
     if status.is_informational()
         || status == StatusCode::PARTIAL_CONTENT
         || status == StatusCode::NOT_MODIFIED
     {
-        return Err("status");
+        return Err(NotStored::Status);
     }
     if cc.malformed {
         // Fail closed: `no-store; private` must never read as "store".
-        return Err("cache-control");
+        return Err(NotStored::CacheControl);
     }
     // must-understand lets a cache that knows the status ignore no-store.
     let understood = heuristically_cacheable(status) || status.is_success();
     if cc.no_store && !(cc.must_understand && understood) {
-        return Err("no-store");
+        return Err(NotStored::NoStore);
     }
     if cc.must_understand && !understood {
-        return Err("must-understand");
+        return Err(NotStored::MustUnderstand);
     }
     if cc.private {
-        return Err("private");
+        return Err(NotStored::Private);
     }
     let vary = super::key::vary_names(headers)?;
     let varies_on_credentials = |cred: &str| {
@@ -109,21 +193,25 @@ pub(crate) fn storable(
     if let Some(cred) = req.credentials {
         let keyed_by_it = config.vary_by_credentials && varies_on_credentials(cred);
         if varies_on_credentials(cred) && !config.vary_by_credentials {
-            return Err("vary-credentials");
+            return Err(NotStored::VaryCredentials);
         }
         let shareable = match config.private_requests {
             PrivateRequests::Explicit => c.explicitly_shareable(),
             PrivateRequests::Rfc9111 => c.explicitly_shareable() || cc.must_revalidate,
         };
         if !shareable && !keyed_by_it {
-            return Err(cred);
+            return Err(if cred == "cookie" {
+                NotStored::Cookie
+            } else {
+                NotStored::Authorization
+            });
         }
     }
     if headers.contains_key(SET_COOKIE) && !(config.allow_set_cookie && c.explicitly_shareable()) {
-        return Err("set-cookie");
+        return Err(NotStored::SetCookie);
     }
     if !shareable_status(c) {
-        return Err("status");
+        return Err(NotStored::Status);
     }
     let default = if c.opted_in {
         config.default_ttl
@@ -138,7 +226,7 @@ pub(crate) fn storable(
         .max(cc.stale_if_error.secs())
         .unwrap_or(0);
     if lifetime.duration().is_zero() && !has_validator && stale_window == 0 {
-        return Err("stale");
+        return Err(NotStored::Stale);
     }
     Ok(lifetime)
 }
@@ -347,12 +435,12 @@ pub(crate) const NOT_MODIFIED_HEADERS: &[http::HeaderName] = &[
 #[derive(Debug, Clone, Default)]
 pub(crate) struct CacheStatus {
     pub(crate) hit: bool,
-    pub(crate) fwd: Option<&'static str>,
+    pub(crate) fwd: Option<Fwd>,
     pub(crate) fwd_status: Option<u16>,
     pub(crate) ttl: Option<i64>,
     pub(crate) stored: bool,
     pub(crate) collapsed: bool,
-    pub(crate) detail: Option<&'static str>,
+    pub(crate) detail: Option<NotStored>,
 }
 
 impl CacheStatus {
@@ -363,7 +451,7 @@ impl CacheStatus {
             s.push_str("; hit");
         }
         if let Some(f) = self.fwd {
-            let _ = write!(s, "; fwd={f}");
+            let _ = write!(s, "; fwd={}", f.as_str());
         }
         if let Some(st) = self.fwd_status {
             let _ = write!(s, "; fwd-status={st}");
@@ -378,7 +466,7 @@ impl CacheStatus {
             s.push_str("; collapsed");
         }
         if let Some(d) = self.detail {
-            let _ = write!(s, "; detail={d}");
+            let _ = write!(s, "; detail={}", d.as_str());
         }
         s
     }
@@ -454,7 +542,7 @@ mod tests {
     #[test]
     fn cache_status_rendering() {
         let s = CacheStatus {
-            fwd: Some("uri-miss"),
+            fwd: Some(Fwd::UriMiss),
             fwd_status: Some(200),
             ttl: Some(60),
             stored: true,
