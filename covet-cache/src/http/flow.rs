@@ -179,19 +179,30 @@ where
         if ctx.req_cc.only_if_cached {
             return Ok(gateway_timeout(&ctx));
         }
-        return forward(&ctx, inner, body, Fwd::Request, None, None, false).await;
+        return forward(&ctx, inner, body, Trip::new(Fwd::Request)).await;
     }
     if ctx.req_cc.only_if_cached {
         return Ok(gateway_timeout(&ctx));
     }
     if ctx.head() || !ctx.shared.config.coalesce {
-        return forward(&ctx, inner, body, fwd, None, None, false).await;
+        return forward(&ctx, inner, body, Trip::new(fwd)).await;
     }
     match ctx.shared.flights.join_or_lead(&ctx.primary) {
-        Role::Leader(leader) => forward(&ctx, inner, body, fwd, None, Some(leader), false).await,
+        Role::Leader(leader) => {
+            forward(
+                &ctx,
+                inner,
+                body,
+                Trip {
+                    leader: Some(leader),
+                    ..Trip::new(fwd)
+                },
+            )
+            .await
+        }
         // An origin asking for its own URL through this layer, from the
         // request's own task: forwarded, never waited for.
-        Role::Reentrant => forward(&ctx, inner, body, fwd, None, None, false).await,
+        Role::Reentrant => forward(&ctx, inner, body, Trip::new(fwd)).await,
         Role::Follower(follower) => {
             let timeout = ctx.shared.config.coalesce_timeout;
             // After the timeout, go to the origin rather than wait on.
@@ -207,7 +218,16 @@ where
                 status.collapsed = true;
                 return Ok(serve(&ctx, &r, now, status));
             }
-            forward(&ctx, inner, body, fwd, None, None, waited).await
+            forward(
+                &ctx,
+                inner,
+                body,
+                Trip {
+                    collapsed: waited,
+                    ..Trip::new(fwd)
+                },
+            )
+            .await
         }
     }
 }
@@ -445,22 +465,48 @@ fn origin_parts(ctx: &Ctx, validators_of: Option<&StoredResponse>) -> (Parts, bo
     (p, strip)
 }
 
+/// Why and how a request goes to the origin.
+struct Trip {
+    /// The `fwd` of `Cache-Status`.
+    fwd: Fwd,
+    /// A stored response that may stand in for an origin failure
+    /// (`stale-if-error`).
+    stale: Option<Arc<StoredResponse>>,
+    /// Wakes the requests coalesced on this one when dropped.
+    leader: Option<Leader>,
+    /// This request waited for another one's response first.
+    collapsed: bool,
+}
+
+impl Trip {
+    fn new(fwd: Fwd) -> Trip {
+        Trip {
+            fwd,
+            stale: None,
+            leader: None,
+            collapsed: false,
+        }
+    }
+}
+
 /// Sends the request to the origin and stores what may be stored.
-/// `stale` is a stored response that may stand in for an origin failure
-/// (`stale-if-error`); `leader` wakes coalesced requests when dropped.
+/// What the trip carries is described on [`Trip`].
 async fn forward<S, ReqBody, ResBody>(
     ctx: &Ctx,
     mut inner: S,
     body: ReqBody,
-    fwd: Fwd,
-    stale: Option<Arc<StoredResponse>>,
-    leader: Option<Leader>,
-    collapsed: bool,
+    trip: Trip,
 ) -> Result<Response<HttpCacheBody<ResBody>>, S::Error>
 where
     S: Origin<ReqBody, ResBody>,
     ResBody: OriginBody,
 {
+    let Trip {
+        fwd,
+        stale,
+        leader,
+        collapsed,
+    } = trip;
     ctx.miss();
     let request_time = SystemTime::now();
     let (parts, stripped) = origin_parts(ctx, None);
@@ -671,7 +717,16 @@ where
     ResBody: OriginBody,
 {
     if ctx.head() || !r.has_validator() {
-        return forward(ctx, inner, body, fwd, Some(r), None, false).await;
+        return forward(
+            ctx,
+            inner,
+            body,
+            Trip {
+                stale: Some(r),
+                ..Trip::new(fwd)
+            },
+        )
+        .await;
     }
     ctx.miss();
     let request_time = SystemTime::now();
