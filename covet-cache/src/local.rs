@@ -54,7 +54,7 @@ use quick_cache::sync::{Cache as Store, GuardResult};
 use quick_cache::{DefaultHashBuilder, Weighter};
 
 use crate::cache::{Shape, Whole};
-use crate::memo::{CacheStatus, Count, FnSite};
+use crate::memo::{CacheStatus, Count, FnSite, timed, timed_sync};
 use crate::stats::Counter;
 
 mod stale;
@@ -587,31 +587,31 @@ where
         S: Shape<V, R>,
         F: FnOnce() -> R,
     {
-        let run = |init: F| timed_sync(site, init);
         let mark = self.mark(&key);
-        if SyncMark::held(mark) {
-            let r = run(init);
-            return self.computed(&key, site, r, None::<NoGuard>, fallback, shape);
-        }
-        self.evict_expired(&key);
-        match self.store.get_value_or_guard(&key, None) {
-            GuardResult::Value(slot) => match self.answer_settled(site, slot, fallback, shape) {
-                Ok(answer) => answer,
-                Err(fallback) => {
-                    let r = run(init);
-                    self.computed(&key, site, r, None::<NoGuard>, fallback, shape)
+        // Without the key's placeholder (a computation asking for its own
+        // key, a waiter whose leader failed), the value is computed and not
+        // stored.
+        let fallback = if SyncMark::held(mark) {
+            fallback
+        } else {
+            self.evict_expired(&key);
+            match self.store.get_value_or_guard(&key, None) {
+                GuardResult::Guard(guard) => {
+                    let _mark = SyncMark::new(mark);
+                    let r = timed_sync(site, init);
+                    return self.computed(&key, site, r, Some(guard), fallback, shape);
                 }
-            },
-            GuardResult::Timeout => {
-                let r = run(init);
-                self.computed(&key, site, r, None::<NoGuard>, fallback, shape)
+                GuardResult::Value(slot) => {
+                    match self.answer_settled(site, slot, fallback, shape) {
+                        Ok(answer) => return answer,
+                        Err(fallback) => fallback,
+                    }
+                }
+                GuardResult::Timeout => fallback,
             }
-            GuardResult::Guard(guard) => {
-                let _mark = SyncMark::new(mark);
-                let r = run(init);
-                self.computed(&key, site, r, Some(guard), fallback, shape)
-            }
-        }
+        };
+        let r = timed_sync(site, init);
+        self.computed(&key, site, r, None::<NoGuard>, fallback, shape)
     }
 
     /// Async miss path: single-flight, only the cacheable part stored.
@@ -647,28 +647,28 @@ where
     {
         let mark = self.mark(&key);
         let outer: Loading = LOADING_ASYNC.try_with(|l| l.to_vec()).unwrap_or_default();
-        if outer.contains(&mark) {
-            let r = timed(site, init()).await;
-            return self.computed(&key, site, r, None::<NoGuard>, fallback, shape);
-        }
-        self.evict_expired(&key);
-        match self.store.get_value_or_guard_async(&key).await {
-            Ok(slot) => match self.answer_settled(site, slot, fallback, shape) {
-                Ok(answer) => answer,
-                Err(fallback) => {
-                    let r = timed(site, init()).await;
-                    self.computed(&key, site, r, None::<NoGuard>, fallback, shape)
+        // As in the sync path: without the placeholder, computed, not stored.
+        let fallback = if outer.contains(&mark) {
+            fallback
+        } else {
+            self.evict_expired(&key);
+            match self.store.get_value_or_guard_async(&key).await {
+                Err(guard) => {
+                    let mut inner = outer;
+                    inner.push(mark);
+                    let r = LOADING_ASYNC
+                        .scope(Arc::new(inner), timed(site, init()))
+                        .await;
+                    return self.computed(&key, site, r, Some(guard), fallback, shape);
                 }
-            },
-            Err(guard) => {
-                let mut inner = outer;
-                inner.push(mark);
-                let r = LOADING_ASYNC
-                    .scope(Arc::new(inner), timed(site, init()))
-                    .await;
-                self.computed(&key, site, r, Some(guard), fallback, shape)
+                Ok(slot) => match self.answer_settled(site, slot, fallback, shape) {
+                    Ok(answer) => return answer,
+                    Err(fallback) => fallback,
+                },
             }
-        }
+        };
+        let r = timed(site, init()).await;
+        self.computed(&key, site, r, None::<NoGuard>, fallback, shape)
     }
 
     /// A waiter found a value where it waited: a fresh one answers; an
@@ -811,24 +811,6 @@ where
     pub fn is_empty(&self) -> bool {
         self.store.is_empty()
     }
-}
-
-/// Runs a sync body, timing it for the fn's counters.
-fn timed_sync<R>(site: Option<&'static FnSite>, init: impl FnOnce() -> R) -> R {
-    let Some(site) = site else { return init() };
-    let start = std::time::Instant::now();
-    let r = init();
-    site.body_ran(start.elapsed());
-    r
-}
-
-/// Runs an async body, timing it for the fn's counters.
-async fn timed<R>(site: Option<&'static FnSite>, body: impl Future<Output = R>) -> R {
-    let Some(site) = site else { return body.await };
-    let start = std::time::Instant::now();
-    let r = body.await;
-    site.body_ran(start.elapsed());
-    r
 }
 
 /// The arguments of a memoized fn, borrowed: a lookup key

@@ -329,6 +329,30 @@ impl FnSite {
     }
 }
 
+/// Runs an async body, timing it for the fn's counters (when there is a
+/// fn).
+pub(crate) async fn timed<F: std::future::Future>(
+    site: Option<&'static FnSite>,
+    body: F,
+) -> F::Output {
+    let Some(site) = site else {
+        return body.await;
+    };
+    let start = std::time::Instant::now();
+    let out = body.await;
+    site.body_ran(start.elapsed());
+    out
+}
+
+/// Runs a sync body, timing it for the fn's counters (when there is a fn).
+pub(crate) fn timed_sync<R>(site: Option<&'static FnSite>, body: impl FnOnce() -> R) -> R {
+    let Some(site) = site else { return body() };
+    let start = std::time::Instant::now();
+    let out = body();
+    site.body_ran(start.elapsed());
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

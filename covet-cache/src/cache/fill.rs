@@ -31,7 +31,7 @@
 use std::borrow::Cow;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{Cache, CacheValue};
 use crate::backend::Decoded;
@@ -39,7 +39,7 @@ use crate::codec::{Codec, Stamp};
 use crate::flight::{Follower, Leader, Role};
 use crate::key::KeyBuf;
 use crate::lease::Lease;
-use crate::memo::{CacheStatus, Count, FnSite};
+use crate::memo::{CacheStatus, Count, FnSite, timed};
 
 /// What a finished flight hands its followers.
 #[derive(Clone)]
@@ -387,17 +387,6 @@ pub(crate) fn jittered(ttl: Duration, permille: u16) -> Duration {
     }
     let share = f64::from(permille.min(1000)) / 1000.0 * fastrand::f64();
     ttl.mul_f64(1.0 - share).max(Duration::from_millis(1))
-}
-
-/// Runs a body, timing it for the fn's counters.
-async fn timed<F: Future>(site: Option<&'static FnSite>, body: F) -> F::Output {
-    let Some(site) = site else {
-        return body.await;
-    };
-    let start = Instant::now();
-    let out = body.await;
-    site.body_ran(start.elapsed());
-    out
 }
 
 /// What the cross-process lease said.

@@ -10,9 +10,9 @@ use std::future::Future;
 use std::hash::Hash;
 use std::sync::atomic::Ordering;
 
-use super::{LocalMemo, Slot, timed, timed_sync};
+use super::{LocalMemo, Slot};
 use crate::cache::Shape;
-use crate::memo::{CacheStatus, Count, FnSite};
+use crate::memo::{CacheStatus, Count, FnSite, timed, timed_sync};
 use crate::private::{Inline, Spawn};
 
 /// The windows around an entry's freshness, all off by default.
