@@ -436,11 +436,7 @@ where
             }
         },
         Found::Stale(v) => match launch.launch(cache, &key, &memo, make, shape) {
-            Ok(()) => {
-                site.count(Count::Stale);
-                cache.stats_inner().stale.incr();
-                (shape.wrap(v), CacheStatus::Stale)
-            }
+            Ok(()) => cache.answer_stale(Some(site), v, shape),
             Err(make) => {
                 cache
                     .refresh_in_call(key, memo.plan(), v, false, make, shape)

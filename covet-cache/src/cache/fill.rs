@@ -389,6 +389,23 @@ pub(crate) fn jittered(ttl: Duration, permille: u16) -> Duration {
     ttl.mul_f64(1.0 - share).max(Duration::from_millis(1))
 }
 
+impl Cache {
+    /// Answers with a value past its freshness, counted for the fn (if
+    /// any) and the cache.
+    pub(crate) fn answer_stale<T, R, S: Shape<T, R>>(
+        &self,
+        site: Option<&'static FnSite>,
+        value: T,
+        shape: S,
+    ) -> (R, CacheStatus) {
+        if let Some(site) = site {
+            site.count(Count::Stale);
+        }
+        self.inner.stats.stale.incr();
+        (shape.wrap(value), CacheStatus::Stale)
+    }
+}
+
 /// What the cross-process lease said.
 enum LeaseOutcome<T> {
     Acquired(Lease),
@@ -453,9 +470,7 @@ impl Cache {
                 }
                 Some(Outcome::Failed(shared)) => {
                     if let Prior::Fallback(stale) = prior {
-                        plan.count(Count::Stale);
-                        self.inner.stats.stale.incr();
-                        return (shape.wrap(stale), CacheStatus::Stale);
+                        return self.answer_stale(plan.site, stale, shape);
                     }
                     if let Some(failure) = shared.as_ref().and_then(|d| shape.rebuild(d)) {
                         inner.stats.coalesced.incr();
@@ -515,9 +530,7 @@ impl Cache {
                 }
                 drop(lease); // released in the background
                 if let Prior::Fallback(stale) = prior {
-                    plan.count(Count::Stale);
-                    self.inner.stats.stale.incr();
-                    return (shape.wrap(stale), CacheStatus::Stale);
+                    return self.answer_stale(plan.site, stale, shape);
                 }
                 plan.count(count);
                 return (failure, status);
@@ -532,9 +545,7 @@ impl Cache {
                     leader.publish(Outcome::Failed(None));
                 }
                 drop(lease);
-                plan.count(Count::Stale);
-                self.inner.stats.stale.incr();
-                return (shape.wrap(stale), CacheStatus::Stale);
+                return self.answer_stale(plan.site, stale, shape);
             }
         }
         plan.count(count);
@@ -623,9 +634,7 @@ impl Cache {
                 }
                 (shape.wrap(old), CacheStatus::Hit)
             } else {
-                plan.count(Count::Stale);
-                self.inner.stats.stale.incr();
-                (shape.wrap(old), CacheStatus::Stale)
+                self.answer_stale(plan.site, old, shape)
             }
         };
         let Some(leader) = self.inner.flights.try_lead(key.as_str()) else {
