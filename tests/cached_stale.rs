@@ -214,7 +214,11 @@ async fn the_stale_window_is_stored_with_the_redis_entry() {
     ctl.set(6);
     let (v, status) = swr_with_status(reader, ctl.clone(), 1).await;
     assert_eq!((v, status), (Ok(5), CacheStatus::Stale));
-    assert_eq!(reader.stats().stale, 1, "counted by the cache that answered");
+    assert_eq!(
+        reader.stats().stale,
+        1,
+        "counted by the cache that answered"
+    );
     wait_for("the refresh", || ctl.runs() == 2).await;
     reader.clear().await.expect("clear");
 }

@@ -366,6 +366,7 @@ impl Cache {
     }
 
     /// The live counters.
+    #[cfg(feature = "http")]
     pub(crate) fn stats_inner(&self) -> &crate::stats::StatsInner {
         &self.inner.stats
     }

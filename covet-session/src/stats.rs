@@ -69,25 +69,27 @@ impl SessionStats {
     /// assert!(names.contains(&"created") && names.contains(&"csrf_rejected"));
     /// ```
     pub fn counts(&self) -> impl Iterator<Item = (&'static str, u64)> + use<> {
-        let s = *self;
-        ALL.into_iter().map(move |e| {
-            let n = match e {
-                Event::Created => s.created,
-                Event::Loaded => s.loaded,
-                Event::Saved => s.saved,
-                Event::Deleted => s.deleted,
-                Event::ExpiredIdle => s.expired_idle,
-                Event::ExpiredAbsolute => s.expired_absolute,
-                Event::Rotated => s.rotated,
-                Event::UnknownId => s.unknown_ids,
-                Event::MalformedCookie => s.malformed_cookies,
-                Event::CorruptRecord => s.corrupt_records,
-                Event::StoreError => s.store_errors,
-                Event::CsrfRejected => s.csrf_rejections,
-                Event::BindingMismatch => s.binding_mismatches,
-            };
-            (e.name(), n)
-        })
+        let mut s = *self;
+        ALL.into_iter().map(move |e| (e.name(), *s.count_mut(e)))
+    }
+
+    /// The count of `event`: the one place events meet fields.
+    fn count_mut(&mut self, event: Event) -> &mut u64 {
+        match event {
+            Event::Created => &mut self.created,
+            Event::Loaded => &mut self.loaded,
+            Event::Saved => &mut self.saved,
+            Event::Deleted => &mut self.deleted,
+            Event::ExpiredIdle => &mut self.expired_idle,
+            Event::ExpiredAbsolute => &mut self.expired_absolute,
+            Event::Rotated => &mut self.rotated,
+            Event::UnknownId => &mut self.unknown_ids,
+            Event::MalformedCookie => &mut self.malformed_cookies,
+            Event::CorruptRecord => &mut self.corrupt_records,
+            Event::StoreError => &mut self.store_errors,
+            Event::CsrfRejected => &mut self.csrf_rejections,
+            Event::BindingMismatch => &mut self.binding_mismatches,
+        }
     }
 }
 
@@ -163,22 +165,11 @@ impl Counters {
     }
 
     pub(crate) fn snapshot(&self) -> SessionStats {
-        let get = |e: Event| self.cells[e as usize].load(Ordering::Relaxed);
-        SessionStats {
-            created: get(Event::Created),
-            loaded: get(Event::Loaded),
-            saved: get(Event::Saved),
-            deleted: get(Event::Deleted),
-            expired_idle: get(Event::ExpiredIdle),
-            expired_absolute: get(Event::ExpiredAbsolute),
-            rotated: get(Event::Rotated),
-            unknown_ids: get(Event::UnknownId),
-            malformed_cookies: get(Event::MalformedCookie),
-            corrupt_records: get(Event::CorruptRecord),
-            store_errors: get(Event::StoreError),
-            csrf_rejections: get(Event::CsrfRejected),
-            binding_mismatches: get(Event::BindingMismatch),
+        let mut stats = SessionStats::default();
+        for e in ALL {
+            *stats.count_mut(e) = self.cells[e as usize].load(Ordering::Relaxed);
         }
+        stats
     }
 }
 
