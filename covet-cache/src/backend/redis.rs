@@ -733,7 +733,8 @@ impl CacheBackend for RedisBackend {
     async fn count_pattern(&self, pattern: &str) -> Result<u64> {
         let glob = Glob::new(pattern)?;
         let server = scan_pattern(pattern);
-        self.count_matching(&server, &|k| glob.matches(k)).await
+        self.walk_matching(Space::User, &server, &|k| glob.matches(k), false)
+            .await
     }
 
     async fn clear(&self, prefix: &str) -> Result<u64> {

@@ -565,21 +565,11 @@ impl SessionStore for RedisStore {
     /// runs may or may not be counted.
     async fn count(&self) -> Result<u64> {
         let root = format!("{SESSION_KEY_ROOT}{}", self.inner.prefix);
-        let mut pattern = String::with_capacity(root.len() + 1);
-        for c in root.chars() {
-            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-                pattern.push('\\');
-            }
-            pattern.push(c);
-        }
-        pattern.push('*');
-        let keep = |k: &str| {
-            k.strip_prefix(root.as_str())
-                .is_some_and(|rest| !rest.contains(':'))
-        };
+        // The per-user index sets have a `:` after the prefix; ids do not.
+        let keep = |k: &str| !k[root.len()..].contains(':');
         self.inner
             .backend
-            .count_matching(&pattern, &keep)
+            .count_prefixed(&root, &keep)
             .await
             .map_err(|e| Error::store(NAME, "counting sessions".to_owned(), e))
     }

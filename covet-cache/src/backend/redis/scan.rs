@@ -86,20 +86,24 @@ impl RedisBackend {
         self.walk_matching(space, pattern, keep, true).await
     }
 
-    /// Counts the users' keys that the server-side `pattern` selects and
-    /// `keep` accepts, on the single server or on every primary of the
-    /// cluster: a `SCAN` of the whole keyspace (O(keys), in pages of
-    /// 1 000, never blocking the server). Not public API.
+    /// Counts the users' keys that start with `prefix` and that `keep`
+    /// accepts, on the single server or on every primary of the cluster: a
+    /// `SCAN` of the whole keyspace (O(keys), in pages, never blocking the
+    /// server). Not public API.
     #[doc(hidden)]
-    pub async fn count_matching(
+    pub async fn count_prefixed(
         &self,
-        pattern: &str,
+        prefix: &str,
         keep: &(dyn Fn(&str) -> bool + Sync),
     ) -> Result<u64> {
-        self.walk_matching(Space::User, pattern, keep, false).await
+        let pattern = format!("{}*", crate::key::escape_glob(prefix));
+        let keep = |k: &str| k.starts_with(prefix) && keep(k);
+        self.walk_matching(Space::User, &pattern, &keep, false)
+            .await
     }
 
-    async fn walk_matching(
+    /// Unlinks (or counts) what `pattern` selects and `keep` accepts.
+    pub(super) async fn walk_matching(
         &self,
         space: Space,
         pattern: &str,
