@@ -15,25 +15,17 @@ async fn the_stats_page_shows_sessions_beside_caches() {
         .cookie_store(true)
         .build()
         .expect("client");
+    let get = |path: &str| {
+        let request = http.get(server.url(path));
+        async move {
+            let response = request.send().await.expect("request");
+            response.text().await.expect("body")
+        }
+    };
     for want in ["visit 0\n", "visit 1\n"] {
-        let body = http
-            .get(server.url("/visit"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        assert_eq!(body, want);
+        assert_eq!(get("/visit").await, want);
     }
-    let body = http
-        .get(server.url("/stats"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = get("/stats").await;
     let stats: serde_json::Value = serde_json::from_str(&body).expect("JSON");
     assert_eq!(stats["sessions"]["created"], 1, "{stats}");
     assert_eq!(stats["sessions"]["loaded"], 1, "{stats}");
