@@ -12,7 +12,9 @@
 //! * `hit`: the same router behind `HttpCacheLayer` on `Cache::memory()`,
 //!   every call a hit (checked before timing);
 //! * `range_hit`: the same request with `Range: bytes=100-611`, answered
-//!   from the stored response with a `206` of 512 bytes.
+//!   from the stored response with a `206` of 512 bytes;
+//! * `bounded_hit`: `hit` behind a layer with `max_entries` and
+//!   `max_bytes` (each hit also marks its entry as used).
 //!
 //! The request carries what a browser sends to a public page: `Host`,
 //! `User-Agent`, `Accept`, `Accept-Encoding`, `Accept-Language`, and a
@@ -94,10 +96,12 @@ async fn call_with(app: &Router, range: Option<&str>) -> (Option<String>, usize)
     (status, body.len())
 }
 
-fn layered() -> Router {
-    Router::new()
-        .route("/page", get(page))
-        .layer(HttpCacheLayer::new(Cache::memory()).ignore_cookies(["_ga", "_gid"]))
+fn layered(bounded: bool) -> Router {
+    let mut layer = HttpCacheLayer::new(Cache::memory()).ignore_cookies(["_ga", "_gid"]);
+    if bounded {
+        layer = layer.max_entries(10_000).max_bytes(64 << 20);
+    }
+    Router::new().route("/page", get(page)).layer(layer)
 }
 
 fn main() {
@@ -106,14 +110,17 @@ fn main() {
         .build()
         .expect("runtime");
     let bare = Router::new().route("/page", get(page));
-    let hit = layered();
+    let hit = layered(false);
+    let bounded = layered(true);
     rt.block_on(async {
-        call(&hit).await;
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let (status, len) = call(&hit).await;
-        let status = status.unwrap_or_default();
-        assert!(status.starts_with("covet; hit"), "not a hit: {status}");
-        assert_eq!(len, 1024);
+        for app in [&hit, &bounded] {
+            call(app).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let (status, len) = call(app).await;
+            let status = status.unwrap_or_default();
+            assert!(status.starts_with("covet; hit"), "not a hit: {status}");
+            assert_eq!(len, 1024);
+        }
         assert_eq!(call(&bare).await.1, 1024);
         assert_eq!(call_with(&hit, Some(RANGE)).await.1, 512);
     });
@@ -140,6 +147,7 @@ fn main() {
     group.bench_function("range_hit", |b| {
         b.to_async(&rt).iter(|| call_with(&hit, Some(RANGE)))
     });
+    group.bench_function("bounded_hit", |b| b.to_async(&rt).iter(|| call(&bounded)));
     group.finish();
     c.final_summary();
 }

@@ -3,12 +3,14 @@
 use super::directives::ResponseDirectives;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use http::Uri;
 use http::request::Parts;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 
+use super::bounds::Bounds;
 use super::flight::HttpFlights;
 use crate::Cache;
 
@@ -98,6 +100,10 @@ pub(crate) struct Config {
     pub(crate) vary_by_credentials: bool,
     /// Targeted cache-control fields (RFC 9213), most specific first.
     pub(crate) targeted: Vec<http::HeaderName>,
+    /// This layer's own part of the key space (a key part `p=<name>`).
+    pub(crate) partition: Option<String>,
+    pub(crate) max_entries: Option<usize>,
+    pub(crate) max_bytes: Option<u64>,
 }
 
 impl Config {
@@ -136,6 +142,9 @@ impl Default for Config {
             max_variants: DEFAULT_MAX_VARIANTS,
             targeted: Vec::new(),
             vary_by_credentials: false,
+            partition: None,
+            max_entries: None,
+            max_bytes: None,
         }
     }
 }
@@ -162,6 +171,10 @@ impl fmt::Debug for Config {
             .field("trusted_forwarding", &self.trusted_forwarding)
             .field("max_variants", &self.max_variants)
             .field("vary_by_credentials", &self.vary_by_credentials)
+            .field("targeted", &self.targeted)
+            .field("partition", &self.partition)
+            .field("max_entries", &self.max_entries)
+            .field("max_bytes", &self.max_bytes)
             .finish()
     }
 }
@@ -186,16 +199,78 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) flights: HttpFlights,
     pub(crate) refreshes: Arc<Semaphore>,
+    /// Stores and background refreshes in progress.
+    pub(crate) pending: Arc<Pending>,
+    /// `max_entries` / `max_bytes`, when set.
+    pub(crate) bounds: Option<Bounds>,
 }
 
 impl Shared {
     pub(crate) fn new(cache: Cache, config: Config) -> Shared {
         let refreshes = Arc::new(Semaphore::new(config.max_background_refreshes));
+        let bounds = Bounds::new(config.max_entries, config.max_bytes);
         Shared {
             cache,
             config,
             flights: HttpFlights::default(),
             refreshes,
+            pending: Arc::default(),
+            bounds,
+        }
+    }
+
+    /// The largest body this layer stores: `max_body_size`, and no more
+    /// than `max_bytes` allows.
+    pub(crate) fn body_limit(&self) -> usize {
+        match self.config.max_bytes {
+            Some(max) => self
+                .config
+                .max_body_size
+                .min(usize::try_from(max).unwrap_or(usize::MAX)),
+            None => self.config.max_body_size,
+        }
+    }
+}
+
+/// Counts the work a layer does after a response left it (reading and
+/// storing a body, background refreshes), so that
+/// [`HttpCacheLayer::settled`](super::HttpCacheLayer::settled) can wait
+/// for it.
+#[derive(Debug, Default)]
+pub(crate) struct Pending {
+    count: AtomicUsize,
+    idle: Notify,
+}
+
+impl Pending {
+    /// Counts one piece of work until the guard is dropped.
+    pub(crate) fn begin(self: &Arc<Self>) -> PendingGuard {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        PendingGuard(self.clone())
+    }
+
+    /// Resolves once nothing is in progress.
+    pub(crate) async fn settled(&self) {
+        loop {
+            let idle = self.idle.notified();
+            let mut idle = std::pin::pin!(idle);
+            idle.as_mut().enable();
+            if self.count.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+}
+
+/// One piece of work in progress (see [`Pending`]).
+#[derive(Debug)]
+pub(crate) struct PendingGuard(Arc<Pending>);
+
+impl Drop for PendingGuard {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
         }
     }
 }

@@ -28,7 +28,7 @@ use super::policy::{
     precondition_outcome, stale_if_error_allows, storable, usability,
 };
 use super::service::{CACHE_STATUS, Origin, OriginBody};
-use super::storage::{Found, find, invalidate_keys, matches_request, remove, store};
+use super::storage::{Found, find, head_key, invalidate_keys, matches_request, remove, store};
 use super::stored::{StoredPolicy, StoredResponse, strip_unstorable};
 
 /// Marks a response a covet HTTP cache already handled, so an outer layer
@@ -57,6 +57,10 @@ struct Ctx {
     credentials: Option<&'static str>,
     /// The invalidation mark when the request started.
     since: u64,
+    /// The stored `GET` response found for this request: a `HEAD`
+    /// forwarded while one is stored updates it (RFC 9111 §4.3.5) and is
+    /// not stored itself.
+    stored_get: Option<Arc<StoredResponse>>,
 }
 
 impl Ctx {
@@ -65,8 +69,13 @@ impl Ctx {
     }
 
     fn requester(&self) -> Requester<'_> {
+        self.requester_as(&self.parts.method)
+    }
+
+    /// This request's storing rules, for a response to `method`.
+    fn requester_as<'a>(&'a self, method: &'a Method) -> Requester<'a> {
         Requester {
-            method: &self.parts.method,
+            method,
             cc: &self.req_cc,
             credentials: self.credentials,
         }
@@ -134,19 +143,32 @@ where
         Ok(k) => k,
         Err(detail) => return bypass(shared, inner, parts, body, detail).await,
     };
-    let ctx = Ctx {
+    let mut ctx = Ctx {
         req_cc: RequestDirectives::from_headers(&parts.headers),
         since: invalidation::mark(),
         shared,
         parts,
         primary,
         credentials,
+        stored_get: None,
     };
     let now = SystemTime::now();
     let (stored, fwd) = match find(&ctx.shared, &ctx.primary, &ctx.parts.headers).await {
         Found::Stored(r) => (Some(r), Fwd::Stale),
         Found::UriMiss => (None, Fwd::UriMiss),
         Found::VaryMiss => (None, Fwd::VaryMiss),
+    };
+    ctx.stored_get.clone_from(&stored);
+    // A `HEAD` with no `GET` stored for it: a stored response to an
+    // earlier `HEAD` may answer it.
+    let stored = match stored {
+        None if ctx.head() => {
+            match find(&ctx.shared, &head_key(&ctx.primary), &ctx.parts.headers).await {
+                Found::Stored(r) => Some(r),
+                Found::UriMiss | Found::VaryMiss => None,
+            }
+        }
+        found => found,
     };
 
     if let Some(r) = stored {
@@ -156,7 +178,11 @@ where
                     return Ok(serve(&ctx, &r, now, hit(&r, now)));
                 }
                 Use::StaleWhileRevalidate => {
-                    refresh_in_background(&ctx, inner, body, r.clone());
+                    // A stored `HEAD` response is served stale without a
+                    // refresh (a refresh is a `GET`).
+                    if ctx.stored_get.is_some() {
+                        refresh_in_background(&ctx, inner, body, r.clone());
+                    }
                     let mut status = hit(&r, now);
                     status.detail = Some(NotStored::StaleWhileRevalidate);
                     return Ok(serve(&ctx, &r, now, status));
@@ -255,9 +281,9 @@ where
         (inspected, key_path(&shared.config, &parts))
     });
     let response = inner.call(Request::from_parts(parts, body)).await?;
-    if response.extensions().get::<Handled>().is_some() {
-        return Ok(response.map(HttpCacheBody::stream));
-    }
+    // An inner covet layer that handled the request invalidated its own
+    // entries; this layer's (another partition) go as well.
+    let handled = response.extensions().get::<Handled>().is_some();
     let status = response.status();
     if let Some((inspected, path)) = target
         && (status.is_success() || status.is_redirection())
@@ -273,7 +299,10 @@ where
             }
             keys.push(key.clone());
         }
-        invalidate_keys(&shared.cache, &keys).await;
+        invalidate_keys(&shared, &keys).await;
+    }
+    if handled {
+        return Ok(response.map(HttpCacheBody::stream));
     }
     let cache_status = CacheStatus {
         fwd: Some(Fwd::Method),
@@ -443,12 +472,11 @@ fn gateway_timeout<B: Body>(ctx: &Ctx) -> Response<HttpCacheBody<B>> {
 }
 
 /// The request as sent to the origin: without the client's conditionals
-/// and `Range` when its response may be stored, and with the stored
-/// response's validators when revalidating it.
+/// and `Range` when its response may be stored (a `GET` or `HEAD`), and
+/// with the stored response's validators when revalidating it.
 fn origin_parts(ctx: &Ctx, validators_of: Option<&StoredResponse>) -> (Parts, bool) {
     let mut p = ctx.parts.clone();
-    let strip =
-        validators_of.is_some() || (ctx.parts.method == Method::GET && !ctx.req_cc.no_store);
+    let strip = validators_of.is_some() || !ctx.req_cc.no_store;
     if strip {
         for h in &CLIENT_CONDITIONALS {
             p.headers.remove(h);
@@ -528,12 +556,21 @@ where
     {
         return Ok(serve_stale_on_error(ctx, r, Some(response.status())));
     }
+    let mut updated = None;
+    if ctx.head()
+        && response.status() == StatusCode::OK
+        && let Some(get) = ctx.stored_get.as_ref()
+        && ctx.may_serve(get)
+    {
+        updated = Some(updated_by_head(ctx, get, response.headers(), request_time).await);
+    }
     let outcome = Outcome {
         request_time,
         fwd,
         leader,
         collapsed,
         stripped,
+        updated,
     };
     Ok(finish(ctx, response, outcome))
 }
@@ -562,6 +599,9 @@ struct Outcome {
     collapsed: bool,
     /// The client's conditionals were held back: evaluate them here.
     stripped: bool,
+    /// A `HEAD` response that went to updating the stored `GET`: whether
+    /// that was stored, and why not. Such a response is not stored itself.
+    updated: Option<(bool, Option<NotStored>)>,
 }
 
 /// The `Vary` names a stored response is keyed by: its own, and
@@ -604,6 +644,8 @@ where
         opted_in,
     };
     let decision = match policy {
+        // A `HEAD` response is stored only while no `GET` is.
+        _ if ctx.head() && ctx.stored_get.is_some() => Err(NotStored::Method),
         Some(CachePolicy::Bypass) => Err(NotStored::Bypass),
         _ if config.opt_in && !opted_in => Err(NotStored::OptIn),
         _ => storable(config, &ctx.requester(), &candidate, response_time),
@@ -616,7 +658,7 @@ where
     let too_large = declared
         .or(body.size_hint().exact())
         .unwrap_or(body.size_hint().lower())
-        > config.max_body_size as u64;
+        > ctx.shared.body_limit() as u64;
     let decision = match decision {
         Ok(_) if too_large => Err(NotStored::TooLarge),
         other => other,
@@ -639,7 +681,11 @@ where
     let (lifetime, runtime) = match stored {
         Ok(stored) => stored,
         Err(reason) => {
-            status.detail = Some(reason);
+            match outcome.updated {
+                // The stored `GET` took this `HEAD` response's fields.
+                Some((stored, detail)) => (status.stored, status.detail) = (stored, detail),
+                None => status.detail = Some(reason),
+            }
             drop(outcome.leader);
             let response = match answer {
                 Some(code) => short_answer(code, &parts.headers),
@@ -675,27 +721,38 @@ where
     status.stored = true;
     status.ttl = Some(template.ttl_secs(response_time));
     let shared = ctx.shared.clone();
-    let primary = ctx.primary.clone();
+    let head = ctx.head();
+    let key = if head {
+        head_key(&ctx.primary)
+    } else {
+        ctx.primary.clone()
+    };
     let since = ctx.since;
     let leader = outcome.leader;
     let spawner = runtime.clone();
+    // Counted until the body is stored or given up (see `settled`).
+    let pending = shared.pending.begin();
     let on_complete = Box::new(move |bytes: Bytes| {
         let mut r = template;
         if !r.headers.contains_key(CONTENT_LENGTH) {
             r.headers
                 .insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
         }
-        r.body = bytes;
+        // A `HEAD` response keeps the length of the body it describes;
+        // a body the origin sent anyway is not kept.
+        r.body = if head { Bytes::new() } else { bytes };
         let r = Arc::new(r);
         spawner.spawn(async move {
-            if store(&shared, &primary, since, r.clone()).await
+            let _pending = pending;
+            if store(&shared, &key, since, r.clone()).await
                 && let Some(l) = leader
             {
                 l.publish(r);
             }
         });
     });
-    let body = HttpCacheBody::driven(body, config.max_body_size, on_complete, &runtime);
+    let limit = ctx.shared.body_limit();
+    let body = HttpCacheBody::driven(body, limit, on_complete, &runtime);
     let response = match answer {
         // The cache goes on reading the body it stores.
         Some(code) => short_answer(code, &parts.headers),
@@ -752,6 +809,7 @@ where
         leader: None,
         collapsed: false,
         stripped,
+        updated: None,
     };
     Ok(finish(ctx, response, outcome))
 }
@@ -770,44 +828,92 @@ async fn updated_by_304<B: Body>(
     let now = SystemTime::now();
     let clock = AgeClock::new(not_modified, request_time, now);
     let config = &ctx.shared.config;
-    let stored_headers = r.merged_headers(not_modified, true);
-    let cc = config.response_directives(&stored_headers);
+    let (stored, detail) = store_updated(ctx, r, not_modified, clock, now).await;
+    let mut status = CacheStatus {
+        fwd: Some(fwd),
+        fwd_status: Some(304),
+        stored,
+        detail,
+        ..CacheStatus::default()
+    };
     let default = if r.policy.opted_in {
         config.default_ttl
     } else {
         config.default_ttl_for(r.status)
     };
-    let lifetime = freshness_lifetime(r.status, &stored_headers, &cc, default, now);
-    let candidate = Candidate {
-        status: r.status,
-        headers: &stored_headers,
-        cc: &cc,
-        opted_in: r.policy.opted_in,
-    };
-    let mut status = CacheStatus {
-        fwd: Some(fwd),
-        fwd_status: Some(304),
-        ..CacheStatus::default()
-    };
-    match storable(config, &ctx.requester(), &candidate, now) {
-        Ok(lifetime) => {
-            let fresh = Arc::new(r.freshened(stored_headers.clone(), &cc, clock, lifetime));
-            status.stored = store(&ctx.shared, &ctx.primary, ctx.since, fresh).await;
-        }
-        // Only this request asked not to store: the stored copy stays.
-        Err(NotStored::RequestNoStore) => status.detail = Some(NotStored::RequestNoStore),
-        Err(reason) => {
-            // The origin no longer lets it be shared: drop it.
-            status.detail = Some(reason);
-            remove(&ctx.shared.cache, &ctx.primary).await;
-        }
-    }
+    let stored_headers = r.merged_headers(not_modified, true);
+    let stored_cc = config.response_directives(&stored_headers);
+    let lifetime = freshness_lifetime(r.status, &stored_headers, &stored_cc, default, now);
     let view_headers = r.merged_headers(not_modified, false);
     let view_cc = config.response_directives(&view_headers);
     let view = r.freshened(view_headers, &view_cc, clock, lifetime);
     status.ttl = Some(view.ttl_secs(now));
     // Served from the updated copy: not a second miss.
     serve(ctx, &view, now, status)
+}
+
+/// A `200` to a `HEAD` forwarded while a `GET` response is stored (RFC
+/// 9111 §4.3.5): when their validators (`ETag`, `Last-Modified`) and the
+/// length agree, the stored response takes the `HEAD` response's fields
+/// as from a 304; otherwise the stored body is out of date and is
+/// dropped. Whether the updated response was stored, and why not.
+async fn updated_by_head(
+    ctx: &Ctx,
+    r: &StoredResponse,
+    head: &HeaderMap,
+    request_time: SystemTime,
+) -> (bool, Option<NotStored>) {
+    let agrees = [ETAG, LAST_MODIFIED].iter().all(|name| {
+        head.get(name)
+            .is_none_or(|v| r.headers.get(name) == Some(v))
+    }) && head.get(CONTENT_LENGTH).is_none_or(|v| {
+        v.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()) == Some(r.body.len() as u64)
+    });
+    if !agrees {
+        remove(&ctx.shared, &ctx.primary).await;
+        return (false, Some(NotStored::Validators));
+    }
+    let now = SystemTime::now();
+    let clock = AgeClock::new(head, request_time, now);
+    store_updated(ctx, r, head, clock, now).await
+}
+
+/// Stores `r` with the fields of a response that confirmed it (a 304, or
+/// a `HEAD`'s 200), if the merged response may still be stored for this
+/// request; drops it when the origin no longer lets it be shared.
+/// Whether it was stored, and why not.
+async fn store_updated(
+    ctx: &Ctx,
+    r: &StoredResponse,
+    fields: &HeaderMap,
+    clock: AgeClock,
+    now: SystemTime,
+) -> (bool, Option<NotStored>) {
+    let config = &ctx.shared.config;
+    let stored_headers = r.merged_headers(fields, true);
+    let cc = config.response_directives(&stored_headers);
+    let candidate = Candidate {
+        status: r.status,
+        headers: &stored_headers,
+        cc: &cc,
+        opted_in: r.policy.opted_in,
+    };
+    match storable(config, &ctx.requester_as(&Method::GET), &candidate, now) {
+        Ok(lifetime) => {
+            let fresh = Arc::new(r.freshened(stored_headers, &cc, clock, lifetime));
+            (
+                store(&ctx.shared, &ctx.primary, ctx.since, fresh).await,
+                None,
+            )
+        }
+        // Only this request asked not to store: the stored copy stays.
+        Err(NotStored::RequestNoStore) => (false, Some(NotStored::RequestNoStore)),
+        Err(reason) => {
+            // The origin no longer lets it be shared: drop it.
+            remove(&ctx.shared, &ctx.primary).await;
+            (false, Some(reason))
+        }
+    }
 }
 
 /// `stale-while-revalidate`: one background revalidation per key, and at
@@ -842,8 +948,11 @@ fn refresh_in_background<S, ReqBody, ResBody>(
         primary: ctx.primary.clone(),
         credentials: ctx.credentials,
         since: ctx.since,
+        stored_get: Some(r.clone()),
     };
+    let pending = ctx.shared.pending.begin();
     handle.spawn(async move {
+        let _pending = pending;
         let _leader = leader;
         let _permit = permit;
         // The client's own (GET) body goes with the background request.

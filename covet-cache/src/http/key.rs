@@ -3,11 +3,12 @@
 //! A primary key is the key prefix, the effective request URI (RFC 9110
 //! §7.1: scheme, validated authority, path and query) and then, each after
 //! one space, the request parts that frameworks build responses from
-//! without the URI saying so: forwarding headers (`f.<name>=<value>`) and
-//! the layer's key extension (`x=<value>`). Values are percent-encoded, so
-//! no value can contain the space, `#` or `=` that separate the parts, and
-//! two different requests never produce one key. Responses with `Vary` add
-//! ` #<generation>:<hash>` (see `storage`).
+//! without the URI saying so: forwarding headers (`f.<name>=<value>`), the
+//! layer's key extension (`x=<value>`) and its partition (`p=<name>`).
+//! Values are percent-encoded, so no value can contain the space, `#` or
+//! `=` that separate the parts, and two different requests never produce
+//! one key. Responses with `Vary` add ` #<generation>:<hash>`, stored
+//! `HEAD` responses ` @head` (see `storage`).
 
 use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue, Uri};
@@ -179,6 +180,10 @@ pub(crate) fn inspect(config: &Config, parts: &Parts) -> Inspected {
     if let Some(ext) = config.key_extension.as_ref().and_then(|f| f(parts)) {
         key.push_str(" x=");
         push_encoded(&mut key, ext.as_bytes());
+    }
+    if let Some(partition) = &config.partition {
+        key.push_str(" p=");
+        push_encoded(&mut key, partition.as_bytes());
     }
     out.key = crate::key::validate_key(&key)
         .map(|()| key)
@@ -724,6 +729,12 @@ mod tests {
         assert_eq!(
             key(&c, "/p", &[host, ("x-tenant", "a #1:2")]).unwrap(),
             "http:http://h.test/p x=a%20%231:2"
+        );
+        // The partition comes last, encoded like the rest.
+        c.partition = Some("api v2".to_owned());
+        assert_eq!(
+            key(&c, "/p", &[host, ("x-tenant", "t")]).unwrap(),
+            "http:http://h.test/p x=t p=api%20v2"
         );
     }
 

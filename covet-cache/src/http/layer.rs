@@ -306,12 +306,116 @@ impl HttpCacheLayer {
         self.with(|c| c.targeted = names)
     }
 
-    /// Removes the stored responses (every variant) for `uri` under this
-    /// layer's key prefix, for every forwarding header and key extension.
-    /// Returns how many keys were removed.
+    /// Keeps this layer's entries apart from other layers on the same
+    /// cache and key prefix: its keys carry the part `p=<name>`, so it
+    /// neither answers from nor overwrites what another layer stored.
+    ///
+    /// Two layers on one cache with the same prefix share their entries.
+    /// When they are nested (one on the whole app, one on a router inside
+    /// it), the outer one then answers from what the inner one stored,
+    /// under the outer one's own rules. With a partition each answers
+    /// from its own entries; a response the inner layer handled passes
+    /// through the outer one unstored, and an unsafe request (`POST`...)
+    /// still invalidates the URI in both. Invalidating a URI from code
+    /// ([`invalidate`](Self::invalidate), [`HttpCache::invalidate`])
+    /// removes it from every partition.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use covet_cache::{Cache, http::HttpCacheLayer};
+    ///
+    /// let cache = Cache::memory();
+    /// let outer = HttpCacheLayer::new(cache.clone()).partition("site");
+    /// let inner = HttpCacheLayer::new(cache)
+    ///     .partition("api")
+    ///     .default_ttl(Duration::from_secs(5));
+    /// # let _ = (outer, inner);
+    /// ```
+    #[must_use]
+    pub fn partition(self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        self.with(|c| c.partition = (!name.is_empty()).then_some(name))
+    }
+
+    /// At most this many entries stored by this layer (a response, a
+    /// variant of one, or a URI's variant index each count as one); when
+    /// a store goes over, the entries this layer used least recently are
+    /// deleted from the cache. Only this layer's own entries count and
+    /// are evicted, never other users' of the same [`Cache`], so one
+    /// cache can hold values, sessions and several bounded layers. The
+    /// count is kept per process: with a shared backend (Redis), each
+    /// process bounds what it stored. The backend's own bounds still
+    /// apply.
+    ///
+    /// ```
+    /// use covet_cache::{Cache, http::HttpCacheLayer};
+    /// let layer = HttpCacheLayer::new(Cache::memory())
+    ///     .max_entries(10_000)
+    ///     .max_bytes(64 * 1024 * 1024);
+    /// # let _ = layer;
+    /// ```
+    #[must_use]
+    pub fn max_entries(self, entries: usize) -> Self {
+        self.with(|c| c.max_entries = Some(entries))
+    }
+
+    /// At most about this many bytes stored by this layer: each entry
+    /// counts its body, its header fields, its key and a fixed overhead
+    /// of 64 bytes. Least recently used entries are evicted as with
+    /// [`max_entries`](Self::max_entries); a response larger than the
+    /// whole budget (or than [`max_body_size`](Self::max_body_size)) is
+    /// not stored (`detail=too-large`).
+    #[must_use]
+    pub fn max_bytes(self, bytes: u64) -> Self {
+        self.with(|c| c.max_bytes = Some(bytes))
+    }
+
+    /// Resolves once nothing this layer began is still in progress: every
+    /// response being read for storing has been stored (or dropped), and
+    /// every background refresh (`stale-while-revalidate`) has finished.
+    /// For tests that must know a response is stored before the next
+    /// request, and for a graceful shutdown that lets stores land.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use bytes::Bytes;
+    /// use covet_cache::{Cache, http::HttpCacheLayer};
+    /// use http::{Request, Response};
+    /// use http_body_util::{BodyExt, Full};
+    /// use tower::{Layer, ServiceExt, service_fn};
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let layer = HttpCacheLayer::new(Cache::memory());
+    /// let svc = layer.layer(service_fn(|_req: Request<Full<Bytes>>| async {
+    ///     let mut r = Response::new(Full::new(Bytes::from("hello")));
+    ///     r.headers_mut().insert("cache-control", "max-age=60".parse().unwrap());
+    ///     Ok::<_, Infallible>(r)
+    /// }));
+    /// let req = || Request::get("http://example.com/").body(Full::default()).unwrap();
+    /// let first = svc.clone().oneshot(req()).await.unwrap();
+    /// first.into_body().collect().await.unwrap();
+    /// layer.settled().await; // the response is in the cache now
+    /// let second = svc.oneshot(req()).await.unwrap();
+    /// assert!(second.headers()["cache-status"].to_str().unwrap().contains("hit"));
+    /// # });
+    /// ```
+    pub async fn settled(&self) {
+        self.shared.pending.settled().await;
+    }
+
+    /// Removes the stored responses (every variant, every partition, and
+    /// stored `HEAD` responses) for `uri` under this layer's key prefix,
+    /// for every forwarding header and key extension. Returns how many
+    /// keys were removed.
     pub async fn invalidate(&self, uri: &str) -> crate::Result<u64> {
-        super::storage::invalidate_uri(&self.shared.cache, &self.shared.config.key_prefix, uri)
-            .await
+        let shared = &self.shared;
+        super::storage::invalidate_uri(
+            &shared.cache,
+            &shared.config.key_prefix,
+            shared.bounds.as_ref(),
+            uri,
+        )
+        .await
     }
 }
 

@@ -38,7 +38,8 @@
 //! ```
 //!
 //! # What is implemented
-//! - Storing: responses to `GET` with a status that is safe to share
+//! - Storing: responses to `GET` (and to `HEAD`, see below) with a
+//!   status that is safe to share
 //!   (200, 203, 204, 300, 301, 308, 404, 410; 302 and 307 only with
 //!   explicit freshness; never an interim 1xx or a 206), unless the
 //!   response says `no-store` (`must-understand` honoured) or `private`
@@ -61,8 +62,16 @@
 //! - Serving: the age of RFC 9111 §4.2.3 (origin `Age` and `Date`
 //!   included) in an `Age` header; request `max-age`, `min-fresh`,
 //!   `max-stale`, `no-cache`, `Pragma: no-cache`, `only-if-cached` (504);
-//!   `HEAD` answered from a stored `GET`; `no-cache`, `must-revalidate`,
-//!   `proxy-revalidate` and `s-maxage` responses never served stale.
+//!   `no-cache`, `must-revalidate`, `proxy-revalidate` and `s-maxage`
+//!   responses never served stale.
+//! - `HEAD`: answered from a stored `GET`; while none is stored, a
+//!   response to `HEAD` is stored on its own (under the same rules) and
+//!   answers later `HEAD`s only. A `HEAD` forwarded while a stale `GET` is
+//!   stored updates it (RFC 9111 §4.3.5): when the `ETag`,
+//!   `Last-Modified` and `Content-Length` it carries match the stored
+//!   response's, the stored response takes its fields and freshness as
+//!   from a `304`; otherwise the stored response is dropped
+//!   (`detail=validators`).
 //! - `Vary`: one variant per combination of the named request headers'
 //!   values, at most [`HttpCacheLayer::max_variants`] per URI; `Vary: *` is
 //!   never served from the cache.
@@ -93,9 +102,10 @@
 //!   method not known to be safe) removes the responses stored for its URI
 //!   and for same-origin `Location` / `Content-Location`;
 //!   [`HttpCache::invalidate`] and [`HttpCacheLayer::invalidate`] from
-//!   code; `cache.delete_pattern("http:*")` and `cache.clear()`. A
-//!   response read from the origin before an invalidation of its URI and
-//!   finished after it is not stored.
+//!   code (every variant, partition and stored `HEAD`);
+//!   `cache.delete_pattern("http:*")` and `cache.clear()`. A response
+//!   read from the origin before an invalidation of its URI and finished
+//!   after it is not stored.
 //! - Concurrent misses for one URI send one request to the origin; the
 //!   others wait for its response (`collapsed` in `Cache-Status`), at most
 //!   [`HttpCacheLayer::coalesce_timeout`].
@@ -111,6 +121,13 @@
 //!   a response was not stored or the request bypassed the cache (`host`,
 //!   `body`, `cookie`, `authorization`, `set-cookie`, `status`,
 //!   `cache-control`, `vary`, `vary-credentials`...).
+//! - Bounds per layer: [`HttpCacheLayer::max_entries`] and
+//!   [`HttpCacheLayer::max_bytes`] evict the layer's own least recently
+//!   used entries, never other users' of the same [`Cache`];
+//!   [`HttpCacheLayer::partition`] keeps layers on one cache (nested ones,
+//!   say) from answering from each other's entries.
+//! - [`HttpCacheLayer::settled`] waits until every response the layer
+//!   began storing is stored (for tests and graceful shutdown).
 //! - Beyond the RFC: [`HttpCacheLayer::default_ttl`] (Django's
 //!   `cache_page`), per-response [`CachePolicy`] (opt out, or opt in under
 //!   [`HttpCacheLayer::opt_in`]), a key prefix and a key extension (for
@@ -188,8 +205,7 @@
 //! # What is not
 //! - Several ranges in one request (`multipart/byteranges`): answered with
 //!   the whole response; `206` responses from the origin are never stored.
-//! - Storing responses to `HEAD` (answered from `GET`s only) and to
-//!   `POST` with `Content-Location`.
+//! - Storing responses to `POST` with `Content-Location`.
 //! - Responses with trailers are passed through but not stored.
 //! - The scheme is taken from the request target or a trusted proxy's
 //!   header (`http` when neither says): a server that terminates TLS
@@ -207,6 +223,7 @@
 //! [`Stats::http_misses`]: crate::Stats::http_misses
 
 mod body;
+mod bounds;
 mod config;
 mod directives;
 mod flight;

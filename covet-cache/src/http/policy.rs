@@ -41,6 +41,7 @@ pub(crate) enum NotStored {
     Vary,
     VaryCredentials,
     VaryStar,
+    Validators,
     Body,
     Cookie,
     Authorization,
@@ -71,6 +72,7 @@ impl NotStored {
             NotStored::Vary => "vary",
             NotStored::VaryCredentials => "vary-credentials",
             NotStored::VaryStar => "vary-star",
+            NotStored::Validators => "validators",
             NotStored::Body => "body",
             NotStored::Cookie => "cookie",
             NotStored::Authorization => "authorization",
@@ -147,7 +149,7 @@ fn shareable_status(c: &Candidate<'_>) -> bool {
     }
 }
 
-/// Whether a response to a GET may be stored (RFC 9111 §3, with the
+/// Whether a response to a GET or HEAD may be stored (RFC 9111 §3, with the
 /// security defaults of the module docs), and for how long it is fresh.
 pub(crate) fn storable(
     config: &Config,
@@ -156,7 +158,7 @@ pub(crate) fn storable(
     response_time: SystemTime,
 ) -> Result<Lifetime, NotStored> {
     let (status, headers, cc) = (c.status, c.headers, c.cc);
-    if req.method != Method::GET {
+    if req.method != Method::GET && req.method != Method::HEAD {
         return Err(NotStored::Method);
     }
     if req.cc.no_store {

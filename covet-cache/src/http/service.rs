@@ -48,6 +48,12 @@ impl<S> HttpCache<S> {
         HttpCacheLayer::new(cache)
     }
 
+    /// Resolves once nothing this service's layer began is still in
+    /// progress (see [`HttpCacheLayer::settled`]).
+    pub async fn settled(&self) {
+        self.shared.pending.settled().await;
+    }
+
     /// The inner service.
     pub fn get_ref(&self) -> &S {
         &self.inner
@@ -81,7 +87,7 @@ impl HttpCache<()> {
     /// # });
     /// ```
     pub async fn invalidate(cache: &Cache, uri: &str) -> crate::Result<u64> {
-        super::storage::invalidate_uri(cache, super::config::DEFAULT_KEY_PREFIX, uri).await
+        super::storage::invalidate_uri(cache, super::config::DEFAULT_KEY_PREFIX, None, uri).await
     }
 }
 

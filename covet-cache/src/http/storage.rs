@@ -1,7 +1,9 @@
 //! Reading and writing stored responses in the [`Cache`]: the primary key
 //! of a URI holds the response, or for a response with `Vary` an index
 //! (the header names, a generation, the variants stored) with each
-//! variant at `<primary> #<generation>:<hash of the values>`.
+//! variant at `<primary> #<generation>:<hash of the values>`. A response
+//! to `HEAD`, stored only while no `GET` is, lives under `<primary> @head`
+//! (the same layout below it).
 
 use std::hash::BuildHasher;
 use std::sync::Arc;
@@ -9,12 +11,18 @@ use std::time::SystemTime;
 
 use http::HeaderMap;
 
+use super::bounds::Bounds;
 use super::config::Shared;
 use super::invalidation;
 use super::key::{base_key, fnv64, vary_values};
 use super::policy::retention;
 use super::stored::{HttpEntry, StoredResponse};
 use crate::Cache;
+
+/// Where a response to `HEAD` for `primary` is stored.
+pub(crate) fn head_key(primary: &str) -> String {
+    format!("{primary} @head")
+}
 
 fn variant_key(primary: &str, generation: u64, hash: u64) -> String {
     format!("{primary} #{generation:x}:{hash:x}")
@@ -45,9 +53,17 @@ async fn read(cache: &Cache, key: &str) -> Option<HttpEntry> {
 
 pub(crate) async fn find(shared: &Shared, primary: &str, headers: &HeaderMap) -> Found {
     let cache = &shared.cache;
+    let touch = |key: &str| {
+        if let Some(b) = &shared.bounds {
+            b.touch(key);
+        }
+    };
     match read(cache, primary).await {
         None => Found::UriMiss,
-        Some(HttpEntry::Response(r)) => Found::Stored(r),
+        Some(HttpEntry::Response(r)) => {
+            touch(primary);
+            Found::Stored(r)
+        }
         Some(HttpEntry::Variants {
             vary, generation, ..
         }) => {
@@ -55,6 +71,8 @@ pub(crate) async fn find(shared: &Shared, primary: &str, headers: &HeaderMap) ->
             let key = variant_key(primary, generation, fnv64(&values));
             match read(cache, &key).await {
                 Some(HttpEntry::Response(r)) if r.vary == vary && r.vary_values == values => {
+                    touch(primary);
+                    touch(&key);
                     Found::Stored(r)
                 }
                 _ => Found::VaryMiss,
@@ -93,8 +111,16 @@ pub(crate) async fn store(
     if invalidation::invalidated_since(since, &full) {
         return false;
     }
+    let size = r.approx_size();
+    if let Some(b) = &shared.bounds
+        && !b.fits(Bounds::cost(primary, size))
+    {
+        return false;
+    }
     let ttl = retention(&r, &shared.config);
+    let mut admitted: Vec<(String, u64)> = Vec::with_capacity(2);
     let written = if r.vary.is_empty() {
+        admitted.push((primary.to_owned(), Bounds::cost(primary, size)));
         log_failure(
             cache
                 .set(primary, &HttpEntry::Response(r.clone()), Some(ttl))
@@ -118,59 +144,84 @@ pub(crate) async fn store(
                 evicted.push(variants.remove(0));
             }
         }
+        let index_size = 16 * variants.len() + r.vary.iter().map(String::len).sum::<usize>();
         let index = HttpEntry::Variants {
             vary: r.vary.clone(),
             generation,
             variants,
         };
+        let key = variant_key(primary, generation, hash);
+        admitted.push((primary.to_owned(), Bounds::cost(primary, index_size)));
+        admitted.push((key.clone(), Bounds::cost(&key, size)));
         let ok = log_failure(cache.set(primary, &index, Some(ttl)).await)
             && log_failure(
                 cache
-                    .set(
-                        &variant_key(primary, generation, hash),
-                        &HttpEntry::Response(r.clone()),
-                        Some(ttl),
-                    )
+                    .set(&key, &HttpEntry::Response(r.clone()), Some(ttl))
                     .await,
             );
         for old in evicted {
-            if let Err(err) = cache.delete(&variant_key(primary, generation, old)).await {
-                tracing::warn!(error = %err, "dropping an old HTTP variant failed");
-            }
+            drop_key(shared, &variant_key(primary, generation, old)).await;
         }
         ok
     };
+    if written && let Some(b) = &shared.bounds {
+        let mut over = Vec::new();
+        for (key, cost) in &admitted {
+            over.extend(b.admit(key, *cost));
+        }
+        for key in over {
+            if let Err(err) = cache.delete(&key).await {
+                tracing::warn!(error = %err, "evicting an HTTP response failed");
+            }
+        }
+    }
     if written && invalidation::invalidated_since(since, &full) {
         // The invalidation landed while we wrote: it wins.
-        remove(cache, primary).await;
+        remove(shared, primary).await;
         return false;
     }
     written
 }
 
-/// Deletes what `primary` holds (the response, or the variant index, which
-/// makes every variant unreachable).
-pub(crate) async fn remove(cache: &Cache, primary: &str) {
-    if let Err(err) = cache.delete(primary).await {
+/// Deletes `key` from the cache and from the layer's bounds.
+async fn drop_key(shared: &Shared, key: &str) {
+    if let Some(b) = &shared.bounds {
+        b.forget(key);
+    }
+    if let Err(err) = shared.cache.delete(key).await {
         tracing::warn!(error = %err, "removing a stored HTTP response failed");
     }
 }
 
-/// Invalidates `keys`: recorded first (so stores that started earlier are
-/// dropped), then deleted.
-pub(crate) async fn invalidate_keys(cache: &Cache, keys: &[String]) {
-    for k in keys {
-        invalidation::record_key(format!("{}{k}", cache.prefix()));
+/// Deletes what `primary` holds (the response, or the variant index, which
+/// makes every variant unreachable).
+pub(crate) async fn remove(shared: &Shared, primary: &str) {
+    drop_key(shared, primary).await;
+}
+
+/// Invalidates `keys` and the `HEAD` responses stored beside them:
+/// recorded first (so stores that started earlier are dropped), then
+/// deleted.
+pub(crate) async fn invalidate_keys(shared: &Shared, keys: &[String]) {
+    let keys: Vec<String> = keys.iter().flat_map(|k| [k.clone(), head_key(k)]).collect();
+    let prefix = shared.cache.prefix();
+    for k in &keys {
+        invalidation::record_key(format!("{prefix}{k}"));
     }
-    for k in keys {
-        remove(cache, k).await;
+    for k in &keys {
+        remove(shared, k).await;
     }
 }
 
 /// Removes every response stored for `uri` under `prefix` (every variant,
 /// every forwarding header and key extension); a path removes it for every
 /// scheme and host.
-pub(crate) async fn invalidate_uri(cache: &Cache, prefix: &str, uri: &str) -> crate::Result<u64> {
+pub(crate) async fn invalidate_uri(
+    cache: &Cache,
+    prefix: &str,
+    bounds: Option<&Bounds>,
+    uri: &str,
+) -> crate::Result<u64> {
     let invalid = || crate::Error::InvalidKey {
         key: uri.chars().take(64).collect(),
         reason: "not a URI",
@@ -187,6 +238,13 @@ pub(crate) async fn invalidate_uri(cache: &Cache, prefix: &str, uri: &str) -> cr
     let namespace = esc(cache.prefix());
     for p in &patterns {
         invalidation::record_pattern(&format!("{namespace}{p}"));
+    }
+    if let Some(b) = bounds {
+        for p in &patterns {
+            if let Ok(glob) = crate::key::Glob::new(p) {
+                b.forget_matching(&glob);
+            }
+        }
     }
     let mut removed = 0;
     for p in &patterns {

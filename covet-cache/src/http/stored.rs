@@ -137,6 +137,23 @@ pub(crate) fn strip_unstorable(headers: &mut HeaderMap) {
 }
 
 impl StoredResponse {
+    /// About how many bytes this response takes: body, header fields and
+    /// the request values of its variant.
+    pub(crate) fn approx_size(&self) -> usize {
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|(n, v)| n.as_str().len() + v.len() + 4)
+            .sum();
+        let vary: usize = self
+            .vary
+            .iter()
+            .map(String::len)
+            .chain(self.vary_values.iter().flatten().map(String::len))
+            .sum();
+        self.body.len() + headers + vary + 64
+    }
+
     pub(crate) fn lifetime(&self) -> Duration {
         Duration::from_millis(self.lifetime_ms)
     }

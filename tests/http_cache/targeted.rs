@@ -1,17 +1,17 @@
-//! Targeted cache control (RFC 9213) over real HTTP: `CDN-Cache-Control`
-//! replaces `Cache-Control` (and `Expires`) for the layer's decisions when
-//! it is a valid dictionary, and is ignored entirely when it is not.
+//! Targeted cache control (RFC 9213): `CDN-Cache-Control` replaces
+//! `Cache-Control` (and `Expires`) for the layer's decisions when it is a
+//! valid dictionary, and is ignored entirely when it is not.
 
-#![cfg(feature = "http")]
-
+use crate::support::Within;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 
 use axum::Router;
 use covet::cache::Cache;
 use covet::cache::http::HttpCacheLayer;
 use covet_test::http::TestServer;
+
+use crate::support::fetch;
 
 type Headers = &'static [(&'static str, &'static str)];
 
@@ -30,42 +30,26 @@ fn app(
     (router.layer(layer), counters)
 }
 
-/// Fetches each case once, then checks which become hits.
-async fn expect_hits(server: &TestServer, cases: &[(&'static str, Headers)], wants: &[bool]) {
+/// Fetches each case once, waits for `layer` to store it, then checks
+/// which become hits.
+async fn expect_hits(
+    server: &TestServer,
+    layer: &HttpCacheLayer,
+    cases: &[(&'static str, Headers)],
+    wants: &[bool],
+) {
     for ((path, sent), want_hit) in cases.iter().zip(wants) {
-        reqwest::get(server.url(path))
-            .await
-            .expect("first")
-            .text()
-            .await
-            .expect("body");
-        let (hit, headers) = hit_within(server, path).await;
+        fetch(server, path, &[]).await;
+        layer.settled().within().await;
+        let again = fetch(server, path, &[]).await;
+        let hit = again.is_hit();
         assert_eq!(hit, *want_hit, "{path}");
         if hit && sent.iter().any(|(k, _)| *k == "cdn-cache-control") {
             assert!(
-                headers.contains_key("cdn-cache-control"),
+                again.headers.contains_key("cdn-cache-control"),
                 "{path}: forwarded as it is"
             );
         }
-    }
-}
-
-/// Requests `path` until a hit (at most a second): whether one came, and
-/// the last reply's headers.
-async fn hit_within(server: &TestServer, path: &str) -> (bool, reqwest::header::HeaderMap) {
-    let start = Instant::now();
-    loop {
-        let r = reqwest::get(server.url(path)).await.expect("request");
-        let headers = r.headers().clone();
-        r.text().await.expect("body");
-        let hit = headers
-            .get("cache-status")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|s| s.contains("; hit"));
-        if hit || start.elapsed() > Duration::from_secs(1) {
-            return (hit, headers);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -119,13 +103,12 @@ const CASES: &[(&str, Headers)] = &[
 
 #[tokio::test]
 async fn a_targeted_field_replaces_cache_control() {
-    let (router, runs) = app(
-        CASES,
-        HttpCacheLayer::new(Cache::memory()).targeted("CDN-Cache-Control"),
-    );
+    let layer = HttpCacheLayer::new(Cache::memory()).targeted("CDN-Cache-Control");
+    let (router, runs) = app(CASES, layer.clone());
     let server = TestServer::start(router).await;
     expect_hits(
         &server,
+        &layer,
         CASES,
         &[true, false, false, false, true, false, false],
     )
@@ -136,10 +119,12 @@ async fn a_targeted_field_replaces_cache_control() {
 
 #[tokio::test]
 async fn without_targeted_the_field_means_nothing() {
-    let (router, _) = app(CASES, HttpCacheLayer::new(Cache::memory()));
+    let layer = HttpCacheLayer::new(Cache::memory());
+    let (router, _) = app(CASES, layer.clone());
     let server = TestServer::start(router).await;
     expect_hits(
         &server,
+        &layer,
         CASES,
         &[false, true, false, false, true, true, true],
     )
@@ -167,7 +152,7 @@ async fn the_most_specific_field_comes_first() {
     ];
     let layer =
         HttpCacheLayer::new(Cache::memory()).targeted(["Covet-Cache-Control", "CDN-Cache-Control"]);
-    let (router, _) = app(TWO, layer);
+    let (router, _) = app(TWO, layer.clone());
     let server = TestServer::start(router).await;
-    expect_hits(&server, TWO, &[false, true]).await;
+    expect_hits(&server, &layer, TWO, &[false, true]).await;
 }

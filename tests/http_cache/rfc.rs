@@ -1,18 +1,17 @@
-//! RFC 9111 corners over real HTTP: an invalid `Age`, qualified
-//! `private="..."` / `no-cache="..."`, fields named by `Connection`, and
-//! interim responses.
+//! RFC 9111 corners: an invalid `Age`, qualified `private="..."` /
+//! `no-cache="..."`, fields named by `Connection`, and interim responses.
 
-#![cfg(feature = "http")]
-
+use crate::support::Within;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 
 use axum::Router;
 use covet::cache::Cache;
 use covet::cache::http::HttpCacheLayer;
 use covet_test::http::TestServer;
+
+use crate::support::fetch;
 
 /// A route answering `headers` and counting its runs.
 fn route(
@@ -22,41 +21,6 @@ fn route(
     runs: &Arc<AtomicUsize>,
 ) -> Router {
     router.route(path, covet_test::http::fixed_route(headers, runs.clone()))
-}
-
-struct Reply {
-    headers: reqwest::header::HeaderMap,
-}
-
-impl Reply {
-    fn get(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    fn hit(&self) -> bool {
-        self.get("cache-status")
-            .is_some_and(|s| s.contains("; hit"))
-    }
-}
-
-async fn fetch(server: &TestServer, path: &str) -> Reply {
-    let r = reqwest::get(server.url(path)).await.expect("request");
-    let headers = r.headers().clone();
-    r.text().await.expect("body");
-    Reply { headers }
-}
-
-/// Fetches until a response comes from the cache (stores complete after
-/// the body), at most two seconds; the last reply either way.
-async fn settle(server: &TestServer, path: &str) -> Reply {
-    let start = Instant::now();
-    loop {
-        let r = fetch(server, path).await;
-        if r.hit() || start.elapsed() > Duration::from_secs(2) {
-            return r;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
 }
 
 #[tokio::test]
@@ -106,43 +70,52 @@ async fn rfc_9111_corners() {
         ],
         &counters[4],
     );
-    let server = TestServer::start(app.layer(HttpCacheLayer::new(Cache::memory()))).await;
+    let layer = HttpCacheLayer::new(Cache::memory());
+    let server = TestServer::start(app.layer(layer.clone())).await;
 
     // A valid Age: stored, served fresh.
-    fetch(&server, "/age-ok").await;
-    assert!(settle(&server, "/age-ok").await.hit());
+    fetch(&server, "/age-ok", &[]).await;
+    layer.settled().within().await;
+    assert!(fetch(&server, "/age-ok", &[]).await.is_hit());
     // An Age that is a list cannot say how old the response is: stale,
     // so every request goes back to the origin.
     for _ in 0..3 {
-        assert!(!fetch(&server, "/age-list").await.hit());
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!fetch(&server, "/age-list", &[]).await.is_hit());
+        layer.settled().within().await;
     }
     assert_eq!(counters[1].load(Ordering::SeqCst), 3);
 
     // private="x-user": stored without X-User, the rest served to anyone.
-    let first = fetch(&server, "/private-field").await;
-    assert_eq!(first.get("x-user"), Some("alice"), "the requester gets it");
-    let hit = settle(&server, "/private-field").await;
-    assert!(hit.hit());
-    assert_eq!(hit.get("x-user"), None);
-    assert_eq!(hit.get("x-shared"), Some("yes"));
+    let first = fetch(&server, "/private-field", &[]).await;
+    assert_eq!(
+        first.header("x-user"),
+        Some("alice"),
+        "the requester gets it"
+    );
+    layer.settled().within().await;
+    let hit = fetch(&server, "/private-field", &[]).await;
+    assert!(hit.is_hit());
+    assert_eq!(hit.header("x-user"), None);
+    assert_eq!(hit.header("x-shared"), Some("yes"));
     assert_eq!(counters[2].load(Ordering::SeqCst), 1);
 
     // no-cache="x-debug": served from the cache without revalidation, and
     // without that field.
-    fetch(&server, "/no-cache-field").await;
-    let hit = settle(&server, "/no-cache-field").await;
-    assert!(hit.hit());
-    assert_eq!(hit.get("x-debug"), None);
-    assert_eq!(hit.get("x-shared"), Some("yes"));
+    fetch(&server, "/no-cache-field", &[]).await;
+    layer.settled().within().await;
+    let hit = fetch(&server, "/no-cache-field", &[]).await;
+    assert!(hit.is_hit());
+    assert_eq!(hit.header("x-debug"), None);
+    assert_eq!(hit.header("x-shared"), Some("yes"));
     assert_eq!(counters[3].load(Ordering::SeqCst), 1);
 
     // Fields named by Connection are hop-by-hop: never stored or served.
-    fetch(&server, "/connection").await;
-    let hit = settle(&server, "/connection").await;
-    assert!(hit.hit());
-    assert_eq!(hit.get("x-hop"), None);
-    assert_eq!(hit.get("x-shared"), Some("yes"));
+    fetch(&server, "/connection", &[]).await;
+    layer.settled().within().await;
+    let hit = fetch(&server, "/connection", &[]).await;
+    assert!(hit.is_hit());
+    assert_eq!(hit.header("x-hop"), None);
+    assert_eq!(hit.header("x-shared"), Some("yes"));
 }
 
 /// An interim (1xx) status returned as a response is never stored. (Over
@@ -155,8 +128,9 @@ async fn interim_responses_are_never_stored() {
 
     let runs = Arc::new(AtomicUsize::new(0));
     let counter = runs.clone();
+    let layer = HttpCacheLayer::new(Cache::memory());
     let svc = ServiceBuilder::new()
-        .layer(HttpCacheLayer::new(Cache::memory()))
+        .layer(layer.clone())
         .service(tower::service_fn(
             move |_req: http::Request<axum::body::Body>| {
                 let runs = counter.clone();
@@ -179,7 +153,7 @@ async fn interim_responses_are_never_stored() {
         let r = svc.clone().oneshot(req).await.expect("infallible");
         assert_eq!(r.status().as_u16(), 103);
         r.into_body().collect().await.expect("body");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        layer.settled().within().await;
     }
     assert_eq!(runs.load(Ordering::SeqCst), 3);
 }

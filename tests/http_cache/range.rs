@@ -1,11 +1,9 @@
-//! Range requests answered from a stored response, over real HTTP: `206`
-//! with `Content-Range`, `416`, `If-Range`, and what is never stored.
+//! Range requests answered from a stored response: `206` with
+//! `Content-Range`, `416`, `If-Range`, and what is never stored.
 
-#![cfg(feature = "http")]
-
+use crate::support::Within;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::http::header;
@@ -14,12 +12,15 @@ use covet::cache::Cache;
 use covet::cache::http::HttpCacheLayer;
 use covet_test::http::TestServer;
 
+use crate::support::fetch;
+
 const BODY: &str = "0123456789abcdefghij";
 
 /// The document (20 bytes, an ETag and a Last-Modified), counting origin
-/// requests and the `Range` headers the origin saw.
-fn app(runs: Arc<AtomicUsize>, ranges_seen: Arc<AtomicUsize>) -> Router {
-    Router::new()
+/// requests and the `Range` headers the origin saw; and its layer.
+fn app(runs: Arc<AtomicUsize>, ranges_seen: Arc<AtomicUsize>) -> (Router, HttpCacheLayer) {
+    let layer = HttpCacheLayer::new(Cache::memory());
+    let app = Router::new()
         .route(
             "/doc",
             get(move |headers: axum::http::HeaderMap| {
@@ -41,58 +42,24 @@ fn app(runs: Arc<AtomicUsize>, ranges_seen: Arc<AtomicUsize>) -> Router {
                 }
             }),
         )
-        .layer(HttpCacheLayer::new(Cache::memory()))
-}
-
-struct Reply {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: String,
-}
-
-async fn fetch(server: &TestServer, headers: &[(&str, &str)]) -> Reply {
-    let mut req = reqwest::Client::new().get(server.url("/doc"));
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let r = req.send().await.expect("request");
-    Reply {
-        status: r.status().as_u16(),
-        headers: r.headers().clone(),
-        body: r.text().await.expect("body"),
-    }
-}
-
-/// Fetches until the response is served from the cache (the store
-/// completes after the body is sent), at most five seconds.
-async fn until_stored(server: &TestServer) {
-    let start = Instant::now();
-    loop {
-        let r = fetch(server, &[]).await;
-        let status = r.headers.get("cache-status").and_then(|v| v.to_str().ok());
-        if status.is_some_and(|s| s.contains("; hit")) {
-            return;
-        }
-        assert!(start.elapsed() < Duration::from_secs(5), "never stored");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
-fn header<'a>(r: &'a Reply, name: &str) -> Option<&'a str> {
-    r.headers.get(name).and_then(|v| v.to_str().ok())
+        .layer(layer.clone());
+    (app, layer)
 }
 
 #[tokio::test]
 async fn ranges_are_answered_from_the_stored_response() {
     let (runs, ranges_seen) = (Arc::default(), Arc::default());
-    let server = TestServer::start(app(Arc::clone(&runs), Arc::clone(&ranges_seen))).await;
+    let (app, layer) = app(Arc::clone(&runs), Arc::clone(&ranges_seen));
+    let server = TestServer::start(app).await;
 
     // A miss with a range: the origin is asked for the whole response
     // (its answer is for everyone), the client gets the whole 200.
-    let first = fetch(&server, &[("range", "bytes=0-4")]).await;
+    let first = fetch(&server, "/doc", &[("range", "bytes=0-4")]).await;
     assert_eq!((first.status, first.body.as_str()), (200, BODY));
     assert_eq!(ranges_seen.load(Ordering::SeqCst), 0);
-    until_stored(&server).await;
+    layer.settled().within().await;
+    let stored = fetch(&server, "/doc", &[]).await;
+    assert!(stored.is_hit(), "never stored: {}", stored.cache_status());
     let origin_runs = runs.load(Ordering::SeqCst);
 
     for (range, want, content_range) in [
@@ -101,27 +68,30 @@ async fn ranges_are_answered_from_the_stored_response() {
         ("bytes=-3", "hij", "bytes 17-19/20"),
         ("bytes=18-100", "ij", "bytes 18-19/20"),
     ] {
-        let r = fetch(&server, &[("range", range)]).await;
+        let r = fetch(&server, "/doc", &[("range", range)]).await;
         assert_eq!(r.status, 206, "{range}");
         assert_eq!(r.body, want, "{range}");
-        assert_eq!(header(&r, "content-range"), Some(content_range));
+        assert_eq!(r.header("content-range"), Some(content_range));
         assert_eq!(
-            header(&r, "content-length"),
+            r.header("content-length"),
             Some(want.len().to_string().as_str())
         );
-        assert_eq!(header(&r, "content-type"), Some("text/plain"));
-        assert!(header(&r, "cache-status").is_some_and(|s| s.contains("; hit")));
-        assert!(header(&r, "age").is_some());
+        assert_eq!(r.header("content-type"), Some("text/plain"));
+        assert!(
+            r.header("cache-status")
+                .is_some_and(|s| s.contains("; hit"))
+        );
+        assert!(r.header("age").is_some());
     }
 
-    let r = fetch(&server, &[("range", "bytes=20-")]).await;
+    let r = fetch(&server, "/doc", &[("range", "bytes=20-")]).await;
     assert_eq!(r.status, 416);
-    assert_eq!(header(&r, "content-range"), Some("bytes */20"));
+    assert_eq!(r.header("content-range"), Some("bytes */20"));
     assert_eq!(r.body, "");
 
     // Several ranges, other units, malformed ranges: the whole response.
     for range in ["bytes=0-1,5-6", "items=0-1", "bytes=9-2", "bytes=x-"] {
-        let r = fetch(&server, &[("range", range)]).await;
+        let r = fetch(&server, "/doc", &[("range", range)]).await;
         assert_eq!((r.status, r.body.as_str()), (200, BODY), "{range}");
     }
 
@@ -135,12 +105,12 @@ async fn ranges_are_answered_from_the_stored_response() {
         ("W/\"v1\"", 200),
         ("Mon, 30 Nov 2026 00:00:00 GMT", 200),
     ] {
-        let r = fetch(&server, &[part[0], ("if-range", cond)]).await;
+        let r = fetch(&server, "/doc", &[part[0], ("if-range", cond)]).await;
         assert_eq!(r.status, status, "If-Range: {cond}");
     }
 
     // A matching If-None-Match wins over the range.
-    let r = fetch(&server, &[part[0], ("if-none-match", "\"v1\"")]).await;
+    let r = fetch(&server, "/doc", &[part[0], ("if-none-match", "\"v1\"")]).await;
     assert_eq!(r.status, 304);
 
     // HEAD ignores Range.
@@ -164,6 +134,7 @@ async fn ranges_are_answered_from_the_stored_response() {
 async fn a_partial_response_from_the_origin_is_passed_through_not_stored() {
     let runs = Arc::new(AtomicUsize::new(0));
     let counter = runs.clone();
+    let layer = HttpCacheLayer::new(Cache::memory());
     let app = Router::new()
         .route(
             "/part",
@@ -182,13 +153,13 @@ async fn a_partial_response_from_the_origin_is_passed_through_not_stored() {
                 }
             }),
         )
-        .layer(HttpCacheLayer::new(Cache::memory()));
+        .layer(layer.clone());
     let server = TestServer::start(app).await;
     for _ in 0..3 {
         let r = reqwest::get(server.url("/part")).await.expect("get");
         assert_eq!(r.status().as_u16(), 206);
         assert_eq!(r.text().await.expect("body"), "01");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        layer.settled().within().await;
     }
     assert_eq!(runs.load(Ordering::SeqCst), 3, "a 206 is never stored");
 }
