@@ -135,6 +135,21 @@ impl Codec {
         }
     }
 
+    /// The codec's name: `postcard`, `bincode` or `json`.
+    ///
+    /// ```
+    /// assert_eq!(covet_cache::Codec::Postcard.name(), "postcard");
+    /// ```
+    pub const fn name(self) -> &'static str {
+        match self {
+            Codec::Postcard => "postcard",
+            #[cfg(feature = "bincode")]
+            Codec::Bincode => "bincode",
+            #[cfg(feature = "json")]
+            Codec::Json => "json",
+        }
+    }
+
     fn from_id(id: u8) -> Result<Codec, CodecError> {
         match id {
             1 => Ok(Codec::Postcard),
@@ -232,6 +247,69 @@ impl Codec {
             #[cfg(feature = "json")]
             Codec::Json => Ok(serde_json::from_slice(payload)?),
         }
+    }
+}
+
+/// A stored value's envelope read from raw bytes: the codec that wrote
+/// it, the schema fingerprint of its type, the freshness stamp of values
+/// kept for stale-while-revalidate, and the serialized payload. For tools
+/// that read a backend's bytes directly (the `covet` command line);
+/// [`Cache`](crate::Cache) itself reads through typed gets.
+///
+/// ```
+/// use covet_cache::{Cache, Codec, Envelope};
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let cache = Cache::memory();
+/// cache.set("n", &7u32, None).await.unwrap();
+/// let bytes = cache.backend().get("covet:n").await.unwrap().unwrap();
+/// let envelope = Envelope::parse(&bytes).unwrap();
+/// assert_eq!(envelope.codec, Some(Codec::Postcard));
+/// assert_eq!(envelope.payload, [7]);
+/// assert!(Envelope::parse(b"not one").is_err());
+/// # });
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Envelope<'a> {
+    /// The codec id written into the envelope (1 postcard, 2 bincode, 3
+    /// JSON).
+    pub codec_id: u8,
+    /// The codec, when this build has it.
+    pub codec: Option<Codec>,
+    /// The schema fingerprint of the type that wrote the value (and the
+    /// cache's schema version).
+    pub fingerprint: u64,
+    /// Until when a value stored with a stale window is fresh,
+    /// milliseconds since the Unix epoch (`None` for other values).
+    pub fresh_until_ms: Option<u64>,
+    /// The serialized value.
+    pub payload: &'a [u8],
+}
+
+impl<'a> Envelope<'a> {
+    /// Reads the envelope of `bytes`; an error when they are too short or
+    /// of an unknown envelope format. Nothing is decoded.
+    pub fn parse(bytes: &'a [u8]) -> Result<Envelope<'a>, CodecError> {
+        if bytes.len() < HEADER_LEN {
+            return Err(CodecError::Envelope("shorter than the header"));
+        }
+        let (payload_at, fresh_until_ms) = match bytes[0] {
+            FORMAT_V1 => (HEADER_LEN, None),
+            FORMAT_STAMPED => match Stamp::of(bytes) {
+                Some(stamp) => (HEADER_LEN + STAMP_LEN, Some(stamp.fresh_until)),
+                None => return Err(CodecError::Envelope("shorter than the header")),
+            },
+            _ => return Err(CodecError::Envelope("unknown envelope format")),
+        };
+        let mut fp = [0u8; 8];
+        fp.copy_from_slice(&bytes[2..HEADER_LEN]);
+        Ok(Envelope {
+            codec_id: bytes[1],
+            codec: Codec::from_id(bytes[1]).ok(),
+            fingerprint: u64::from_le_bytes(fp),
+            fresh_until_ms,
+            payload: &bytes[payload_at..],
+        })
     }
 }
 

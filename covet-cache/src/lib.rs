@@ -59,7 +59,7 @@ pub use backend::{CacheBackend, Capabilities, Decoded, Entry, KeyTtl};
 pub use cache::{
     Cache, CacheBuilder, CacheValue, DEFAULT_LEASE_TTL, DEFAULT_LEASE_WAIT, DEFAULT_NAMESPACE,
 };
-pub use codec::Codec;
+pub use codec::{Codec, Envelope};
 pub use default::{default_cache, set_default};
 pub use error::{CodecError, ConfigError, Error, Result};
 /// Weighs keys and values for a memo bounded by bytes
