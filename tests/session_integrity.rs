@@ -69,6 +69,15 @@ async fn whoami(session: Session) -> String {
     session.user_id().unwrap_or_else(|| "anonymous".into())
 }
 
+/// Ends this user's other sessions: how many, or `unsupported`.
+async fn end_others(session: Session) -> String {
+    match session.end_other_sessions().await {
+        Ok(n) => n.to_string(),
+        Err(Error::Unsupported { .. }) => "unsupported".to_owned(),
+        Err(e) => panic!("ending the other sessions: {e}"),
+    }
+}
+
 async fn logout(session: Session) -> &'static str {
     session.logout();
     // Ignored: the session is over.
@@ -116,6 +125,7 @@ fn app(store: Store, config: SessionConfig) -> Router {
         .route("/get/{k}", get(read))
         .route("/login/{user}", post(login))
         .route("/whoami", get(whoami))
+        .route("/end-others", post(end_others))
         .route("/logout", post(logout))
         .route("/slow/{k}/{v}", post(slow))
         .route("/manual/{k}/{v}", post(manual))
@@ -606,6 +616,32 @@ async fn a_users_sessions_are_listed_and_revoked(store: Store) {
     );
 }
 
+async fn a_users_other_sessions_are_ended_and_this_one_kept(store: Store) {
+    let server = TestServer::start(app(store.clone(), config())).await;
+    let phone = Client::with_agent(&server, "phone");
+    let laptop = Client::with_agent(&server, "laptop");
+    let bob = Client::new(&server);
+    phone.post("/login/alice").await;
+    laptop.post("/login/alice").await;
+    bob.post("/login/bob").await;
+    let anonymous = Client::new(&server);
+    assert_eq!(anonymous.post("/end-others").await.body, "0");
+    let ended = laptop.post("/end-others").await;
+    if store.is_client_side() {
+        assert_eq!(ended.body, "unsupported");
+        return;
+    }
+    assert_eq!(ended.body, "1");
+    assert_eq!(phone.get("/whoami").await.body, "anonymous");
+    assert_eq!(laptop.get("/whoami").await.body, "alice");
+    assert_eq!(bob.get("/whoami").await.body, "bob");
+    let left = store.list_user_sessions("alice").await.expect("listing");
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0].user_agent.as_deref(), Some("laptop"));
+    // Nothing else to end.
+    assert_eq!(laptop.post("/end-others").await.body, "0");
+}
+
 // ---------------------------------------------------------------------
 // 10. No lost writes.
 
@@ -689,6 +725,7 @@ macro_rules! integrity_suite {
                 session_responses_vary_on_cookie_and_are_not_stored,
                 an_http_cache_in_front_never_serves_one_users_page_to_another,
                 a_users_sessions_are_listed_and_revoked,
+                a_users_other_sessions_are_ended_and_this_one_kept,
                 fifty_concurrent_requests_each_keep_their_key,
                 two_writes_of_one_key_the_last_wins,
             );

@@ -785,6 +785,37 @@ impl Session {
         self.inner.state.lock().meta.user.clone()
     }
 
+    /// Ends every other session of this session's user (the other devices
+    /// listed by [`SessionStore::list_user_sessions`]) and keeps this one;
+    /// returns how many ended. 0 when no user is logged in or the session
+    /// is not stored yet.
+    ///
+    /// ```
+    /// use covet_session::{MemoryStore, Session, SessionConfig};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let store = std::sync::Arc::new(MemoryStore::new());
+    /// let config = SessionConfig::default();
+    /// let phone = Session::new(store.clone(), &config);
+    /// phone.login("alice")?;
+    /// phone.save().await?;
+    /// let laptop = Session::new(store.clone(), &config);
+    /// laptop.login("alice")?;
+    /// laptop.save().await?;
+    /// assert_eq!(laptop.end_other_sessions().await?, 1);
+    /// # Ok::<(), covet_session::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn end_other_sessions(&self) -> Result<u64> {
+        self.ensure_loaded().await?;
+        let (Some(user), Some(id)) = (self.user_id(), self.id()) else {
+            return Ok(0);
+        };
+        self.inner
+            .store
+            .delete_other_user_sessions(&user, &id)
+            .await
+    }
+
     /// Ends the session: at the end of the request its record is deleted
     /// and a removal cookie (with the same attributes) is sent, with
     /// `Clear-Site-Data` if [configured](SessionConfig::with_clear_site_data).

@@ -258,6 +258,17 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
         })
     }
 
+    /// Deletes every session of `user_id` except `keep` (log out the other
+    /// devices, from a "your sessions" page) and returns how many went.
+    /// The default is [`Error::Unsupported`].
+    async fn delete_other_user_sessions(&self, user_id: &str, keep: &SessionId) -> Result<u64> {
+        let _ = (user_id, keep);
+        Err(Error::Unsupported {
+            store: "this",
+            operation: "deleting a user's other sessions",
+        })
+    }
+
     /// How many sessions are live now: exact for `MemoryStore` and
     /// `SqlStore`, a `SCAN` for `RedisStore` (cost in its docs), a count by
     /// pattern for `CacheStore` where its backend can count keys (memory,

@@ -477,7 +477,23 @@ impl<B: CacheBackend> SessionStore for CacheStore<B> {
     }
 
     async fn delete_user_sessions(&self, user_id: &str) -> Result<u64> {
-        let sessions = self.user_sessions(user_id).await?;
+        self.delete_user_entries(user_id, None).await
+    }
+
+    async fn delete_other_user_sessions(&self, user_id: &str, keep: &SessionId) -> Result<u64> {
+        self.delete_user_entries(user_id, Some(keep)).await
+    }
+}
+
+impl<B: CacheBackend> CacheStore<B> {
+    /// Deletes the sessions of `user_id`, but `keep`.
+    async fn delete_user_entries(&self, user_id: &str, keep: Option<&SessionId>) -> Result<u64> {
+        let sessions: Vec<(String, Record)> = self
+            .user_sessions(user_id)
+            .await?
+            .into_iter()
+            .filter(|(storage_key, _)| keep.is_none_or(|k| k.storage_key() != storage_key))
+            .collect();
         for (storage_key, _) in &sessions {
             let key = self.key_of(storage_key);
             self.locked(&key, || async {

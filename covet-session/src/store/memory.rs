@@ -400,8 +400,22 @@ impl SessionStore for MemoryStore {
     }
 
     async fn delete_user_sessions(&self, user_id: &str) -> Result<u64> {
+        self.delete_user_slots(user_id, None).await
+    }
+
+    async fn delete_other_user_sessions(&self, user_id: &str, keep: &SessionId) -> Result<u64> {
+        self.delete_user_slots(user_id, Some(keep)).await
+    }
+}
+
+impl MemoryStore {
+    /// Deletes the sessions of `user_id`, but `keep`.
+    async fn delete_user_slots(&self, user_id: &str, keep: Option<&SessionId>) -> Result<u64> {
         let mut n = 0;
         for (key, slot) in self.user_slots(user_id) {
+            if keep.is_some_and(|k| k.storage_key() == key.as_str()) {
+                continue;
+            }
             slot.state.lock().deleted = true;
             self.cache.remove(key.as_str()).await;
             n += 1;

@@ -574,6 +574,34 @@ impl SessionStore for RedisStore {
             .map_err(|e| Error::store(NAME, "counting sessions".to_owned(), e))
     }
 
+    async fn delete_other_user_sessions(&self, user_id: &str, keep: &SessionId) -> Result<u64> {
+        let index = self.user_index(user_id);
+        let others: Vec<String> = self
+            .user_sessions(user_id)
+            .await?
+            .into_iter()
+            .map(|(storage_key, _)| storage_key)
+            .filter(|k| k != keep.storage_key())
+            .collect();
+        for storage_key in &others {
+            let key = format!("{SESSION_KEY_ROOT}{}{storage_key}", self.inner.prefix);
+            self.unlink(&key, "deleting a user's session").await?;
+        }
+        if !others.is_empty() {
+            let members = others.clone();
+            self.run("updating a user's session list", |mut c| async move {
+                redis::cmd("SREM")
+                    .arg(&index)
+                    .arg(members)
+                    .query_async::<()>(&mut c)
+                    .await
+            })
+            .await?;
+        }
+        crate::security::revoked(user_id, others.len() as u64);
+        Ok(others.len() as u64)
+    }
+
     async fn delete_user_sessions(&self, user_id: &str) -> Result<u64> {
         let sessions = self.user_sessions(user_id).await?;
         for (storage_key, _) in &sessions {

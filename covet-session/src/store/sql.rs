@@ -661,6 +661,32 @@ impl SessionStore for SqlStore {
         Ok(oldest_first(infos))
     }
 
+    async fn delete_other_user_sessions(&self, user_id: &str, keep: &SessionId) -> Result<u64> {
+        let sql = &self.inner.sql;
+        let rows = self
+            .run("listing a user's sessions", || async move {
+                Ok(dispatch!(
+                    &self.inner.backend,
+                    user_sessions(sql, user_id, now_ms())
+                )?)
+            })
+            .await?;
+        let mut n = 0;
+        for (key, _, _) in rows {
+            if key == keep.storage_key() {
+                continue;
+            }
+            let key = key.as_str();
+            self.run("deleting a user's session", || async move {
+                Ok(dispatch!(&self.inner.backend, delete(sql, key))?)
+            })
+            .await?;
+            n += 1;
+        }
+        crate::security::revoked(user_id, n);
+        Ok(n)
+    }
+
     async fn delete_user_sessions(&self, user_id: &str) -> Result<u64> {
         let sql = &self.inner.sql;
         let n = self

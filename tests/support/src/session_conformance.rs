@@ -549,6 +549,14 @@ impl<S: SessionStore> SessionStore for WithCleanup<S> {
         self.store.delete_user_sessions(user_id).await
     }
 
+    async fn delete_other_user_sessions(
+        &self,
+        user_id: &str,
+        keep: &SessionId,
+    ) -> covet_session::Result<u64> {
+        self.store.delete_other_user_sessions(user_id, keep).await
+    }
+
     fn use_cookie_name(&self, name: &str) {
         self.store.use_cookie_name(name);
     }
