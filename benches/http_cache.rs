@@ -206,13 +206,25 @@ fn main() {
     }
     // Interleaved rounds: each contender's best, and the ratios.
     let mut best = vec![0f64; contenders.len()];
+    let mut all = vec![Vec::with_capacity(ROUNDS); contenders.len()];
     for _ in 0..ROUNDS {
         for (i, contender) in contenders.iter_mut().enumerate() {
             let took = rt.block_on(contender.run(ROUND));
             let rps = ROUND as f64 / took.as_secs_f64();
             best[i] = best[i].max(rps);
+            all[i].push(rps);
         }
     }
+    let rows: Vec<(&str, f64, f64)> = contenders
+        .iter()
+        .zip(&mut all)
+        .zip(&best)
+        .map(|((c, rounds), best)| {
+            rounds.sort_by(f64::total_cmp);
+            (c.name, *best, rounds[rounds.len() / 2])
+        })
+        .collect();
+    common::save_rounds("http_cache", &rows);
     println!("\nbest of {ROUNDS} interleaved rounds of {ROUND} requests:");
     for (c, rps) in contenders.iter().zip(&best) {
         println!("  {:<22} {:>10.0} req/s", c.name, rps);

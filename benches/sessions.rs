@@ -340,6 +340,12 @@ fn rounds(rt: &Runtime, contenders: &mut [Contender]) {
             median(i)
         );
     }
+    let rows: Vec<(&str, f64, f64)> = contenders
+        .iter()
+        .enumerate()
+        .map(|(i, ct)| (ct.name, rps(best[i]), median(i)))
+        .collect();
+    common::save_rounds("session_rps", &rows);
     let index = |name: &str| {
         contenders
             .iter()

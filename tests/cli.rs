@@ -200,6 +200,44 @@ async fn json_values_are_shown_as_json_and_foreign_bytes_raw() {
 }
 
 #[tokio::test]
+async fn cache_and_session_commands_on_a_redis_cluster() {
+    let Some(urls) = require(Server::RedisCluster) else {
+        return;
+    };
+    let nodes = covet_test::split_urls(&urls);
+    let cache = Cache::builder()
+        .backend(RedisBackend::connect_cluster(&nodes).await.unwrap())
+        .namespace(unique_namespace("cli"))
+        .build()
+        .unwrap();
+    // `redis-cluster://host:port,host:port`: the nodes without their scheme.
+    let hosts: Vec<&str> = nodes
+        .iter()
+        .map(|u| u.trim_start_matches("redis://"))
+        .collect();
+    let url = format!("redis-cluster://{}", hosts.join(","));
+    cache_commands(&cache, &url, &[], true).await;
+
+    let prefix = format!("{}:", unique_namespace("cli"));
+    let store = RedisStore::builder()
+        .key_prefix(prefix.as_str())
+        .connect_cluster(&nodes)
+        .await
+        .unwrap();
+    let server = login_app(store.clone()).await;
+    log_in(&server, &["erin", "erin"]).await;
+    let extra = ["--prefix", prefix.as_str()];
+    let count = sessions_json(&["count"], &url, &extra).await.ok().json();
+    assert_eq!(count["active"], 2, "{count}");
+    let revoked = sessions_json(&["revoke-user", "erin"], &url, &extra)
+        .await
+        .ok()
+        .json();
+    assert_eq!(revoked["deleted"], 2, "{revoked}");
+    assert_eq!(store.count().await.unwrap(), 0);
+}
+
+#[tokio::test]
 async fn cache_commands_on_memcached() {
     let Some(url) = require(Server::Memcached) else {
         return;

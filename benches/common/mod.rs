@@ -105,3 +105,34 @@ impl Conn {
         }
     }
 }
+
+/// Writes a bench's interleaved rounds beside criterion's output, at
+/// `<target>/criterion/<group>/interleaved.json` (`[{name, best,
+/// median}]`, requests per second), for `examples/plot_bench.rs`.
+pub(crate) fn save_rounds(group: &str, rows: &[(&str, f64, f64)]) {
+    let root = std::env::var_os("CRITERION_HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(
+                std::env::var_os("CARGO_TARGET_DIR").unwrap_or_else(|| "target".into()),
+            )
+            .join("criterion")
+        });
+    let rows: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|(name, best, median)| serde_json::json!({ "name": name, "best": best, "median": median }))
+        .collect();
+    let dir = root.join(group);
+    let written = std::fs::create_dir_all(&dir).and_then(|()| {
+        std::fs::write(
+            dir.join("interleaved.json"),
+            serde_json::Value::Array(rows).to_string(),
+        )
+    });
+    if let Err(e) = written {
+        eprintln!(
+            "could not save the interleaved rounds under {}: {e}",
+            dir.display()
+        );
+    }
+}
