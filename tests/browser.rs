@@ -151,10 +151,19 @@ async fn click(c: &Client, css: &str) {
         .unwrap_or_else(|e| panic!("clicking {css}: {e}"));
 }
 
+/// The text of `css`, or `None` while it is not there (a page being
+/// replaced has no elements for a moment).
+async fn try_text(c: &Client, css: &str) -> Option<String> {
+    c.find(Locator::Css(css)).await.ok()?.text().await.ok()
+}
+
+/// The flash messages on the page (none while it is being replaced).
 async fn flashes(c: &Client) -> Vec<String> {
     let mut out = Vec::new();
-    for e in c.find_all(Locator::Css(".flash")).await.expect("flashes") {
-        out.push(e.text().await.expect("text"));
+    for e in c.find_all(Locator::Css(".flash")).await.unwrap_or_default() {
+        if let Ok(t) = e.text().await {
+            out.push(t);
+        }
     }
     out
 }
@@ -294,7 +303,9 @@ async fn a_tampered_csrf_token_is_refused() {
             .unwrap();
         click(&c, "#login").await;
         eventually(&c, true, |c| async move {
-            text(&c, "body").await.contains("CSRF token invalid")
+            try_text(&c, "body")
+                .await
+                .is_some_and(|b| b.contains("CSRF token invalid"))
         })
         .await;
         // Not logged in.
@@ -384,7 +395,7 @@ async fn the_http_cache_page_shows_the_cache_status() {
             async move {
                 let deadline = Instant::now() + Duration::from_secs(10);
                 loop {
-                    let s = text(&c, "#cache-status").await;
+                    let s = try_text(&c, "#cache-status").await.unwrap_or_default();
                     if s.starts_with("covet") {
                         return s;
                     }

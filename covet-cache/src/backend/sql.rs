@@ -389,6 +389,14 @@ fn remaining(ms: Option<i64>) -> KeyTtl {
     }
 }
 
+/// Whether a backend error is a deadlock or serialization race lost (see
+/// [`is_transient`]): the statement can simply run again.
+fn lost_a_race(err: &Error) -> bool {
+    std::error::Error::source(err)
+        .and_then(|s| s.downcast_ref::<sqlx::Error>())
+        .is_some_and(is_transient)
+}
+
 fn is_transient(err: &sqlx::Error) -> bool {
     let sqlx::Error::Database(db) = err else {
         return false;
@@ -477,20 +485,39 @@ impl SqlBackend {
         }
     }
 
-    async fn call<T, F, Fut>(&self, what: &'static str, retry: bool, f: F) -> Result<T>
+    /// Runs `f` on the pool. With `retry` (an idempotent statement), a lost
+    /// connection is retried once and a lost deadlock or serialization race
+    /// again with [`Backoff`], within the command timeout.
+    async fn call<T, F, Fut>(&self, what: &'static str, retry: bool, mut f: F) -> Result<T>
     where
         F: FnMut(SqlPool) -> Fut,
         Fut: Future<Output = std::result::Result<T, sqlx::Error>>,
     {
-        self.inner
-            .remote
-            .call(&self.inner.link, what, retry, f)
-            .await
+        if !retry {
+            return self
+                .inner
+                .remote
+                .call(&self.inner.link, what, false, f)
+                .await;
+        }
+        let mut backoff = Backoff::new(self.inner.remote.timeout());
+        loop {
+            match self
+                .inner
+                .remote
+                .call(&self.inner.link, what, true, &mut f)
+                .await
+            {
+                Err(e) if lost_a_race(&e) && backoff.wait().await => {}
+                outcome => return outcome,
+            }
+        }
     }
 
-    /// Runs a transaction, again while it loses deadlocks or
-    /// serialization races (with [`Backoff`], within
-    /// the command timeout).
+    /// Runs a transaction (or statements that are safe to run again),
+    /// again while it loses deadlocks or serialization races (with
+    /// [`Backoff`], within the command timeout). A lost connection is not
+    /// retried: a transaction may have committed.
     async fn transaction<T, F, Fut>(&self, what: &'static str, mut f: F) -> Result<T>
     where
         F: FnMut(SqlPool) -> Fut,
@@ -499,11 +526,7 @@ impl SqlBackend {
         let mut backoff = Backoff::new(self.inner.remote.timeout());
         loop {
             match self.call(what, false, &mut f).await {
-                Err(e)
-                    if std::error::Error::source(&e)
-                        .and_then(|s| s.downcast_ref::<sqlx::Error>())
-                        .is_some_and(is_transient)
-                        && backoff.wait().await => {}
+                Err(e) if lost_a_race(&e) && backoff.wait().await => {}
                 outcome => return outcome,
             }
         }
@@ -772,18 +795,24 @@ impl CacheBackend for SqlBackend {
         let sql = &self.inner.sql;
         let (low, high) = id_range(prefix);
         let high = high.unwrap_or_else(|| vec![u8::MAX; KEY_ID_PREFIX + 33]);
-        self.call("DELETE (clear)", false, |pool| {
-            let (low, high) = (&low, &high);
+        // Run again when a statement loses a deadlock against concurrent
+        // writes (InnoDB's gap locks): the live rows deleted by an earlier
+        // attempt still count.
+        let deleted = std::sync::atomic::AtomicU64::new(0);
+        self.transaction("DELETE (clear)", |pool| {
+            let (low, high, deleted) = (&low, &high, &deleted);
             async move {
                 on_pool!(&pool, p => {
                     let live = sqlx::query(&sql.clear_live).bind(low.as_slice()).bind(high.as_slice()).execute(p).await?.rows_affected();
+                    deleted.fetch_add(live, std::sync::atomic::Ordering::Relaxed);
                     sqlx::query(&sql.clear_all).bind(low.as_slice()).bind(high.as_slice()).execute(p).await?;
                     sqlx::query(&sql.clear_tags).bind(low.as_slice()).bind(high.as_slice()).execute(p).await?;
-                    Ok(live)
+                    Ok(())
                 })
             }
         })
-        .await
+        .await?;
+        Ok(deleted.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     async fn exists(&self, key: &str) -> Result<bool> {
