@@ -563,14 +563,20 @@ async fn an_http_cache_in_front_never_serves_one_users_page_to_another(store: St
 // ---------------------------------------------------------------------
 // 9. Per-user sessions.
 
-async fn a_users_sessions_are_listed_and_revoked(store: Store) {
-    let server = TestServer::start(app(store.clone(), config())).await;
-    let phone = Client::with_agent(&server, "phone");
-    let laptop = Client::with_agent(&server, "laptop");
-    let bob = Client::new(&server);
+/// Alice logged in on a phone and a laptop, Bob on his own client.
+async fn alice_twice_and_bob(server: &TestServer) -> (Client, Client, Client) {
+    let phone = Client::with_agent(server, "phone");
+    let laptop = Client::with_agent(server, "laptop");
+    let bob = Client::new(server);
     phone.post("/login/alice").await;
     laptop.post("/login/alice").await;
     bob.post("/login/bob").await;
+    (phone, laptop, bob)
+}
+
+async fn a_users_sessions_are_listed_and_revoked(store: Store) {
+    let server = TestServer::start(app(store.clone(), config())).await;
+    let (phone, laptop, bob) = alice_twice_and_bob(&server).await;
     if store.is_client_side() {
         let err = store.list_user_sessions("alice").await.unwrap_err();
         assert!(matches!(err, Error::Unsupported { .. }), "{err}");
@@ -618,12 +624,7 @@ async fn a_users_sessions_are_listed_and_revoked(store: Store) {
 
 async fn a_users_other_sessions_are_ended_and_this_one_kept(store: Store) {
     let server = TestServer::start(app(store.clone(), config())).await;
-    let phone = Client::with_agent(&server, "phone");
-    let laptop = Client::with_agent(&server, "laptop");
-    let bob = Client::new(&server);
-    phone.post("/login/alice").await;
-    laptop.post("/login/alice").await;
-    bob.post("/login/bob").await;
+    let (phone, laptop, bob) = alice_twice_and_bob(&server).await;
     let anonymous = Client::new(&server);
     assert_eq!(anonymous.post("/end-others").await.body, "0");
     let ended = laptop.post("/end-others").await;

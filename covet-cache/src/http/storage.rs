@@ -118,14 +118,23 @@ pub(crate) async fn store(
         return false;
     }
     let ttl = retention(&r, &shared.config);
-    let mut admitted: Vec<(String, u64)> = Vec::with_capacity(2);
+    // What the layer's bounds push out to make room for what was written.
+    let mut over: Vec<String> = Vec::new();
+    let mut admit = |key: &str, bytes: usize| {
+        if let Some(b) = &shared.bounds {
+            over.extend(b.admit(key, Bounds::cost(key, bytes)));
+        }
+    };
     let written = if r.vary.is_empty() {
-        admitted.push((primary.to_owned(), Bounds::cost(primary, size)));
-        log_failure(
+        let ok = log_failure(
             cache
                 .set(primary, &HttpEntry::Response(r.clone()), Some(ttl))
                 .await,
-        )
+        );
+        if ok {
+            admit(primary, size);
+        }
+        ok
     } else {
         let hash = fnv64(&r.vary_values);
         let (generation, mut variants) = match read(cache, primary).await {
@@ -151,28 +160,24 @@ pub(crate) async fn store(
             variants,
         };
         let key = variant_key(primary, generation, hash);
-        admitted.push((primary.to_owned(), Bounds::cost(primary, index_size)));
-        admitted.push((key.clone(), Bounds::cost(&key, size)));
         let ok = log_failure(cache.set(primary, &index, Some(ttl)).await)
             && log_failure(
                 cache
                     .set(&key, &HttpEntry::Response(r.clone()), Some(ttl))
                     .await,
             );
+        if ok {
+            admit(primary, index_size);
+            admit(&key, size);
+        }
         for old in evicted {
             drop_key(shared, &variant_key(primary, generation, old)).await;
         }
         ok
     };
-    if written && let Some(b) = &shared.bounds {
-        let mut over = Vec::new();
-        for (key, cost) in &admitted {
-            over.extend(b.admit(key, *cost));
-        }
-        for key in over {
-            if let Err(err) = cache.delete(&key).await {
-                tracing::warn!(error = %err, "evicting an HTTP response failed");
-            }
+    for key in over {
+        if let Err(err) = cache.delete(&key).await {
+            tracing::warn!(error = %err, "evicting an HTTP response failed");
         }
     }
     if written && invalidation::invalidated_since(since, &full) {

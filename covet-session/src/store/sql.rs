@@ -490,6 +490,18 @@ impl SqlStore {
         .await
     }
 
+    /// The live sessions of `user_id`: storage key, data, expiry.
+    async fn user_rows(&self, user_id: &str) -> Result<Vec<(String, String, i64)>> {
+        let sql = &self.inner.sql;
+        self.run("listing a user's sessions", || async move {
+            Ok(dispatch!(
+                &self.inner.backend,
+                user_sessions(sql, user_id, now_ms())
+            )?)
+        })
+        .await
+    }
+
     /// Runs `attempt` until it succeeds, fails for good, or has hit a
     /// transient database error [`TRANSIENT_ATTEMPTS`] times.
     async fn run<T, F, Fut>(&self, what: &str, mut attempt: F) -> Result<T>
@@ -636,15 +648,7 @@ impl SessionStore for SqlStore {
     }
 
     async fn list_user_sessions(&self, user_id: &str) -> Result<Vec<SessionInfo>> {
-        let sql = &self.inner.sql;
-        let rows = self
-            .run("listing a user's sessions", || async move {
-                Ok(dispatch!(
-                    &self.inner.backend,
-                    user_sessions(sql, user_id, now_ms())
-                )?)
-            })
-            .await?;
+        let rows = self.user_rows(user_id).await?;
         let name = self.inner.backend.name();
         let mut infos = Vec::with_capacity(rows.len());
         for (key, text, expires) in rows {
@@ -663,14 +667,7 @@ impl SessionStore for SqlStore {
 
     async fn delete_other_user_sessions(&self, user_id: &str, keep: &SessionId) -> Result<u64> {
         let sql = &self.inner.sql;
-        let rows = self
-            .run("listing a user's sessions", || async move {
-                Ok(dispatch!(
-                    &self.inner.backend,
-                    user_sessions(sql, user_id, now_ms())
-                )?)
-            })
-            .await?;
+        let rows = self.user_rows(user_id).await?;
         let mut n = 0;
         for (key, _, _) in rows {
             if key == keep.storage_key() {

@@ -149,7 +149,7 @@ impl Server {
                 }
             })
         };
-        within(options, &format!("connecting to {}", self.name()), work).await
+        within(options, &connecting, work).await
     }
 
     /// A cache on this server under `namespace`.
@@ -206,7 +206,7 @@ impl Server {
                 }
             })
         };
-        within(options, &format!("connecting to {}", self.name()), work).await
+        within(options, &connecting, work).await
     }
 }
 
