@@ -18,7 +18,9 @@
 //!   of `ROUND` each; the median round is reported.
 //! * For reference, the same loops on a bare `redis` crate
 //!   `MultiplexedConnection` (no timeout, no breaker, no `Bytes`), to show
-//!   what our layer costs.
+//!   what our layer costs, and on one `fred` client (the client
+//!   tower-sessions' Redis store uses), to show how the two client
+//!   libraries compare on the same server, runtime and load.
 //! * Keys live under a unique namespace and are deleted at the end.
 //!
 //! `COVET_BENCH_ROUND_MS` and `COVET_BENCH_ROUNDS` shorten or lengthen the run.
@@ -33,6 +35,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use covet::cache::{CacheBackend, RedisBackend};
 use tokio::runtime::Runtime;
+use tower_sessions_redis_store::fred::prelude::{
+    Client as FredClient, ClientLike, Config as FredConfig, Expiration, KeysInterface,
+};
 
 use load::throughput;
 
@@ -279,6 +284,40 @@ fn main() {
         )
     };
 
+    // The other client library, same loops.
+    let fred = rt.block_on(async {
+        let client = FredClient::new(
+            FredConfig::from_url(&url).expect("fred config from the URL"),
+            None,
+            None,
+            None,
+        );
+        client.init().await.expect("fred connection");
+        client
+    });
+    let (fred_set, _) = {
+        let (c, v, key_of) = (fred.clone(), value.clone(), key_of.clone());
+        measure(&rt, "fred SET PX, 1000 B", round, rounds, move |t, i| {
+            let (c, v, k) = (c.clone(), v.clone(), key_of(t, i));
+            async move {
+                c.set::<(), _, _>(k, v, Some(Expiration::PX(600_000)), None, false)
+                    .await
+                    .expect("fred set")
+            }
+        })
+    };
+    let (fred_get, _) = {
+        let (c, key_of) = (fred.clone(), key_of.clone());
+        measure(&rt, "fred GET, 1000 B", round, rounds, move |t, i| {
+            let (c, k) = (c.clone(), key_of(t, i));
+            async move {
+                let v: Option<Vec<u8>> = c.get(k).await.expect("fred get");
+                assert_eq!(v.map(|v| v.len()), Some(VALUE_LEN));
+            }
+        })
+    };
+    let _ = rt.block_on(fred.quit());
+
     let after = redis_benchmark(&host, port, None);
     if let Some((set, get)) = after {
         println!("redis-benchmark (after)                      SET {set:.0} rps, GET {get:.0} rps");
@@ -295,24 +334,25 @@ fn main() {
 
     println!();
     println!(
-        "| operation | covet ops/s | bare redis crate ops/s | redis-benchmark rps (best of 2) | covet / redis-benchmark |"
+        "| operation | covet ops/s | bare redis crate ops/s | fred ops/s | redis-benchmark rps (best of 2) | covet / redis-benchmark |"
     );
-    println!("| --- | ---: | ---: | ---: | ---: |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
     let best = match (before, after) {
         (Some(a), Some(b)) => Some((a.0.max(b.0), a.1.max(b.1))),
         (a, b) => a.or(b),
     };
-    let row = |name: &str, ours: f64, bare: f64, reference: Option<f64>| match reference {
+    let row = |name: &str, ours: f64, bare: f64, fred: f64, reference: Option<f64>| match reference
+    {
         Some(r) => println!(
-            "| {name} | {ours:.0} | {bare:.0} | {r:.0} | {:.0} % |",
+            "| {name} | {ours:.0} | {bare:.0} | {fred:.0} | {r:.0} | {:.0} % |",
             100.0 * ours / r
         ),
-        None => println!("| {name} | {ours:.0} | {bare:.0} | n/a | n/a |"),
+        None => println!("| {name} | {ours:.0} | {bare:.0} | {fred:.0} | n/a | n/a |"),
     };
-    row("SET 1000 B", set, raw_set, best.map(|b| b.0));
-    row("GET 1000 B", get, raw_get, best.map(|b| b.1));
+    row("SET 1000 B", set, raw_set, fred_set, best.map(|b| b.0));
+    row("GET 1000 B", get, raw_get, fred_get, best.map(|b| b.1));
     println!(
-        "| get_many 100 x 1000 B | {get_many:.0} ({:.0} keys/s) | | | |",
+        "| get_many 100 x 1000 B | {get_many:.0} ({:.0} keys/s) | | | | |",
         get_many * BATCH as f64
     );
 }

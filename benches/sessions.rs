@@ -42,11 +42,17 @@
 //!   under their ids (no prefix), which the run knows from the cookies. Both
 //!   are deleted at the end (`UNLINK`), never by flushing.
 //!
+//! * Last, the same number of interleaved rounds of the Redis stores alone
+//!   (no HTTP, no layer; `session_store/mod.rs` says what each contender
+//!   sends), which split a Redis session request's cost into the store's
+//!   code, the layout and the client library.
+//!
 //! `COVET_BENCH_PROFILE=<contender>:<requests>` skips criterion and sends
 //! that many requests to one contender (for `perf` or callgrind), then
 //! prints its requests per second.
 
 mod common;
+mod session_store;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -73,6 +79,9 @@ const BATCH: u64 = 256;
 const ROUNDS: usize = 7;
 /// Requests per contender and round (a multiple of `CONNECTIONS`).
 const ROUND: u64 = 2048;
+/// Load + save steps per store contender and round (a multiple of
+/// `session_store::TASKS`).
+const STORE_ROUND: u64 = 8192;
 /// Idle expiry of every session, on both sides.
 const IDLE_SECS: u64 = 3600;
 
@@ -240,6 +249,8 @@ struct Setup {
     contenders: Vec<Contender>,
     covet_prefix: String,
     fred: FredClient,
+    /// The Redis stores alone, on their own sessions.
+    stores: session_store::StoreBench,
 }
 
 async fn setup() -> Setup {
@@ -279,6 +290,12 @@ async fn setup() -> Setup {
     let covet_memory = Router::new()
         .route("/", get(covet_handler))
         .layer(SessionLayer::new(CovetMemoryStore::new()).with_config(covet_config()));
+    let raw = redis::Client::open(url.as_str())
+        .expect("redis URL")
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap_or_else(|e| panic!("redis connection at {url}: {e}"));
+    let stores = session_store::StoreBench::new(covet_redis.clone(), fred.clone(), raw, idle).await;
     let covet_redis = Router::new()
         .route("/", get(covet_handler))
         .layer(SessionLayer::new(covet_redis).with_config(covet_config()));
@@ -304,7 +321,50 @@ async fn setup() -> Setup {
         contenders,
         covet_prefix,
         fred,
+        stores,
     }
+}
+
+/// Interleaved rounds of the Redis stores alone; prints each contender's
+/// best and median round and the ratios that split the cost.
+fn store_rounds(rt: &Runtime, stores: &mut session_store::StoreBench) {
+    let per_task = STORE_ROUND / session_store::TASKS as u64;
+    let mut all: Vec<Vec<f64>> = vec![Vec::with_capacity(ROUNDS); session_store::NAMES.len()];
+    for _ in 0..ROUNDS {
+        let figures = rt.block_on(stores.round(per_task));
+        for (i, f) in figures.into_iter().enumerate() {
+            all[i].push(f);
+        }
+    }
+    for v in &mut all {
+        v.sort_by(f64::total_cmp);
+    }
+    let best = |i: usize| all[i][all[i].len() - 1];
+    let median = |i: usize| all[i][all[i].len() / 2];
+    println!(
+        "\nRedis stores alone: {ROUNDS} interleaved rounds of {STORE_ROUND} load + save steps over {} tasks",
+        session_store::TASKS
+    );
+    println!("  {:<24} {:>10} {:>10}", "contender", "best /s", "median");
+    for (i, name) in session_store::NAMES.iter().enumerate() {
+        println!("  {name:<24} {:>10.0} {:>10.0}", best(i), median(i));
+    }
+    let rows: Vec<(&str, f64, f64)> = session_store::NAMES
+        .iter()
+        .enumerate()
+        .map(|(i, name)| (*name, best(i), median(i)))
+        .collect();
+    common::save_rounds("session_store", &rows);
+    println!(
+        "  medians: covet / tower-sessions {:.2}x; covet's code (store / its commands) {:.2}x; \
+         layout (hash / string, redis crate) {:.2}x; library (redis crate / fred) {:.2}x; \
+         tower-sessions' code (store / fred string) {:.2}x",
+        median(0) / median(1),
+        median(0) / median(2),
+        median(2) / median(3),
+        median(3) / median(4),
+        median(1) / median(4),
+    );
 }
 
 /// Interleaved rounds outside criterion; prints the best round of each
@@ -405,6 +465,7 @@ async fn cleanup(setup: &Setup) {
         .iter()
         .filter(|c| c.name == "tower_sessions_redis")
         .flat_map(|c| c.clients.iter().filter_map(Client::session_id))
+        .chain(setup.stores.tower_keys())
         .collect();
     let tower_keys: u64 = redis::cmd("UNLINK")
         .arg(&tower_ids)
@@ -412,7 +473,7 @@ async fn cleanup(setup: &Setup) {
         .await
         .expect("UNLINK");
     println!(
-        "\nRedis cleanup: {covet_keys} covet session keys, {tower_keys} of {} tower-sessions keys",
+        "\nRedis cleanup: {covet_keys} keys under covet's prefix, {tower_keys} of {} tower-sessions keys",
         tower_ids.len()
     );
     let _ = setup.fred.quit().await;
@@ -468,6 +529,7 @@ fn main() {
         group.finish();
     }
     rounds(&rt, &mut setup.contenders);
+    store_rounds(&rt, &mut setup.stores);
     rt.block_on(cleanup(&setup));
     c.final_summary();
 }
