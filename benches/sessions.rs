@@ -329,11 +329,16 @@ async fn setup() -> Setup {
 /// best and median round and the ratios that split the cost.
 fn store_rounds(rt: &Runtime, stores: &mut session_store::StoreBench) {
     let per_task = STORE_ROUND / session_store::TASKS as u64;
-    let mut all: Vec<Vec<f64>> = vec![Vec::with_capacity(ROUNDS); session_store::NAMES.len()];
+    let n = session_store::NAMES.len();
+    let mut all: Vec<Vec<f64>> = vec![Vec::with_capacity(ROUNDS); n];
+    // CPU nanoseconds over every round, of this process and of Redis.
+    let mut cpu: Vec<(Option<u64>, Option<u64>)> = vec![(Some(0), Some(0)); n];
     for _ in 0..ROUNDS {
-        let figures = rt.block_on(stores.round(per_task));
-        for (i, f) in figures.into_iter().enumerate() {
-            all[i].push(f);
+        let samples = rt.block_on(stores.round(per_task));
+        for (i, s) in samples.into_iter().enumerate() {
+            all[i].push(s.rate);
+            let add = |total: Option<u64>, part: Option<u64>| Some(total? + part?);
+            cpu[i] = (add(cpu[i].0, s.cpu_self_ns), add(cpu[i].1, s.cpu_redis_ns));
         }
     }
     for v in &mut all {
@@ -341,13 +346,27 @@ fn store_rounds(rt: &Runtime, stores: &mut session_store::StoreBench) {
     }
     let best = |i: usize| all[i][all[i].len() - 1];
     let median = |i: usize| all[i][all[i].len() / 2];
+    let steps = (STORE_ROUND * ROUNDS as u64) as f64;
+    let per_step = |ns: Option<u64>| match ns {
+        Some(ns) => format!("{:.1}", ns as f64 / 1000.0 / steps),
+        None => "n/a".to_owned(),
+    };
     println!(
         "\nRedis stores alone: {ROUNDS} interleaved rounds of {STORE_ROUND} load + save steps over {} tasks",
         session_store::TASKS
     );
-    println!("  {:<24} {:>10} {:>10}", "contender", "best /s", "median");
+    println!(
+        "  {:<24} {:>10} {:>10} {:>14} {:>14}",
+        "contender", "best /s", "median", "CPU µs/step", "Redis µs/step"
+    );
     for (i, name) in session_store::NAMES.iter().enumerate() {
-        println!("  {name:<24} {:>10.0} {:>10.0}", best(i), median(i));
+        println!(
+            "  {name:<24} {:>10.0} {:>10.0} {:>14} {:>14}",
+            best(i),
+            median(i),
+            per_step(cpu[i].0),
+            per_step(cpu[i].1)
+        );
     }
     let rows: Vec<(&str, f64, f64)> = session_store::NAMES
         .iter()

@@ -24,8 +24,14 @@
 //! save find out in the same round trip that its session was deleted);
 //! `redis_crate_string` against `fred_string` is the client library's;
 //! `fred_string` against `tower_store` is tower-sessions' own cost.
+//!
+//! Each round also records the CPU time the contender used, of this
+//! process and of the Redis server when it runs on this machine (the sum
+//! of `/proc/<pid>/task/*/schedstat`): per step, it moves far less between
+//! rounds than the rates, which depend on where tokio places the tasks.
 
 use std::future::Future;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
 use covet::session::store::{Changes, Data, Record};
@@ -45,6 +51,40 @@ pub(crate) const NAMES: [&str; 5] = [
     "redis_crate_string",
     "fred_string",
 ];
+
+/// The local Redis server's process id, when its process is visible
+/// here (`INFO server` names it and `/proc/<pid>/comm` is `redis-server`).
+static REDIS_PID: OnceLock<Option<u32>> = OnceLock::new();
+
+/// CPU time used so far by every thread of a process (`/proc/<pid>/task/*/
+/// schedstat`, nanoseconds); `None` where that is not readable.
+fn cpu_ns(pid: &str) -> Option<u64> {
+    let mut total = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total)
+}
+
+/// CPU time of this process and of the Redis server.
+fn cpu_now() -> (Option<u64>, Option<u64>) {
+    let redis = REDIS_PID
+        .get()
+        .copied()
+        .flatten()
+        .and_then(|pid| cpu_ns(&pid.to_string()));
+    (cpu_ns("self"), redis)
+}
+
+/// One contender's round: steps per second, and the CPU time this process
+/// and the Redis server spent on it (nanoseconds, where readable).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sample {
+    pub(crate) rate: f64,
+    pub(crate) cpu_self_ns: Option<u64>,
+    pub(crate) cpu_redis_ns: Option<u64>,
+}
 
 /// The stores, connections and keys of the store-only rounds.
 pub(crate) struct StoreBench {
@@ -115,6 +155,19 @@ impl StoreBench {
         );
         let string_keys: Vec<String> = (0..2 * TASKS).map(|i| format!("{prefix}{i}")).collect();
         let mut conn = raw.clone();
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query_async(&mut conn)
+            .await
+            .expect("INFO server");
+        let pid = info
+            .lines()
+            .find_map(|l| l.strip_prefix("process_id:")?.trim().parse::<u32>().ok())
+            .filter(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|c| c.trim() == "redis-server")
+            });
+        let _ = REDIS_PID.set(pid);
         for key in &string_keys {
             redis::cmd("SET")
                 .arg(key)
@@ -146,10 +199,9 @@ impl StoreBench {
     }
 
     /// One round: `per_task` steps on every task for each contender in
-    /// turn; steps per second of each, in [`NAMES`] order.
-    pub(crate) async fn round(&mut self, per_task: u64) -> [f64; 5] {
+    /// turn; a [`Sample`] of each, in [`NAMES`] order.
+    pub(crate) async fn round(&mut self, per_task: u64) -> [Sample; 5] {
         let expires_at = SystemTime::UNIX_EPOCH + Duration::from_millis(self.expires_ms);
-        let steps = (per_task * TASKS as u64) as f64;
 
         let store = self.covet.clone();
         let covet = timed(&mut self.covet_counts, per_task, |i, start| {
@@ -284,17 +336,18 @@ impl StoreBench {
         })
         .await;
 
-        [covet, tower, hash, string, fred_string].map(|d| steps / d.as_secs_f64())
+        [covet, tower, hash, string, fred_string]
     }
 }
 
 /// Runs `step(task, count at start)` on every task at once, then adds
-/// `per_task` to every count; returns the wall time.
-async fn timed<F, Fut>(counts: &mut [u64], per_task: u64, mut step: F) -> Duration
+/// `per_task` to every count; returns the round's [`Sample`].
+async fn timed<F, Fut>(counts: &mut [u64], per_task: u64, mut step: F) -> Sample
 where
     F: FnMut(usize, u64) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    let (self_before, redis_before) = cpu_now();
     let start = Instant::now();
     let tasks: Vec<_> = (0..counts.len())
         .map(|i| tokio::spawn(step(i, counts[i])))
@@ -303,8 +356,14 @@ where
         t.await.expect("store task");
     }
     let elapsed = start.elapsed();
+    let (self_after, redis_after) = cpu_now();
     for c in counts.iter_mut() {
         *c += per_task;
     }
-    elapsed
+    let used = |before: Option<u64>, after: Option<u64>| Some(after?.saturating_sub(before?));
+    Sample {
+        rate: (per_task * counts.len() as u64) as f64 / elapsed.as_secs_f64(),
+        cpu_self_ns: used(self_before, self_after),
+        cpu_redis_ns: used(redis_before, redis_after),
+    }
 }
