@@ -21,10 +21,15 @@
 //!   what our layer costs, and on one `fred` client (the client
 //!   tower-sessions' Redis store uses), to show how the two client
 //!   libraries compare on the same server, runtime and load.
+//! * Beside each median, the CPU time per operation over the measured
+//!   rounds, of this process and of the Redis server when it runs on this
+//!   machine (`/proc/<pid>/task/*/schedstat`): on 2 vCPUs it moves much
+//!   less between runs than the rates.
 //! * Keys live under a unique namespace and are deleted at the end.
 //!
 //! `COVET_BENCH_ROUND_MS` and `COVET_BENCH_ROUNDS` shorten or lengthen the run.
 
+mod cpu;
 mod load;
 
 use std::future::Future;
@@ -52,26 +57,39 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// Warm-up, then the median of `rounds` rounds. Returns the median and
-/// the number of operations done in all (warm-up included).
+/// The local Redis server's process id, when visible here (for the CPU
+/// columns).
+static REDIS_PID: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+
+/// Warm-up, then the median of `rounds` rounds, and the CPU time per
+/// operation over those rounds of this process and of the Redis server.
+/// Returns the median and the number of operations done in all (warm-up
+/// included).
 fn measure<F, Fut>(rt: &Runtime, name: &str, round: Duration, rounds: usize, op: F) -> (f64, u64)
 where
     F: Fn(usize, u64) -> Fut + Send + Sync + Clone + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let (mut total, _) = throughput(rt, Duration::from_secs(1), op.clone());
+    let pid = REDIS_PID.get().copied().flatten();
+    let (self_before, redis_before) = cpu::now(pid);
+    let mut measured = 0;
     let mut figures: Vec<f64> = (0..rounds)
         .map(|_| {
             let (n, rate) = throughput(rt, round, op.clone());
             total += n;
+            measured += n;
             rate
         })
         .collect();
+    let (self_after, redis_after) = cpu::now(pid);
     figures.sort_by(f64::total_cmp);
     let median = figures[figures.len() / 2];
     let shown: Vec<String> = figures.iter().map(|f| format!("{f:.0}")).collect();
     println!(
-        "{name:<44} {median:>10.0} ops/s   (rounds: {})",
+        "{name:<44} {median:>10.0} ops/s   CPU µs/op {} + Redis {}   (rounds: {})",
+        cpu::per_op(cpu::used(self_before, self_after), measured),
+        cpu::per_op(cpu::used(redis_before, redis_after), measured),
         shown.join(", ")
     );
     (median, total)
@@ -176,6 +194,14 @@ fn main() {
             .await
             .expect("raw connection")
     });
+    let info: String = rt
+        .block_on(
+            redis::cmd("INFO")
+                .arg("server")
+                .query_async(&mut raw.clone()),
+        )
+        .expect("INFO server");
+    let _ = REDIS_PID.set(cpu::redis_pid(&info));
     let check = |cmd: &str, before: u64, ops: u64, per_op: u64| {
         let seen = server_calls(&rt, &raw, cmd) - before;
         println!("    server counted {seen} {cmd} for {ops} operations");

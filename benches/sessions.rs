@@ -52,6 +52,7 @@
 //! prints its requests per second.
 
 mod common;
+mod cpu;
 mod session_store;
 
 use std::net::SocketAddr;
@@ -346,11 +347,8 @@ fn store_rounds(rt: &Runtime, stores: &mut session_store::StoreBench) {
     }
     let best = |i: usize| all[i][all[i].len() - 1];
     let median = |i: usize| all[i][all[i].len() / 2];
-    let steps = (STORE_ROUND * ROUNDS as u64) as f64;
-    let per_step = |ns: Option<u64>| match ns {
-        Some(ns) => format!("{:.1}", ns as f64 / 1000.0 / steps),
-        None => "n/a".to_owned(),
-    };
+    let steps = STORE_ROUND * ROUNDS as u64;
+    let per_step = |ns: Option<u64>| cpu::per_op(ns, steps);
     println!(
         "\nRedis stores alone: {ROUNDS} interleaved rounds of {STORE_ROUND} load + save steps over {} tasks",
         session_store::TASKS

@@ -56,25 +56,9 @@ pub(crate) const NAMES: [&str; 5] = [
 /// here (`INFO server` names it and `/proc/<pid>/comm` is `redis-server`).
 static REDIS_PID: OnceLock<Option<u32>> = OnceLock::new();
 
-/// CPU time used so far by every thread of a process (`/proc/<pid>/task/*/
-/// schedstat`, nanoseconds); `None` where that is not readable.
-fn cpu_ns(pid: &str) -> Option<u64> {
-    let mut total = 0u64;
-    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
-        let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
-        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
-    }
-    Some(total)
-}
-
 /// CPU time of this process and of the Redis server.
 fn cpu_now() -> (Option<u64>, Option<u64>) {
-    let redis = REDIS_PID
-        .get()
-        .copied()
-        .flatten()
-        .and_then(|pid| cpu_ns(&pid.to_string()));
-    (cpu_ns("self"), redis)
+    crate::cpu::now(REDIS_PID.get().copied().flatten())
 }
 
 /// One contender's round: steps per second, and the CPU time this process
@@ -160,14 +144,7 @@ impl StoreBench {
             .query_async(&mut conn)
             .await
             .expect("INFO server");
-        let pid = info
-            .lines()
-            .find_map(|l| l.strip_prefix("process_id:")?.trim().parse::<u32>().ok())
-            .filter(|pid| {
-                std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                    .is_ok_and(|c| c.trim() == "redis-server")
-            });
-        let _ = REDIS_PID.set(pid);
+        let _ = REDIS_PID.set(crate::cpu::redis_pid(&info));
         for key in &string_keys {
             redis::cmd("SET")
                 .arg(key)
@@ -360,7 +337,7 @@ where
     for c in counts.iter_mut() {
         *c += per_task;
     }
-    let used = |before: Option<u64>, after: Option<u64>| Some(after?.saturating_sub(before?));
+    let used = crate::cpu::used;
     Sample {
         rate: (per_task * counts.len() as u64) as f64 / elapsed.as_secs_f64(),
         cpu_self_ns: used(self_before, self_after),
