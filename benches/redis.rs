@@ -57,10 +57,6 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// The local Redis server's process id, when visible here (for the CPU
-/// columns).
-static REDIS_PID: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
-
 /// Warm-up, then the median of `rounds` rounds, and the CPU time per
 /// operation over those rounds of this process and of the Redis server.
 /// Returns the median and the number of operations done in all (warm-up
@@ -71,8 +67,7 @@ where
     Fut: Future<Output = ()> + Send + 'static,
 {
     let (mut total, _) = throughput(rt, Duration::from_secs(1), op.clone());
-    let pid = REDIS_PID.get().copied().flatten();
-    let (self_before, redis_before) = cpu::now(pid);
+    let (self_before, redis_before) = cpu::now();
     let mut measured = 0;
     let mut figures: Vec<f64> = (0..rounds)
         .map(|_| {
@@ -82,7 +77,7 @@ where
             rate
         })
         .collect();
-    let (self_after, redis_after) = cpu::now(pid);
+    let (self_after, redis_after) = cpu::now();
     figures.sort_by(f64::total_cmp);
     let median = figures[figures.len() / 2];
     let shown: Vec<String> = figures.iter().map(|f| format!("{f:.0}")).collect();
@@ -201,7 +196,7 @@ fn main() {
                 .query_async(&mut raw.clone()),
         )
         .expect("INFO server");
-    let _ = REDIS_PID.set(cpu::redis_pid(&info));
+    cpu::watch_redis(&info);
     let check = |cmd: &str, before: u64, ops: u64, per_op: u64| {
         let seen = server_calls(&rt, &raw, cmd) - before;
         println!("    server counted {seen} {cmd} for {ops} operations");

@@ -16,24 +16,31 @@ pub(crate) fn cpu_ns(pid: &str) -> Option<u64> {
     Some(total)
 }
 
-/// The Redis server's process id from its `INFO server` text, when that
-/// process is visible here as `redis-server`.
-pub(crate) fn redis_pid(info: &str) -> Option<u32> {
-    info.lines()
+/// The local Redis server's process id, once [`watch_redis`] found it.
+static REDIS_PID: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+
+/// Reads the Redis server's process id from its `INFO server` text, for
+/// [`now`], when that process is visible here as `redis-server`.
+pub(crate) fn watch_redis(info: &str) {
+    let pid = info
+        .lines()
         .find_map(|l| l.strip_prefix("process_id:")?.trim().parse::<u32>().ok())
         .filter(|pid| {
             std::fs::read_to_string(format!("/proc/{pid}/comm"))
                 .is_ok_and(|c| c.trim() == "redis-server")
-        })
+        });
+    let _ = REDIS_PID.set(pid);
 }
 
-/// CPU time of this process and of the Redis server `redis` (nanoseconds,
-/// where readable).
-pub(crate) fn now(redis: Option<u32>) -> (Option<u64>, Option<u64>) {
-    (
-        cpu_ns("self"),
-        redis.and_then(|pid| cpu_ns(&pid.to_string())),
-    )
+/// CPU time of this process and of the Redis server (nanoseconds, where
+/// readable).
+pub(crate) fn now() -> (Option<u64>, Option<u64>) {
+    let redis = REDIS_PID
+        .get()
+        .copied()
+        .flatten()
+        .and_then(|pid| cpu_ns(&pid.to_string()));
+    (cpu_ns("self"), redis)
 }
 
 /// `after - before` when both were read.

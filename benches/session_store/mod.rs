@@ -31,7 +31,6 @@
 //! rounds than the rates, which depend on where tokio places the tasks.
 
 use std::future::Future;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
 use covet::session::store::{Changes, Data, Record};
@@ -52,15 +51,6 @@ pub(crate) const NAMES: [&str; 5] = [
     "fred_string",
 ];
 
-/// The local Redis server's process id, when its process is visible
-/// here (`INFO server` names it and `/proc/<pid>/comm` is `redis-server`).
-static REDIS_PID: OnceLock<Option<u32>> = OnceLock::new();
-
-/// CPU time of this process and of the Redis server.
-fn cpu_now() -> (Option<u64>, Option<u64>) {
-    crate::cpu::now(REDIS_PID.get().copied().flatten())
-}
-
 /// One contender's round: steps per second, and the CPU time this process
 /// and the Redis server spent on it (nanoseconds, where readable).
 #[derive(Debug, Clone, Copy)]
@@ -68,6 +58,17 @@ pub(crate) struct Sample {
     pub(crate) rate: f64,
     pub(crate) cpu_self_ns: Option<u64>,
     pub(crate) cpu_redis_ns: Option<u64>,
+}
+
+/// A string record's step: decodes `bytes`, checks its count is
+/// `expected`, and encodes it with the count one higher.
+fn bump(bytes: &[u8], expected: u64, contender: &str) -> Vec<u8> {
+    let mut record: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(bytes).expect("a JSON record");
+    let n = count_of(record.get("n"));
+    assert_eq!(n, expected, "{contender} lost a write");
+    record.insert("n".to_owned(), serde_json::json!(n + 1));
+    serde_json::to_vec(&record).expect("JSON")
 }
 
 /// The stores, connections and keys of the store-only rounds.
@@ -144,7 +145,7 @@ impl StoreBench {
             .query_async(&mut conn)
             .await
             .expect("INFO server");
-        let _ = REDIS_PID.set(crate::cpu::redis_pid(&info));
+        crate::cpu::watch_redis(&info);
         for key in &string_keys {
             redis::cmd("SET")
                 .arg(key)
@@ -267,12 +268,7 @@ impl StoreBench {
                         .query_async(&mut conn)
                         .await
                         .expect("GET");
-                    let mut record: serde_json::Map<String, serde_json::Value> =
-                        serde_json::from_slice(&bytes).expect("a JSON record");
-                    let n = count_of(record.get("n"));
-                    assert_eq!(n, start + k, "redis_crate_string lost a write");
-                    record.insert("n".to_owned(), serde_json::json!(n + 1));
-                    let bytes = serde_json::to_vec(&record).expect("JSON");
+                    let bytes = bump(&bytes, start + k, "redis_crate_string");
                     redis::cmd("SET")
                         .arg(&key)
                         .arg(bytes)
@@ -292,12 +288,7 @@ impl StoreBench {
             async move {
                 for k in 0..per_task {
                     let bytes: Vec<u8> = client.get(&key).await.expect("GET");
-                    let mut record: serde_json::Map<String, serde_json::Value> =
-                        serde_json::from_slice(&bytes).expect("a JSON record");
-                    let n = count_of(record.get("n"));
-                    assert_eq!(n, start + k, "fred_string lost a write");
-                    record.insert("n".to_owned(), serde_json::json!(n + 1));
-                    let bytes = serde_json::to_vec(&record).expect("JSON");
+                    let bytes = bump(&bytes, start + k, "fred_string");
                     client
                         .set::<(), _, _>(
                             &key,
@@ -324,7 +315,7 @@ where
     F: FnMut(usize, u64) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let (self_before, redis_before) = cpu_now();
+    let (self_before, redis_before) = crate::cpu::now();
     let start = Instant::now();
     let tasks: Vec<_> = (0..counts.len())
         .map(|i| tokio::spawn(step(i, counts[i])))
@@ -333,7 +324,7 @@ where
         t.await.expect("store task");
     }
     let elapsed = start.elapsed();
-    let (self_after, redis_after) = cpu_now();
+    let (self_after, redis_after) = crate::cpu::now();
     for c in counts.iter_mut() {
         *c += per_task;
     }

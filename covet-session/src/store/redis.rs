@@ -287,20 +287,33 @@ impl RedisStore {
     /// The Redis key of session `id`: the reserved root, the prefix and
     /// the id's storage key.
     pub fn redis_key(&self, id: &SessionId) -> String {
-        format!(
-            "{SESSION_KEY_ROOT}{}{}",
-            self.inner.prefix,
-            id.storage_key()
-        )
+        self.key(id.storage_key())
+    }
+
+    /// The Redis key of `name` (a storage key or a user index) under the
+    /// reserved root and the prefix.
+    fn key(&self, name: &str) -> String {
+        format!("{SESSION_KEY_ROOT}{}{name}", self.inner.prefix)
     }
 
     /// The Redis key of the set listing the sessions of `user_id`.
     fn user_index(&self, user_id: &str) -> String {
-        format!(
-            "{SESSION_KEY_ROOT}{}{}",
-            self.inner.prefix,
-            user_key(user_id)
-        )
+        self.key(&user_key(user_id))
+    }
+
+    /// Removes `members` (storage keys) from the user index `index`.
+    async fn unindex(&self, index: &str, members: &[String], what: &str) -> Result<()> {
+        if members.is_empty() {
+            return Ok(());
+        }
+        self.run(what, |mut c| async move {
+            redis::cmd("SREM")
+                .arg(index)
+                .arg(members)
+                .query_async::<()>(&mut c)
+                .await
+        })
+        .await
     }
 
     /// Adds the session at `storage_key` to its user's set, which lives as
@@ -377,23 +390,14 @@ impl RedisStore {
         let mut live = Vec::new();
         let mut stale = Vec::new();
         for storage_key in members {
-            let key = format!("{SESSION_KEY_ROOT}{}{storage_key}", self.inner.prefix);
-            match self.load_key(&key).await {
+            match self.load_key(&self.key(&storage_key)).await {
                 Ok(Some(r)) if user_of(&r.data) == Some(user_id) => live.push((storage_key, r)),
                 Ok(_) | Err(Error::CorruptRecord { .. }) => stale.push(storage_key),
                 Err(e) => return Err(e),
             }
         }
-        if !stale.is_empty() {
-            self.run("pruning a user's sessions", |mut c| async move {
-                redis::cmd("SREM")
-                    .arg(&index)
-                    .arg(stale)
-                    .query_async::<()>(&mut c)
-                    .await
-            })
+        self.unindex(&index, &stale, "pruning a user's sessions")
             .await?;
-        }
         Ok(live)
     }
 
@@ -564,7 +568,7 @@ impl SessionStore for RedisStore {
     /// index sets are not counted. Sessions that expire while the walk
     /// runs may or may not be counted.
     async fn count(&self) -> Result<u64> {
-        let root = format!("{SESSION_KEY_ROOT}{}", self.inner.prefix);
+        let root = self.key("");
         // The per-user index sets have a `:` after the prefix; ids do not.
         let keep = |k: &str| !k[root.len()..].contains(':');
         self.inner
@@ -584,20 +588,11 @@ impl SessionStore for RedisStore {
             .filter(|k| k != keep.storage_key())
             .collect();
         for storage_key in &others {
-            let key = format!("{SESSION_KEY_ROOT}{}{storage_key}", self.inner.prefix);
-            self.unlink(&key, "deleting a user's session").await?;
+            self.unlink(&self.key(storage_key), "deleting a user's session")
+                .await?;
         }
-        if !others.is_empty() {
-            let members = others.clone();
-            self.run("updating a user's session list", |mut c| async move {
-                redis::cmd("SREM")
-                    .arg(&index)
-                    .arg(members)
-                    .query_async::<()>(&mut c)
-                    .await
-            })
+        self.unindex(&index, &others, "updating a user's session list")
             .await?;
-        }
         crate::security::revoked(user_id, others.len() as u64);
         Ok(others.len() as u64)
     }
@@ -605,8 +600,8 @@ impl SessionStore for RedisStore {
     async fn delete_user_sessions(&self, user_id: &str) -> Result<u64> {
         let sessions = self.user_sessions(user_id).await?;
         for (storage_key, _) in &sessions {
-            let key = format!("{SESSION_KEY_ROOT}{}{storage_key}", self.inner.prefix);
-            self.unlink(&key, "deleting a user's session").await?;
+            self.unlink(&self.key(storage_key), "deleting a user's session")
+                .await?;
         }
         self.unlink(&self.user_index(user_id), "deleting a user's session list")
             .await?;
