@@ -6,7 +6,7 @@ use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime};
 
 use covet_cache::{RedisBackend, RedisConnection};
-use redis::Script;
+use redis::{Cmd, Pipeline, RedisWrite, Script, ToRedisArgs, ToSingleRedisArg};
 
 use crate::error::{Error, Result};
 use crate::id::SessionId;
@@ -72,6 +72,8 @@ struct Inner {
     backend: RedisBackend,
     conn: RedisConnection,
     prefix: String,
+    /// The reserved root and the prefix: the start of every key.
+    root: String,
     command_timeout: Duration,
     cluster: bool,
 }
@@ -235,6 +237,7 @@ impl RedisStoreBuilder {
             inner: Arc::new(Inner {
                 backend: backend.clone(),
                 conn: backend.connection(),
+                root: format!("{SESSION_KEY_ROOT}{}", self.prefix),
                 prefix: self.prefix,
                 command_timeout: backend.command_timeout(),
                 cluster: backend.is_cluster(),
@@ -248,10 +251,49 @@ fn epoch_ms(t: SystemTime) -> u64 {
 }
 
 fn encode(key: &str, v: &serde_json::Value) -> Result<String> {
-    serde_json::to_string(v).map_err(|source| Error::Encode {
+    serde_json::to_string(v).map_err(|source| encode_error(key, source))
+}
+
+fn encode_error(key: &str, source: serde_json::Error) -> Error {
+    Error::Encode {
         key: key.to_owned(),
         source,
-    })
+    }
+}
+
+/// A Redis key of the store, written straight into a command's buffer (no
+/// `String` in between): the root (the reserved root and the prefix), then
+/// a name (a storage key or a user index).
+#[derive(Clone, Copy)]
+struct Key<'a> {
+    root: &'a str,
+    name: &'a str,
+}
+
+impl Key<'_> {
+    fn len(self) -> usize {
+        self.root.len() + self.name.len()
+    }
+}
+
+impl ToRedisArgs for Key<'_> {
+    fn write_redis_args<W: ?Sized + RedisWrite>(&self, out: &mut W) {
+        use std::io::Write;
+        let mut arg = out.writer_for_next_arg();
+        // Writing into a command's buffer cannot fail.
+        let _ = arg.write_all(self.root.as_bytes());
+        let _ = arg.write_all(self.name.as_bytes());
+    }
+}
+
+impl ToSingleRedisArg for Key<'_> {}
+
+/// A command `name key`, with room for `more` arguments of `bytes` bytes
+/// in all, so that building it allocates once per buffer.
+fn command(name: &str, key: Key<'_>, more: usize, bytes: usize) -> Cmd {
+    let mut cmd = Cmd::with_capacity(2 + more, name.len() + key.len() + bytes);
+    cmd.arg(name).arg(key);
+    cmd
 }
 
 impl RedisStore {
@@ -293,7 +335,18 @@ impl RedisStore {
     /// The Redis key of `name` (a storage key or a user index) under the
     /// reserved root and the prefix.
     fn key(&self, name: &str) -> String {
-        format!("{SESSION_KEY_ROOT}{}{name}", self.inner.prefix)
+        let mut key = String::with_capacity(self.inner.root.len() + name.len());
+        key.push_str(&self.inner.root);
+        key.push_str(name);
+        key
+    }
+
+    /// [`key`](Self::key) as a command argument.
+    fn at<'a>(&'a self, name: &'a str) -> Key<'a> {
+        Key {
+            root: &self.inner.root,
+            name,
+        }
     }
 
     /// The Redis key of the set listing the sessions of `user_id`.
@@ -340,11 +393,12 @@ impl RedisStore {
 
     /// Reads one session hash; `None` if absent, expired, or a leftover of
     /// a save that found its session gone.
-    async fn load_key(&self, key: &str) -> Result<Option<Record>> {
+    async fn load_key(&self, key: Key<'_>) -> Result<Option<Record>> {
+        let hgetall = command("HGETALL", key, 0, 0);
         // Pairs, not a map: the fields go straight into the session data.
         let fields: Vec<(String, String)> = self
             .run("loading a session", |mut c| async move {
-                redis::cmd("HGETALL").arg(key).query_async(&mut c).await
+                hgetall.query_async(&mut c).await
             })
             .await?;
         if fields.is_empty() {
@@ -390,7 +444,7 @@ impl RedisStore {
         let mut live = Vec::new();
         let mut stale = Vec::new();
         for storage_key in members {
-            match self.load_key(&self.key(&storage_key)).await {
+            match self.load_key(self.at(&storage_key)).await {
                 Ok(Some(r)) if user_of(&r.data) == Some(user_id) => live.push((storage_key, r)),
                 Ok(_) | Err(Error::CorruptRecord { .. }) => stale.push(storage_key),
                 Err(e) => return Err(e),
@@ -402,12 +456,10 @@ impl RedisStore {
     }
 
     /// Runs `f` on a connection within the command timeout.
-    async fn unlink(&self, key: &str, what: &str) -> Result<()> {
+    async fn unlink(&self, key: Key<'_>, what: &str) -> Result<()> {
+        let unlink = command("UNLINK", key, 0, 0);
         self.run(what, |mut c| async move {
-            redis::cmd("UNLINK")
-                .arg(key)
-                .query_async::<()>(&mut c)
-                .await
+            unlink.query_async::<()>(&mut c).await
         })
         .await
     }
@@ -435,10 +487,10 @@ impl SessionStore for RedisStore {
         }
         loop {
             let id = SessionId::generate()?;
-            let key = self.redis_key(&id);
+            let key = self.at(id.storage_key());
             let created: i64 = self
                 .run("creating a session", |mut c| {
-                    let mut inv = CREATE.key(&key);
+                    let mut inv = CREATE.key(key);
                     inv.arg(expires).arg(&fields);
                     async move { inv.invoke_async(&mut c).await }
                 })
@@ -453,7 +505,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
-        self.load_key(&self.redis_key(id)).await
+        self.load_key(self.at(id.storage_key())).await
     }
 
     /// A save that moves the expiry ([`Changes::extend`]) or clears the
@@ -469,7 +521,7 @@ impl SessionStore for RedisStore {
     /// expiry field, so it never loads; it is removed at once and expires
     /// anyway.
     async fn save(&self, id: &SessionId, changes: &Changes) -> Result<Option<SessionId>> {
-        let key = self.redis_key(id);
+        let key = self.at(id.storage_key());
         let expires = epoch_ms(changes.expires_at);
         let checked = changes.cleared || changes.extend;
         let existed = if checked {
@@ -485,39 +537,59 @@ impl SessionStore for RedisStore {
             }
             let done: i64 = self
                 .run("saving a session", |mut c| {
-                    let mut inv = SAVE_CHECKED.key(&key);
+                    let mut inv = SAVE_CHECKED.key(key);
                     inv.arg(&args);
                     async move { inv.invoke_async(&mut c).await }
                 })
                 .await?;
             done == 1
         } else {
-            let mut pipe = redis::pipe();
+            // Each command is sized up front and every reply is an integer
+            // (no ignored ones to filter): a save allocates little, which
+            // matters as much as CPU where the connection's task and the
+            // request run on different threads.
+            let mut pipe = Pipeline::with_capacity(3);
             let writes = !changes.set.is_empty();
             if !writes {
-                pipe.cmd("EXISTS").arg(&key);
+                pipe.add_command(command("EXISTS", key, 0, 0));
             }
             if !changes.removed.is_empty() {
-                pipe.cmd("HDEL")
-                    .arg(&key)
-                    .arg(changes.removed.iter().collect::<Vec<_>>())
-                    .ignore();
+                let bytes = changes.removed.iter().map(String::len).sum();
+                let mut hdel = command("HDEL", key, changes.removed.len(), bytes);
+                for k in &changes.removed {
+                    hdel.arg(k);
+                }
+                pipe.add_command(hdel);
             }
             if writes {
-                let hset = pipe.cmd("HSET").arg(&key);
+                let bytes = changes.set.keys().map(|k| k.len() + 16).sum();
+                let mut hset = command("HSET", key, changes.set.len() * 2, bytes);
                 for (k, v) in &changes.set {
-                    hset.arg(k).arg(encode(k, v)?);
+                    hset.arg(k);
+                    // The value's JSON goes straight into the command.
+                    serde_json::to_writer(hset.writer_for_next_arg(), v)
+                        .map_err(|e| encode_error(k, e))?;
                 }
-                hset.ignore();
+                pipe.add_command(hset);
                 // Every live session has an expiry: `NX` sets one (and
                 // answers 1) only on a hash the `HSET` just created.
-                pipe.cmd("PEXPIREAT").arg(&key).arg(expires).arg("NX");
+                let mut pexpireat = command("PEXPIREAT", key, 2, 24);
+                pexpireat.arg(expires).arg("NX");
+                pipe.add_command(pexpireat);
             }
-            let (answer,): (i64,) = self
+            let replies: Vec<i64> = self
                 .run("saving a session", |mut c| async move {
                     pipe.query_async(&mut c).await
                 })
                 .await?;
+            // The existence check answers last.
+            let Some(&answer) = replies.last() else {
+                return Err(Error::store(
+                    NAME,
+                    "saving a session",
+                    "Redis sent no reply to the existence check",
+                ));
+            };
             if writes { answer == 0 } else { answer == 1 }
         };
         if existed {
@@ -528,7 +600,7 @@ impl SessionStore for RedisStore {
         }
         if !checked
             && let Err(e) = self
-                .unlink(&key, "removing the hash a save of a missing session left")
+                .unlink(key, "removing the hash a save of a missing session left")
                 .await
         {
             // It never loads (no expiry field) and expires by itself.
@@ -538,7 +610,8 @@ impl SessionStore for RedisStore {
     }
 
     async fn delete(&self, id: &SessionId) -> Result<()> {
-        self.unlink(&self.redis_key(id), "deleting a session").await
+        self.unlink(self.at(id.storage_key()), "deleting a session")
+            .await
     }
 
     /// Redis expires session hashes itself (each has a `PEXPIREAT`), so
@@ -588,7 +661,7 @@ impl SessionStore for RedisStore {
             .filter(|k| k != keep.storage_key())
             .collect();
         for storage_key in &others {
-            self.unlink(&self.key(storage_key), "deleting a user's session")
+            self.unlink(self.at(storage_key), "deleting a user's session")
                 .await?;
         }
         self.unindex(&index, &others, "updating a user's session list")
@@ -600,10 +673,11 @@ impl SessionStore for RedisStore {
     async fn delete_user_sessions(&self, user_id: &str) -> Result<u64> {
         let sessions = self.user_sessions(user_id).await?;
         for (storage_key, _) in &sessions {
-            self.unlink(&self.key(storage_key), "deleting a user's session")
+            self.unlink(self.at(storage_key), "deleting a user's session")
                 .await?;
         }
-        self.unlink(&self.user_index(user_id), "deleting a user's session list")
+        let index = user_key(user_id);
+        self.unlink(self.at(&index), "deleting a user's session list")
             .await?;
         crate::security::revoked(user_id, sessions.len() as u64);
         Ok(sessions.len() as u64)
