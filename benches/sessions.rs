@@ -53,6 +53,7 @@
 
 mod common;
 mod cpu;
+mod session_handlers;
 mod session_store;
 
 use std::net::SocketAddr;
@@ -62,11 +63,11 @@ use axum::Router;
 use axum::routing::get;
 use common::{Conn, Reply, serve};
 use covet::session::{
-    MemoryStore as CovetMemoryStore, RedisStore as CovetRedisStore, Session as CovetSession,
-    SessionConfig, SessionLayer,
+    MemoryStore as CovetMemoryStore, RedisStore as CovetRedisStore, SessionConfig, SessionLayer,
 };
 use criterion::{Criterion, SamplingMode, Throughput};
 use http::{HeaderValue, StatusCode, header};
+use session_handlers::internal;
 use tokio::runtime::{Builder, Runtime};
 use tower_sessions_redis_store::fred::prelude::{
     Client as FredClient, ClientLike, Config as FredConfig,
@@ -86,30 +87,10 @@ const STORE_ROUND: u64 = 8192;
 /// Idle expiry of every session, on both sides.
 const IDLE_SECS: u64 = 3600;
 
-async fn covet_handler(session: CovetSession) -> Result<String, covet::session::Error> {
-    let n: u64 = session.get("n")?.unwrap_or(0);
-    session.insert("n", n + 1)?;
-    Ok(n.to_string())
-}
-
-async fn tower_handler(session: tower_sessions::Session) -> Result<String, StatusCode> {
-    let n: u64 = session.get("n").await.map_err(internal)?.unwrap_or(0);
-    session.insert("n", n + 1).await.map_err(internal)?;
-    Ok(n.to_string())
-}
-
 async fn tower_014_handler(session: tower_sessions_014::Session) -> Result<String, StatusCode> {
     let n: u64 = session.get("n").await.map_err(internal)?.unwrap_or(0);
     session.insert("n", n + 1).await.map_err(internal)?;
     Ok(n.to_string())
-}
-
-async fn plain_handler() -> String {
-    0u64.to_string()
-}
-
-fn internal<E>(_: E) -> StatusCode {
-    StatusCode::INTERNAL_SERVER_ERROR
 }
 
 fn redis_url() -> String {
@@ -287,9 +268,9 @@ async fn setup() -> Setup {
         tower_sessions_014::cookie::time::Duration::seconds(IDLE_SECS as i64),
     );
 
-    let plain = Router::new().route("/", get(plain_handler));
+    let plain = Router::new().route("/", get(session_handlers::plain));
     let covet_memory = Router::new()
-        .route("/", get(covet_handler))
+        .route("/", get(session_handlers::covet))
         .layer(SessionLayer::new(CovetMemoryStore::new()).with_config(covet_config()));
     let raw = redis::Client::open(url.as_str())
         .expect("redis URL")
@@ -298,12 +279,14 @@ async fn setup() -> Setup {
         .unwrap_or_else(|e| panic!("redis connection at {url}: {e}"));
     let stores = session_store::StoreBench::new(covet_redis.clone(), fred.clone(), raw, idle).await;
     let covet_redis = Router::new()
-        .route("/", get(covet_handler))
+        .route("/", get(session_handlers::covet))
         .layer(SessionLayer::new(covet_redis).with_config(covet_config()));
-    let tower_memory = Router::new().route("/", get(tower_handler)).layer(
-        tower_sessions::SessionManagerLayer::new(tower_sessions::MemoryStore::default())
-            .with_expiry(tower_expiry),
-    );
+    let tower_memory = Router::new()
+        .route("/", get(session_handlers::tower))
+        .layer(
+            tower_sessions::SessionManagerLayer::new(tower_sessions::MemoryStore::default())
+                .with_expiry(tower_expiry),
+        );
     let tower_redis = Router::new().route("/", get(tower_014_handler)).layer(
         tower_sessions_014::SessionManagerLayer::new(tower_sessions_redis_store::RedisStore::new(
             fred.clone(),

@@ -107,12 +107,14 @@ impl SessionId {
     pub fn storage_key(&self) -> &str {
         self.inner.key.get_or_init(|| {
             let digest = Sha256::digest(self.inner.text.as_bytes());
-            let mut out = String::with_capacity(64);
-            for b in digest {
-                out.push(char::from(HEX[usize::from(b >> 4)]));
-                out.push(char::from(HEX[usize::from(b & 0xf)]));
+            let mut hex = [0u8; 64];
+            for (pair, b) in hex.chunks_exact_mut(2).zip(digest) {
+                pair[0] = HEX[usize::from(b >> 4)];
+                pair[1] = HEX[usize::from(b & 0xf)];
             }
-            out
+            // ASCII, so always valid; the fallback only keeps this total.
+            String::from_utf8(hex.to_vec())
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
         })
     }
 }
@@ -231,6 +233,11 @@ mod tests {
         assert_eq!(k.len(), 64);
         assert!(k.bytes().all(|b| HEX.contains(&b)));
         assert_eq!(k, id.storage_key());
+        let fixed: SessionId = "A".repeat(43).parse().unwrap();
+        assert_eq!(
+            fixed.storage_key(),
+            "0f007385b6f9d4b7eeb2748605afe1a984a0a3bfa3f014d09e2a784ce9e5cd1a"
+        );
         assert!(!format!("{id:?}").contains(id.expose()));
     }
 }

@@ -179,6 +179,10 @@ fn parse_forwarded_ip(v: &str) -> Option<IpAddr> {
     v.rsplit_once(':')?.0.parse().ok()
 }
 
+/// Characters of a binding fingerprint: 16 bytes of SHA-256, URL-safe
+/// base64 without padding.
+const FINGERPRINT_LEN: usize = 22;
+
 /// The binding fingerprint of a client: a hash of its `User-Agent` and of
 /// its address's prefix (`None` when binding is off).
 pub(crate) fn fingerprint(
@@ -186,6 +190,31 @@ pub(crate) fn fingerprint(
     user_agent: Option<&http::HeaderValue>,
     ip: Option<IpAddr>,
 ) -> Option<String> {
+    let mut buf = [0u8; FINGERPRINT_LEN];
+    let text = fingerprint_into(config, user_agent, ip, &mut buf)?;
+    Some(text.to_owned())
+}
+
+/// Whether this client's fingerprint is `stored` (`None` when binding is
+/// off), without allocating: the load of every bound session asks.
+pub(crate) fn fingerprint_matches(
+    config: &SessionConfig,
+    user_agent: Option<&http::HeaderValue>,
+    ip: Option<IpAddr>,
+    stored: &str,
+) -> Option<bool> {
+    let mut buf = [0u8; FINGERPRINT_LEN];
+    let text = fingerprint_into(config, user_agent, ip, &mut buf)?;
+    Some(text == stored)
+}
+
+/// Writes the fingerprint into `buf` and returns it as text.
+fn fingerprint_into<'b>(
+    config: &SessionConfig,
+    user_agent: Option<&http::HeaderValue>,
+    ip: Option<IpAddr>,
+    buf: &'b mut [u8; FINGERPRINT_LEN],
+) -> Option<&'b str> {
     if config.binding() == Binding::Off {
         return None;
     }
@@ -195,29 +224,31 @@ pub(crate) fn fingerprint(
     h.update(user_agent.map_or(&[][..], |v| v.as_bytes()));
     h.update(b"\0");
     if let Some(ip) = ip.map(canonical) {
-        let masked: Vec<u8> = match ip {
-            IpAddr::V4(v) => mask(&v.octets(), v4),
-            IpAddr::V6(v) => mask(&v.octets(), v6),
+        let mut octets = [0u8; 16];
+        let masked = match ip {
+            IpAddr::V4(v) => mask(&v.octets(), v4, &mut octets),
+            IpAddr::V6(v) => mask(&v.octets(), v6, &mut octets),
         };
-        h.update(&masked);
+        h.update(masked);
     }
-    Some(URL_SAFE_NO_PAD.encode(&h.finalize()[..16]))
+    let n = URL_SAFE_NO_PAD
+        .encode_slice(&h.finalize()[..16], buf)
+        .ok()?;
+    std::str::from_utf8(&buf[..n]).ok()
 }
 
-fn mask(octets: &[u8], bits: u8) -> Vec<u8> {
+/// The first `bits` of `octets` (the rest zeroed), in `out`.
+fn mask<'o>(octets: &[u8], bits: u8, out: &'o mut [u8; 16]) -> &'o [u8] {
     let bits = usize::from(bits).min(octets.len() * 8);
-    octets
-        .iter()
-        .enumerate()
-        .map(|(i, b)| {
-            let keep = bits.saturating_sub(i * 8).min(8);
-            if keep == 0 {
-                0
-            } else {
-                b & (0xffu8 << (8 - keep))
-            }
-        })
-        .collect()
+    for (i, (o, b)) in out.iter_mut().zip(octets).enumerate() {
+        let keep = bits.saturating_sub(i * 8).min(8);
+        *o = if keep == 0 {
+            0
+        } else {
+            b & (0xffu8 << (8 - keep))
+        };
+    }
+    &out[..octets.len()]
 }
 
 static PROCESS_SALT: LazyLock<[u8; 16]> = LazyLock::new(|| {
@@ -409,5 +440,26 @@ mod tests {
         );
         let off = SessionConfig::default().with_binding(Binding::Off);
         assert_eq!(fingerprint(&off, Some(&ua), None), None);
+        assert_eq!(fingerprint_matches(&off, Some(&ua), None, "x"), None);
+        // Fingerprints stored by any version keep matching: SHA-256 of
+        // "covet-binding\0", the agent, "\0" and the masked address.
+        assert_eq!(f("198.51.100.7").unwrap(), "d2M-80X6UFkRdz_FeP9M-g");
+        assert_eq!(f("2001:db8:0:1::1").unwrap(), "BMPQ6un69P9cTAtE1eYIZQ");
+        for ip in [
+            None,
+            Some("198.51.100.7"),
+            Some("2001:db8::1"),
+            Some("::ffff:198.51.100.9"),
+        ] {
+            let ip = ip.map(|i| i.parse().unwrap());
+            let fp = fingerprint(&c, Some(&ua), ip).unwrap();
+            assert_eq!(fp.len(), FINGERPRINT_LEN);
+            assert_eq!(fingerprint_matches(&c, Some(&ua), ip, &fp), Some(true));
+            assert_eq!(fingerprint_matches(&c, None, ip, &fp), Some(false));
+            assert_eq!(
+                fingerprint_matches(&c, Some(&ua), ip, &fp[..21]),
+                Some(false)
+            );
+        }
     }
 }

@@ -105,6 +105,31 @@ impl Meta {
         ])
     }
 
+    /// [`from_value`](Meta::from_value) of a value the caller owns: its
+    /// strings are moved, not copied (every load decodes the fields).
+    pub(crate) fn from_owned(v: Option<serde_json::Value>) -> Meta {
+        use serde_json::Value;
+        let Some(Value::Array(fields)) = v else {
+            return Meta::from_value(v.as_ref());
+        };
+        let mut fields = fields.into_iter();
+        let mut num = || fields.next().as_ref().and_then(Value::as_u64);
+        let (created_ms, idle_ms, cookie_ms) = (num(), num(), num());
+        let mut text = || match fields.next() {
+            Some(Value::String(t)) => Some(t),
+            _ => None,
+        };
+        let (user, agent, binding) = (text(), text(), text());
+        Meta {
+            created_ms,
+            idle_ms,
+            cookie_ms,
+            user,
+            agent,
+            binding,
+        }
+    }
+
     /// The fields stored under [`META_KEY`] (missing ones are `None`).
     pub(crate) fn from_value(v: Option<&serde_json::Value>) -> Meta {
         let field = |i: usize| v.and_then(|v| v.get(i));
@@ -122,6 +147,22 @@ impl Meta {
 
     fn is_empty(&self) -> bool {
         *self == Meta::default()
+    }
+}
+
+/// The same JSON as [`Meta::to_value`], written without building it (the
+/// size limit weighs the fields on every first insert of a request).
+impl Serialize for Meta {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        (
+            self.created_ms,
+            self.idle_ms,
+            self.cookie_ms,
+            &self.user,
+            &self.agent,
+            &self.binding,
+        )
+            .serialize(s)
     }
 }
 
@@ -191,7 +232,7 @@ impl State {
             total += entry_len(k, v);
         }
         if !self.meta.is_empty() {
-            total += entry_len(META_KEY, &self.meta.to_value());
+            total += entry_len(META_KEY, &self.meta);
         }
         self.size = Some(total);
         total
@@ -232,7 +273,7 @@ pub(crate) fn json_len(v: &impl Serialize) -> usize {
 }
 
 /// The bytes one entry adds to the stored JSON object: `"key":value,`.
-fn entry_len(key: &str, value: &serde_json::Value) -> usize {
+fn entry_len(key: &str, value: &impl Serialize) -> usize {
     json_len(&key) + 1 + json_len(value) + 1
 }
 
@@ -341,7 +382,9 @@ impl Session {
             // A salted hash, never the id.
             span.record("session", self.event_id(id));
         }
-        self.load_from_store().instrument(span).await
+        // Boxed: the state machine is large, and it would otherwise make
+        // every handler future that extracts a session a large allocation.
+        Box::pin(self.load_from_store()).instrument(span).await
     }
 
     async fn load_from_store(&self) -> Result<()> {
@@ -402,20 +445,25 @@ impl Session {
         }
         let mut loaded = None;
         if let Some((id, mut record)) = found {
-            let meta = Meta::from_value(record.data.remove(META_KEY).as_ref());
+            let meta = Meta::from_owned(record.data.remove(META_KEY));
             let absolute = self.inner.config.absolute_timeout();
+            let now = SystemTime::now();
             let expired = meta.created_ms.is_some_and(|c| {
                 from_ms(c)
                     .checked_add(absolute)
-                    .is_some_and(|end| end <= SystemTime::now())
+                    .is_some_and(|end| end <= now)
             });
             // Hashed only for sessions that recorded a binding.
             let mismatch = self.inner.config.binding() != Binding::Off
-                && meta
-                    .binding
-                    .as_ref()
-                    .is_some_and(|stored| self.client_fingerprint().as_ref() != Some(stored));
-            if record.expires_at <= SystemTime::now() {
+                && meta.binding.as_ref().is_some_and(|stored| {
+                    security::fingerprint_matches(
+                        &self.inner.config,
+                        self.inner.user_agent.as_ref(),
+                        self.inner.client_ip,
+                        stored,
+                    ) != Some(true)
+                });
+            if record.expires_at <= now {
                 // A store that returns a record past its deadline (lazy
                 // expiry, a TTL rounded up): the server still refuses it.
                 self.record(Event::ExpiredIdle);
@@ -1150,6 +1198,39 @@ mod tests {
 
     fn config() -> SessionConfig {
         SessionConfig::default()
+    }
+
+    #[test]
+    fn meta_writes_and_reads_one_form() {
+        let full = Meta {
+            created_ms: Some(1),
+            idle_ms: Some(2),
+            cookie_ms: None,
+            user: Some("alice \"a\"".into()),
+            agent: None,
+            binding: Some("fp".into()),
+        };
+        for meta in [full, Meta::default()] {
+            let value = meta.to_value();
+            assert_eq!(serde_json::to_value(&meta).unwrap(), value);
+            assert_eq!(json_len(&meta), json_len(&value));
+            assert_eq!(Meta::from_owned(Some(value.clone())), meta);
+            assert_eq!(Meta::from_value(Some(&value)), meta);
+        }
+        // Shapes no version wrote decode as far as they go, both ways.
+        for odd in [
+            serde_json::json!([5]),
+            serde_json::json!([5, "x", null, 7, "u"]),
+            serde_json::json!({"a": 1}),
+            serde_json::json!("text"),
+        ] {
+            assert_eq!(
+                Meta::from_owned(Some(odd.clone())),
+                Meta::from_value(Some(&odd)),
+                "{odd}"
+            );
+        }
+        assert_eq!(Meta::from_owned(None), Meta::default());
     }
 
     #[tokio::test]

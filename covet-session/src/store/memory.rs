@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use moka::Expiry;
-use moka::future::Cache;
 use moka::notification::RemovalCause;
+use moka::sync::Cache;
 use parking_lot::Mutex;
 
 use crate::error::Result;
@@ -244,7 +244,7 @@ impl MemoryStore {
             .filter(|s| !s.gone.load(Ordering::Acquire));
         match remembered {
             Some(slot) => Some(slot),
-            None => self.cache.get(id.storage_key()).await,
+            None => self.cache.get(id.storage_key()),
         }
     }
 
@@ -296,7 +296,7 @@ impl MemoryStore {
         };
         if reschedule {
             // moka reads the new schedule through `expire_after_update`.
-            self.cache.insert(key.to_owned(), slot).await;
+            self.cache.insert(key.to_owned(), slot);
         }
         true
     }
@@ -310,8 +310,7 @@ impl SessionStore for MemoryStore {
             let entry = self
                 .cache
                 .entry(id.storage_key().to_owned())
-                .or_insert_with(std::future::ready(Slot::new(record.clone())))
-                .await;
+                .or_insert_with(|| Slot::new(record.clone()));
             if entry.is_fresh() {
                 return Ok(id);
             }
@@ -319,7 +318,7 @@ impl SessionStore for MemoryStore {
     }
 
     async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
-        let Some(slot) = self.cache.get(id.storage_key()).await else {
+        let Some(slot) = self.cache.get(id.storage_key()) else {
             return Ok(None);
         };
         let record = {
@@ -343,7 +342,7 @@ impl SessionStore for MemoryStore {
     }
 
     async fn delete(&self, id: &SessionId) -> Result<()> {
-        if let Some(slot) = self.cache.remove(id.storage_key()).await {
+        if let Some(slot) = self.cache.remove(id.storage_key()) {
             slot.state.lock().deleted = true;
         }
         Ok(())
@@ -377,11 +376,11 @@ impl SessionStore for MemoryStore {
             .collect();
         let mut n = 0;
         for k in expired {
-            if self.cache.remove(k.as_str()).await.is_some() {
+            if self.cache.remove(k.as_str()).is_some() {
                 n += 1;
             }
         }
-        self.cache.run_pending_tasks().await;
+        self.cache.run_pending_tasks();
         Ok(n)
     }
 
@@ -417,7 +416,7 @@ impl MemoryStore {
                 continue;
             }
             slot.state.lock().deleted = true;
-            self.cache.remove(key.as_str()).await;
+            self.cache.remove(key.as_str());
             n += 1;
         }
         crate::security::revoked(user_id, n);
@@ -442,7 +441,7 @@ mod tests {
         for _ in 0..100 {
             store.create(&record(far)).await.unwrap();
         }
-        store.cache.run_pending_tasks().await;
+        store.cache.run_pending_tasks();
         assert!(
             store.cache.entry_count() <= 10,
             "{}",
@@ -492,7 +491,7 @@ mod tests {
         let r = store.load(&id).await.unwrap().expect("still live");
         assert_eq!(r.expires_at, later);
         // The slot was rescheduled past the new expiry.
-        let slot = store.cache.get(id.storage_key()).await.unwrap();
+        let slot = store.cache.get(id.storage_key()).unwrap();
         assert!(slot.scheduled_ms.load(Ordering::Acquire) > epoch_ms(later));
     }
 
@@ -505,7 +504,7 @@ mod tests {
         for _ in 0..100 {
             store.create(&Record::new(big.clone(), far)).await.unwrap();
         }
-        store.cache.run_pending_tasks().await;
+        store.cache.run_pending_tasks();
         assert!(
             store.cache.weighted_size() <= 64 * 1024,
             "{}",
@@ -521,10 +520,10 @@ mod tests {
             .create(&record(SystemTime::now() + Duration::from_secs(60)))
             .await
             .unwrap();
-        let slot = store.cache.get(id.storage_key()).await.unwrap();
+        let slot = store.cache.get(id.storage_key()).unwrap();
         store.delete(&id).await.unwrap();
         // A save that raced with the delete puts the slot back: still gone.
-        store.cache.insert(id.storage_key().to_owned(), slot).await;
+        store.cache.insert(id.storage_key().to_owned(), slot);
         assert_eq!(store.load(&id).await.unwrap(), None);
         let changes = Changes::new(SystemTime::now() + Duration::from_secs(60));
         assert_eq!(store.save(&id, &changes).await.unwrap(), None);
