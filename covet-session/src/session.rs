@@ -148,6 +148,20 @@ impl Meta {
     fn is_empty(&self) -> bool {
         *self == Meta::default()
     }
+
+    /// An upper bound of its JSON's length (see [`json_bound`]).
+    fn json_bound(&self) -> usize {
+        let num = |n: Option<u64>| n.map_or(4, digits);
+        let text = |t: &Option<String>| t.as_deref().map_or(4, str_bound);
+        // Brackets and five commas.
+        2 + 5
+            + num(self.created_ms)
+            + num(self.idle_ms)
+            + num(self.cookie_ms)
+            + text(&self.user)
+            + text(&self.agent)
+            + text(&self.binding)
+    }
 }
 
 /// The same JSON as [`Meta::to_value`], written without building it (the
@@ -196,8 +210,11 @@ struct State {
     meta_changed: bool,
     /// The last save calls for sending the cookie again.
     send_cookie: bool,
-    /// The stored form's size, computed on the first insert.
+    /// The stored form's size, computed when `bound` comes near the limit.
     size: Option<usize>,
+    /// An upper bound of the stored form's size, cheap to compute: an
+    /// insert that keeps it within the limit needs no exact weighing.
+    bound: Option<usize>,
     cookie: Option<CookieAction>,
 }
 
@@ -238,10 +255,33 @@ impl State {
         total
     }
 
+    /// [`size`](State::size)'s upper bound, from [`json_bound`].
+    fn bound(&mut self) -> usize {
+        if let Some(b) = self.bound {
+            return b;
+        }
+        let mut total = 2;
+        for (k, v) in &self.data {
+            total += entry_bound(k, json_bound(v));
+        }
+        if !self.meta.is_empty() {
+            total += entry_bound(META_KEY, self.meta.json_bound());
+        }
+        self.bound = Some(total);
+        total
+    }
+
+    /// The data or the meta changed wholesale: both weights are redone on
+    /// the next insert.
+    fn forget_size(&mut self) {
+        self.size = None;
+        self.bound = None;
+    }
+
     fn set_meta(&mut self, f: impl FnOnce(&mut Meta)) {
         f(&mut self.meta);
         self.meta_changed = true;
-        self.size = None;
+        self.forget_size();
     }
 
     /// Every field, for a store that writes the whole session.
@@ -275,6 +315,43 @@ pub(crate) fn json_len(v: &impl Serialize) -> usize {
 /// The bytes one entry adds to the stored JSON object: `"key":value,`.
 fn entry_len(key: &str, value: &impl Serialize) -> usize {
     json_len(&key) + 1 + json_len(value) + 1
+}
+
+/// An upper bound of `json_len` of a string: its quotes, and every byte
+/// escaped in the longest form (`\u00XX`).
+fn str_bound(s: &str) -> usize {
+    2 + 6 * s.len()
+}
+
+/// An upper bound of `json_len(v)`, found without writing anything but
+/// numbers (whose text is exact and short): never below it.
+pub(crate) fn json_bound(v: &serde_json::Value) -> usize {
+    use serde_json::Value;
+    match v {
+        Value::Null => 4,
+        Value::Bool(_) => 5,
+        Value::Number(n) => json_len(n),
+        Value::String(s) => str_bound(s),
+        // Brackets and one comma per element (one too many: a bound).
+        Value::Array(items) => 2 + items.iter().map(|i| json_bound(i) + 1).sum::<usize>(),
+        // Braces, and per member its key, a colon and a comma.
+        Value::Object(members) => {
+            2 + members
+                .iter()
+                .map(|(k, v)| str_bound(k) + 1 + json_bound(v) + 1)
+                .sum::<usize>()
+        }
+    }
+}
+
+/// [`entry_len`]'s upper bound, for a value whose bound is `value`.
+fn entry_bound(key: &str, value: usize) -> usize {
+    str_bound(key) + 1 + value + 1
+}
+
+/// The decimal digits of `n`.
+fn digits(n: u64) -> usize {
+    n.checked_ilog10().map_or(1, |d| d as usize + 1)
 }
 
 fn is_reserved(key: &str) -> bool {
@@ -512,6 +589,7 @@ impl Session {
         if let Some((id, record, meta)) = loaded {
             st.id = Some(id);
             st.data = record.data;
+            st.forget_size();
             st.expires_at = Some(record.expires_at);
             st.meta = meta;
             let idle = u64::try_from(self.inner.config.idle_timeout().as_millis()).ok();
@@ -614,10 +692,21 @@ impl Session {
         if st.ended || st.data.get(key) == Some(&v) {
             return Ok(());
         }
-        let old = st.data.get(key).map_or(0, |o| entry_len(key, o));
-        let size = st.size() - old + entry_len(key, &v);
         let limit = self.inner.config.max_size();
-        if size > limit {
+        let old_bound = st
+            .data
+            .get(key)
+            .map_or(0, |o| entry_bound(key, json_bound(o)));
+        let bound = st.bound() - old_bound + entry_bound(key, json_bound(&v));
+        // Within the limit even at its upper bound: no exact weighing. Only
+        // a session near the limit is weighed exactly.
+        let size = if bound <= limit {
+            None
+        } else {
+            let old = st.data.get(key).map_or(0, |o| entry_len(key, o));
+            Some(st.size() - old + entry_len(key, &v))
+        };
+        if let Some(size) = size.filter(|&s| s > limit) {
             let session = st.id.as_ref().map(|id| self.event_id(id));
             drop(st);
             security_event!(
@@ -630,7 +719,8 @@ impl Session {
             );
             return Err(Error::TooLarge { size, limit });
         }
-        st.size = Some(size);
+        st.size = size;
+        st.bound = Some(bound);
         if !st.removed.is_empty() {
             st.removed.remove(key);
         }
@@ -667,6 +757,9 @@ impl Session {
         };
         if let Some(size) = st.size {
             st.size = Some(size.saturating_sub(entry_len(key, &v)));
+        }
+        if let Some(bound) = st.bound {
+            st.bound = Some(bound.saturating_sub(entry_bound(key, json_bound(&v))));
         }
         st.changed.remove(key);
         st.removed.insert(key.to_owned());
@@ -722,7 +815,7 @@ impl Session {
             created_ms: created,
             ..Meta::default()
         };
-        st.size = None;
+        st.forget_size();
         st.cleared = true;
     }
 
@@ -763,7 +856,7 @@ impl Session {
             // A new id gets a new CSRF secret.
             if st.data.remove(CSRF_SECRET_KEY).is_some() {
                 st.removed.insert(CSRF_SECRET_KEY.to_owned());
-                st.size = None;
+                st.forget_size();
             }
         }
     }
@@ -879,7 +972,7 @@ impl Session {
         st.changed.clear();
         st.removed.clear();
         st.meta = Meta::default();
-        st.size = None;
+        st.forget_size();
         st.rotate = false;
         st.cleared = true;
         st.ended = true;
@@ -1144,6 +1237,7 @@ impl Session {
         st.expires_at = None;
         st.data.clear();
         st.meta = Meta::default();
+        st.forget_size();
         st.ended = true;
         Self::reset(&mut st);
         SaveOutcome::Deleted
@@ -1307,6 +1401,89 @@ mod tests {
             r.data.contains_key(META_KEY),
             "covet's fields survive a clear"
         );
+    }
+
+    /// Any JSON value, with the strings that escape the most.
+    fn any_value() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        use serde_json::Value;
+        let text = "(\\PC|[\\x00-\\x1f\"\\\\\u{7f}\u{2028}\u{10348}]){0,12}";
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<u64>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            text.prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 24, 4, move |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map(text, inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_size_bound_never_underestimates(v in any_value()) {
+            proptest::prop_assert!(json_bound(&v) >= json_len(&v));
+        }
+
+        #[test]
+        fn the_meta_bound_never_underestimates(
+            created in proptest::option::of(proptest::num::u64::ANY),
+            user in proptest::option::of("(\\PC|[\\x00-\\x1f\"\\\\]){0,12}"),
+        ) {
+            let meta = Meta {
+                created_ms: created,
+                idle_ms: created.map(|c| c / 7),
+                cookie_ms: None,
+                agent: user.clone().map(|u| u.repeat(3)),
+                user,
+                binding: Some("d2M-80X6UFkRdz_FeP9M-g".into()),
+            };
+            proptest::prop_assert!(meta.json_bound() >= json_len(&meta));
+        }
+    }
+
+    #[tokio::test]
+    async fn the_size_limit_is_exact_where_the_bound_is_not() {
+        // {"k":"…"} weighs the string's length plus 9 (a comma per entry).
+        let s = Session::new(store(), &config().with_max_size(100));
+        s.insert("k", "a".repeat(91)).unwrap();
+        let err = s.insert("k", "a".repeat(92)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::TooLarge {
+                    size: 101,
+                    limit: 100
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(s.get::<String>("k").unwrap(), Some("a".repeat(91)));
+        // Escapes count as written: "\n" is two bytes.
+        s.insert("k", "\n".repeat(45)).unwrap();
+        assert!(s.insert("k", "\n".repeat(46)).is_err());
+        // Inserts accepted on the bound alone keep the total exact.
+        let s = Session::new(store(), &config().with_max_size(1000));
+        for i in 0..9 {
+            s.insert(&format!("k{i}"), "b".repeat(90)).unwrap();
+        }
+        // 2 + 9 * (4 + 1 + 92 + 1) = 884; an entry of 116 reaches 1000.
+        s.insert("k9", "c".repeat(108)).unwrap();
+        assert!(matches!(
+            s.insert("k10", true),
+            Err(Error::TooLarge {
+                size: 1011,
+                limit: 1000
+            })
+        ));
+        s.remove::<String>("k9").unwrap();
+        s.insert("k10", true).unwrap();
     }
 
     #[tokio::test]
