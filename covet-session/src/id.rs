@@ -107,14 +107,11 @@ impl SessionId {
     pub fn storage_key(&self) -> &str {
         self.inner.key.get_or_init(|| {
             let digest = Sha256::digest(self.inner.text.as_bytes());
-            let mut hex = [0u8; 64];
-            for (pair, b) in hex.chunks_exact_mut(2).zip(digest) {
-                pair[0] = HEX[usize::from(b >> 4)];
-                pair[1] = HEX[usize::from(b & 0xf)];
-            }
-            // ASCII, so always valid; the fallback only keeps this total.
-            String::from_utf8(hex.to_vec())
-                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+            digest
+                .iter()
+                .flat_map(|&b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]])
+                .map(char::from)
+                .collect()
         })
     }
 }

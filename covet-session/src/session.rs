@@ -90,27 +90,20 @@ pub(crate) struct Meta {
 }
 
 impl Meta {
-    /// The fields as stored under [`META_KEY`].
+    /// The fields as stored under [`META_KEY`]: the JSON array its
+    /// `Serialize` writes.
     pub(crate) fn to_value(&self) -> serde_json::Value {
-        use serde_json::Value;
-        let num = |n: Option<u64>| n.map_or(Value::Null, Value::from);
-        let text = |t: &Option<String>| t.clone().map_or(Value::Null, Value::from);
-        Value::Array(vec![
-            num(self.created_ms),
-            num(self.idle_ms),
-            num(self.cookie_ms),
-            text(&self.user),
-            text(&self.agent),
-            text(&self.binding),
-        ])
+        // Only `Option<u64>` and `Option<String>` fields: this cannot fail.
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
     }
 
-    /// [`from_value`](Meta::from_value) of a value the caller owns: its
-    /// strings are moved, not copied (every load decodes the fields).
+    /// The fields stored under [`META_KEY`], moving the strings out of a
+    /// value the caller owns (every load decodes them). Missing or
+    /// mistyped fields are `None`; anything but an array is no fields.
     pub(crate) fn from_owned(v: Option<serde_json::Value>) -> Meta {
         use serde_json::Value;
         let Some(Value::Array(fields)) = v else {
-            return Meta::from_value(v.as_ref());
+            return Meta::default();
         };
         let mut fields = fields.into_iter();
         let mut num = || fields.next().as_ref().and_then(Value::as_u64);
@@ -130,19 +123,9 @@ impl Meta {
         }
     }
 
-    /// The fields stored under [`META_KEY`] (missing ones are `None`).
+    /// [`from_owned`](Meta::from_owned) of a borrowed value.
     pub(crate) fn from_value(v: Option<&serde_json::Value>) -> Meta {
-        let field = |i: usize| v.and_then(|v| v.get(i));
-        let num = |i: usize| field(i).and_then(serde_json::Value::as_u64);
-        let text = |i: usize| field(i).and_then(|x| x.as_str()).map(str::to_owned);
-        Meta {
-            created_ms: num(0),
-            idle_ms: num(1),
-            cookie_ms: num(2),
-            user: text(3),
-            agent: text(4),
-            binding: text(5),
-        }
+        Meta::from_owned(v.cloned())
     }
 
     fn is_empty(&self) -> bool {
@@ -164,8 +147,9 @@ impl Meta {
     }
 }
 
-/// The same JSON as [`Meta::to_value`], written without building it (the
-/// size limit weighs the fields on every first insert of a request).
+/// The stored form: `[created, idle, cookie, user, agent, binding]`, with
+/// `null` for a missing field (written straight into a weighing counter or
+/// a store's command).
 impl Serialize for Meta {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         (
@@ -325,7 +309,7 @@ fn str_bound(s: &str) -> usize {
 
 /// An upper bound of `json_len(v)`, found without writing anything but
 /// numbers (whose text is exact and short): never below it.
-pub(crate) fn json_bound(v: &serde_json::Value) -> usize {
+fn json_bound(v: &serde_json::Value) -> usize {
     use serde_json::Value;
     match v {
         Value::Null => 4,
@@ -1311,18 +1295,23 @@ mod tests {
             assert_eq!(Meta::from_owned(Some(value.clone())), meta);
             assert_eq!(Meta::from_value(Some(&value)), meta);
         }
-        // Shapes no version wrote decode as far as they go, both ways.
-        for odd in [
-            serde_json::json!([5]),
-            serde_json::json!([5, "x", null, 7, "u"]),
-            serde_json::json!({"a": 1}),
-            serde_json::json!("text"),
-        ] {
-            assert_eq!(
-                Meta::from_owned(Some(odd.clone())),
-                Meta::from_value(Some(&odd)),
-                "{odd}"
-            );
+        // Shapes no version wrote decode as far as they go.
+        let short = Meta {
+            created_ms: Some(5),
+            ..Meta::default()
+        };
+        assert_eq!(Meta::from_owned(Some(serde_json::json!([5]))), short);
+        let mistyped = Meta {
+            created_ms: Some(5),
+            agent: Some("u".into()),
+            ..Meta::default()
+        };
+        assert_eq!(
+            Meta::from_owned(Some(serde_json::json!([5, "x", null, 7, "u"]))),
+            mistyped
+        );
+        for odd in [serde_json::json!({"a": 1}), serde_json::json!("text")] {
+            assert_eq!(Meta::from_owned(Some(odd)), Meta::default());
         }
         assert_eq!(Meta::from_owned(None), Meta::default());
     }

@@ -237,7 +237,7 @@ impl MemoryStore {
 
     /// The slot of `id`: the one this request's load remembered, or a
     /// lookup.
-    async fn slot(&self, id: &SessionId) -> Option<Arc<Slot>> {
+    fn slot(&self, id: &SessionId) -> Option<Arc<Slot>> {
         let remembered = id
             .memo(self.uid)
             .and_then(|m| Arc::clone(m).downcast::<Slot>().ok())
@@ -265,9 +265,9 @@ impl MemoryStore {
     }
 
     /// Changes one live session in place; `false` if there is none.
-    async fn update(&self, id: &SessionId, f: impl FnOnce(&mut Record) + Send) -> bool {
+    fn update(&self, id: &SessionId, f: impl FnOnce(&mut Record)) -> bool {
         let key = id.storage_key();
-        let Some(slot) = self.slot(id).await else {
+        let Some(slot) = self.slot(id) else {
             return false;
         };
         let reschedule = {
@@ -332,12 +332,10 @@ impl SessionStore for MemoryStore {
     }
 
     async fn save(&self, id: &SessionId, changes: &Changes) -> Result<Option<SessionId>> {
-        let saved = self
-            .update(id, |r| {
-                changes.apply_to(&mut r.data);
-                r.expires_at = changes.expires_at;
-            })
-            .await;
+        let saved = self.update(id, |r| {
+            changes.apply_to(&mut r.data);
+            r.expires_at = changes.expires_at;
+        });
         Ok(saved.then(|| id.clone()))
     }
 
@@ -385,7 +383,7 @@ impl SessionStore for MemoryStore {
     }
 
     async fn touch(&self, id: &SessionId, expires_at: SystemTime) -> Result<Option<SessionId>> {
-        let touched = self.update(id, |r| r.expires_at = expires_at).await;
+        let touched = self.update(id, |r| r.expires_at = expires_at);
         Ok(touched.then(|| id.clone()))
     }
 
@@ -399,17 +397,17 @@ impl SessionStore for MemoryStore {
     }
 
     async fn delete_user_sessions(&self, user_id: &str) -> Result<u64> {
-        self.delete_user_slots(user_id, None).await
+        self.delete_user_slots(user_id, None)
     }
 
     async fn delete_other_user_sessions(&self, user_id: &str, keep: &SessionId) -> Result<u64> {
-        self.delete_user_slots(user_id, Some(keep)).await
+        self.delete_user_slots(user_id, Some(keep))
     }
 }
 
 impl MemoryStore {
     /// Deletes the sessions of `user_id`, but `keep`.
-    async fn delete_user_slots(&self, user_id: &str, keep: Option<&SessionId>) -> Result<u64> {
+    fn delete_user_slots(&self, user_id: &str, keep: Option<&SessionId>) -> Result<u64> {
         let mut n = 0;
         for (key, slot) in self.user_slots(user_id) {
             if keep.is_some_and(|k| k.storage_key() == key.as_str()) {
