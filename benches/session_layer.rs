@@ -17,7 +17,9 @@
 //!
 //! After criterion's group, [`ROUNDS`] interleaved rounds of [`CALLS`]
 //! calls per contender print each contender's best and median time per
-//! call and covet's ratio to tower-sessions.
+//! call and covet's ratio to tower-sessions. Each round is preceded by
+//! [`WARMUP`] untimed calls to the same contender, and the order
+//! alternates between rounds, as in `benches/sessions.rs`.
 //!
 //! `COVET_BENCH_PROFILE=<contender>:<calls>` runs one contender alone
 //! outside criterion, for profilers.
@@ -28,6 +30,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
 
+mod rounds;
 mod session_handlers;
 use covet::session::{MemoryStore, SessionConfig, SessionLayer};
 use criterion::Criterion;
@@ -36,10 +39,13 @@ use http_body_util::BodyExt;
 use tokio::runtime::{Builder, Runtime};
 use tower::ServiceExt;
 
-/// Interleaved rounds after criterion's group.
-const ROUNDS: usize = 7;
+/// Interleaved rounds after criterion's group (even: see
+/// [`rounds::order`]).
+const ROUNDS: usize = 8;
 /// Calls per contender and round.
 const CALLS: u32 = 20_000;
+/// Untimed calls a contender makes just before each of its rounds.
+const WARMUP: u32 = 2_000;
 /// Idle expiry of every session, on both sides.
 const IDLE_SECS: u64 = 3600;
 
@@ -148,8 +154,10 @@ async fn contenders() -> Vec<Contender> {
 
 fn rounds(rt: &Runtime, contenders: &mut [Contender]) {
     let mut all: Vec<Vec<f64>> = vec![Vec::with_capacity(ROUNDS); contenders.len()];
-    for _ in 0..ROUNDS {
-        for (i, c) in contenders.iter_mut().enumerate() {
+    for round in 0..ROUNDS {
+        for i in rounds::order(round, contenders.len()) {
+            let c = &mut contenders[i];
+            rt.block_on(c.run(WARMUP));
             let d = rt.block_on(c.run(CALLS));
             all[i].push(d.as_secs_f64() * 1e9 / f64::from(CALLS));
         }
@@ -161,10 +169,10 @@ fn rounds(rt: &Runtime, contenders: &mut [Contender]) {
     );
     let mut medians = Vec::new();
     for (i, c) in contenders.iter().enumerate() {
-        let mut v = all[i].clone();
-        v.sort_by(f64::total_cmp);
-        println!("  {:<24} {:>10.0} {:>10.0}", c.name, v[0], v[v.len() / 2]);
-        medians.push((c.name, v[v.len() / 2]));
+        let best = all[i].iter().copied().fold(f64::INFINITY, f64::min);
+        let median = rounds::median(&all[i]);
+        println!("  {:<24} {:>10.0} {:>10.0}", c.name, best, median);
+        medians.push((c.name, median));
     }
     let of = |name: &str| {
         medians

@@ -36,7 +36,14 @@
 //! * After the group, [`ROUNDS`] interleaved rounds of [`ROUND`] requests per
 //!   contender, outside criterion, give each contender's best and median
 //!   round and the ratios covet / tower-sessions of both; interleaving keeps
-//!   the ratios honest when the machine's load changes during the run.
+//!   the ratios honest when the machine's load changes during the run. Each
+//!   timed round is preceded by [`WARMUP`] untimed requests to the same
+//!   contender, and the order alternates between rounds ([`rounds::order`]):
+//!   a contender's first requests after another contender ran are slower
+//!   (its connections and the Redis connection's task were idle), and in a
+//!   fixed order without warm-up that cost always fell on the same
+//!   contenders (covet's Redis round followed the memory ones and came out
+//!   about 10 % slower than with the order reversed).
 //! * Redis is `COVET_REDIS_URL` (default `redis://127.0.0.1:6379`). covet's
 //!   sessions live under a key prefix unique to the run; tower-sessions'
 //!   under their ids (no prefix), which the run knows from the cookies. Both
@@ -45,7 +52,8 @@
 //! * Last, the same number of interleaved rounds of the Redis stores alone
 //!   (no HTTP, no layer; `session_store/mod.rs` says what each contender
 //!   sends), which split a Redis session request's cost into the store's
-//!   code, the layout and the client library.
+//!   code, the layout and the client library; warmed up and ordered the same
+//!   way ([`STORE_WARMUP`]).
 //!
 //! `COVET_BENCH_PROFILE=<contender>:<requests>` skips criterion and sends
 //! that many requests to one contender (for `perf` or callgrind), then
@@ -53,6 +61,7 @@
 
 mod common;
 mod cpu;
+mod rounds;
 mod session_handlers;
 mod session_store;
 
@@ -77,13 +86,18 @@ use tower_sessions_redis_store::fred::prelude::{
 const CONNECTIONS: usize = 16;
 /// Requests per criterion iteration (a multiple of `CONNECTIONS`).
 const BATCH: u64 = 256;
-/// Interleaved rounds after the criterion group.
-const ROUNDS: usize = 7;
+/// Interleaved rounds after the criterion group (even: see
+/// [`rounds::order`]).
+const ROUNDS: usize = 12;
 /// Requests per contender and round (a multiple of `CONNECTIONS`).
-const ROUND: u64 = 2048;
+const ROUND: u64 = 8192;
+/// Untimed requests a contender serves just before each of its rounds.
+const WARMUP: u64 = 512;
 /// Load + save steps per store contender and round (a multiple of
 /// `session_store::TASKS`).
 const STORE_ROUND: u64 = 8192;
+/// Untimed steps a store contender runs just before each of its rounds.
+const STORE_WARMUP: u64 = 1024;
 /// Idle expiry of every session, on both sides.
 const IDLE_SECS: u64 = 3600;
 
@@ -313,23 +327,22 @@ async fn setup() -> Setup {
 /// best and median round and the ratios that split the cost.
 fn store_rounds(rt: &Runtime, stores: &mut session_store::StoreBench) {
     let per_task = STORE_ROUND / session_store::TASKS as u64;
+    let warm_per_task = (STORE_WARMUP / session_store::TASKS as u64).max(1);
     let n = session_store::NAMES.len();
     let mut all: Vec<Vec<f64>> = vec![Vec::with_capacity(ROUNDS); n];
-    // CPU nanoseconds over every round, of this process and of Redis.
+    // CPU nanoseconds over every timed round, of this process and of Redis.
     let mut cpu: Vec<(Option<u64>, Option<u64>)> = vec![(Some(0), Some(0)); n];
-    for _ in 0..ROUNDS {
-        let samples = rt.block_on(stores.round(per_task));
-        for (i, s) in samples.into_iter().enumerate() {
+    for round in 0..ROUNDS {
+        for i in rounds::order(round, n) {
+            rt.block_on(stores.run(i, warm_per_task));
+            let s = rt.block_on(stores.run(i, per_task));
             all[i].push(s.rate);
             let add = |total: Option<u64>, part: Option<u64>| Some(total? + part?);
             cpu[i] = (add(cpu[i].0, s.cpu_self_ns), add(cpu[i].1, s.cpu_redis_ns));
         }
     }
-    for v in &mut all {
-        v.sort_by(f64::total_cmp);
-    }
-    let best = |i: usize| all[i][all[i].len() - 1];
-    let median = |i: usize| all[i][all[i].len() / 2];
+    let best = |i: usize| all[i].iter().copied().fold(0.0, f64::max);
+    let median = |i: usize| rounds::median(&all[i]);
     let steps = STORE_ROUND * ROUNDS as u64;
     let per_step = |ns: Option<u64>| cpu::per_op(ns, steps);
     println!(
@@ -372,19 +385,17 @@ fn store_rounds(rt: &Runtime, stores: &mut session_store::StoreBench) {
 fn rounds(rt: &Runtime, contenders: &mut [Contender]) {
     let mut best = vec![Duration::MAX; contenders.len()];
     let mut all = vec![Vec::with_capacity(ROUNDS); contenders.len()];
-    for _ in 0..ROUNDS {
-        for (i, ct) in contenders.iter_mut().enumerate() {
+    for round in 0..ROUNDS {
+        for i in rounds::order(round, contenders.len()) {
+            let ct = &mut contenders[i];
+            rt.block_on(ct.run(WARMUP));
             let d = rt.block_on(ct.run(ROUND));
             best[i] = best[i].min(d);
             all[i].push(ROUND as f64 / d.as_secs_f64());
         }
     }
     let rps = |d: Duration| ROUND as f64 / d.as_secs_f64();
-    let median = |i: usize| {
-        let mut v = all[i].clone();
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
+    let median = |i: usize| rounds::median(&all[i]);
     println!(
         "\nInterleaved: {ROUNDS} rounds of {ROUND} requests per contender over {CONNECTIONS} connections"
     );

@@ -42,7 +42,7 @@ use tower_sessions_redis_store::fred::prelude::{Client as FredClient, Expiration
 /// Concurrent tasks, one session or key each.
 pub(crate) const TASKS: usize = 16;
 
-/// The contenders, in the order [`StoreBench::round`] returns them.
+/// The contenders; [`StoreBench::run`] takes an index into this list.
 pub(crate) const NAMES: [&str; 5] = [
     "covet_store",
     "tower_store",
@@ -176,13 +176,22 @@ impl StoreBench {
         self.tower_ids.iter().map(ToString::to_string)
     }
 
-    /// One round: `per_task` steps on every task for each contender in
-    /// turn; a [`Sample`] of each, in [`NAMES`] order.
-    pub(crate) async fn round(&mut self, per_task: u64) -> [Sample; 5] {
-        let expires_at = SystemTime::UNIX_EPOCH + Duration::from_millis(self.expires_ms);
+    /// `per_task` steps on every task of contender `which` (an index
+    /// into [`NAMES`]); its [`Sample`].
+    pub(crate) async fn run(&mut self, which: usize, per_task: u64) -> Sample {
+        match which {
+            0 => self.covet_store(per_task).await,
+            1 => self.tower_store(per_task).await,
+            2 => self.redis_crate_hash(per_task).await,
+            3 => self.redis_crate_string(per_task).await,
+            _ => self.fred_string(per_task).await,
+        }
+    }
 
+    async fn covet_store(&mut self, per_task: u64) -> Sample {
+        let expires_at = SystemTime::UNIX_EPOCH + Duration::from_millis(self.expires_ms);
         let store = self.covet.clone();
-        let covet = timed(&mut self.covet_counts, per_task, |i, start| {
+        timed(&mut self.covet_counts, per_task, |i, start| {
             let (store, id) = (store.clone(), self.covet_ids[i].clone());
             async move {
                 for k in 0..per_task {
@@ -200,10 +209,12 @@ impl StoreBench {
                 }
             }
         })
-        .await;
+        .await
+    }
 
+    async fn tower_store(&mut self, per_task: u64) -> Sample {
         let store = self.tower.clone();
-        let tower = timed(&mut self.tower_counts, per_task, |i, start| {
+        timed(&mut self.tower_counts, per_task, |i, start| {
             let (store, id) = (store.clone(), self.tower_ids[i]);
             async move {
                 for k in 0..per_task {
@@ -215,15 +226,17 @@ impl StoreBench {
                 }
             }
         })
-        .await;
+        .await
+    }
 
+    async fn redis_crate_hash(&mut self, per_task: u64) -> Sample {
         let keys: Vec<String> = self
             .covet_ids
             .iter()
             .map(|id| self.covet.redis_key(id))
             .collect();
         let (raw, expires_ms) = (self.raw.clone(), self.expires_ms);
-        let hash = timed(&mut self.covet_counts, per_task, |i, start| {
+        timed(&mut self.covet_counts, per_task, |i, start| {
             let (mut conn, key) = (raw.clone(), keys[i].clone());
             async move {
                 for k in 0..per_task {
@@ -254,12 +267,13 @@ impl StoreBench {
                 }
             }
         })
-        .await;
+        .await
+    }
 
-        let (crate_counts, fred_counts) = self.string_counts.split_at_mut(TASKS);
-        let keys = &self.string_keys;
-        let raw = self.raw.clone();
-        let string = timed(crate_counts, per_task, |i, start| {
+    async fn redis_crate_string(&mut self, per_task: u64) -> Sample {
+        let (crate_counts, _) = self.string_counts.split_at_mut(TASKS);
+        let (keys, raw, expires_ms) = (&self.string_keys, self.raw.clone(), self.expires_ms);
+        timed(crate_counts, per_task, |i, start| {
             let (mut conn, key) = (raw.clone(), keys[i].clone());
             async move {
                 for k in 0..per_task {
@@ -280,10 +294,13 @@ impl StoreBench {
                 }
             }
         })
-        .await;
+        .await
+    }
 
-        let fred = self.fred.clone();
-        let fred_string = timed(fred_counts, per_task, |i, start| {
+    async fn fred_string(&mut self, per_task: u64) -> Sample {
+        let (_, fred_counts) = self.string_counts.split_at_mut(TASKS);
+        let (keys, fred, expires_ms) = (&self.string_keys, self.fred.clone(), self.expires_ms);
+        timed(fred_counts, per_task, |i, start| {
             let (client, key) = (fred.clone(), keys[TASKS + i].clone());
             async move {
                 for k in 0..per_task {
@@ -302,9 +319,7 @@ impl StoreBench {
                 }
             }
         })
-        .await;
-
-        [covet, tower, hash, string, fred_string]
+        .await
     }
 }
 
