@@ -150,16 +150,42 @@ impl Event {
     }
 }
 
-/// The counters behind [`SessionStats`].
+/// The counters behind [`SessionStats`], striped: each thread counts in
+/// one of [`STRIPES`] cache-line-aligned sets of cells and a snapshot adds
+/// them up. Every request counts twice or more; with one shared set, two
+/// cores serving requests would pass the same cache line back and forth on
+/// every request.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
+    stripes: [Stripe; STRIPES],
+}
+
+/// Sets of cells; threads beyond this share them (still correct, just
+/// shared again).
+const STRIPES: usize = 8;
+
+/// One thread's cells, alone on its cache lines.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Stripe {
     cells: [AtomicU64; EVENTS],
+}
+
+/// This thread's stripe: threads take the next one in turn when they
+/// first count.
+fn stripe() -> usize {
+    use std::sync::atomic::AtomicUsize;
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
+    }
+    STRIPE.with(|s| *s)
 }
 
 impl Counters {
     /// Counts `event` (and, with the `metrics` feature, reports it).
     pub(crate) fn record(&self, event: Event) {
-        self.cells[event as usize].fetch_add(1, Ordering::Relaxed);
+        self.stripes[stripe()].cells[event as usize].fetch_add(1, Ordering::Relaxed);
         #[cfg(feature = "metrics")]
         metrics::counter!("covet_sessions_total", "event" => event.name()).increment(1);
     }
@@ -167,7 +193,11 @@ impl Counters {
     pub(crate) fn snapshot(&self) -> SessionStats {
         let mut stats = SessionStats::default();
         for e in ALL {
-            *stats.count_mut(e) = self.cells[e as usize].load(Ordering::Relaxed);
+            *stats.count_mut(e) = self
+                .stripes
+                .iter()
+                .map(|s| s.cells[e as usize].load(Ordering::Relaxed))
+                .sum();
         }
         stats
     }
@@ -193,5 +223,31 @@ mod tests {
         }
         let names: std::collections::HashSet<_> = counts.iter().map(|(name, _)| name).collect();
         assert_eq!(names.len(), EVENTS);
+    }
+
+    #[test]
+    fn counts_from_many_threads_add_up() {
+        let counters = std::sync::Arc::new(Counters::default());
+        let threads: Vec<_> = (0..2 * STRIPES + 3)
+            .map(|_| {
+                let c = std::sync::Arc::clone(&counters);
+                std::thread::spawn(move || {
+                    for _ in 0..1000 {
+                        c.record(Event::Loaded);
+                        c.record(Event::Saved);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let stats = counters.snapshot();
+        let threads = (2 * STRIPES + 3) as u64;
+        assert_eq!(
+            (stats.loaded, stats.saved),
+            (threads * 1000, threads * 1000)
+        );
+        assert_eq!(stats.created, 0);
     }
 }

@@ -1,13 +1,11 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode, header};
 use pin_project_lite::pin_project;
 
-use crate::config::SessionConfig;
 use crate::error::Result;
 use crate::session::{CookieAction, SaveOutcome, Session};
 
@@ -19,7 +17,6 @@ pin_project! {
     pub struct ResponseFuture<F, B> {
         #[pin]
         state: State<F, B>,
-        config: Arc<SessionConfig>,
     }
 }
 
@@ -32,13 +29,12 @@ pin_project! {
 }
 
 impl<F, B> ResponseFuture<F, B> {
-    pub(crate) fn new(fut: F, session: Session, config: Arc<SessionConfig>) -> Self {
+    pub(crate) fn new(fut: F, session: Session) -> Self {
         ResponseFuture {
             state: State::Inner {
                 fut,
                 session: Some(session),
             },
-            config,
         }
     }
 }
@@ -74,7 +70,7 @@ where
                         // Never save after a 5xx; a save the handler did
                         // itself still gets its cookie.
                         let action = session.take_cookie_action();
-                        return Poll::Ready(Ok(finish(response, action, &session, this.config)));
+                        return Poll::Ready(Ok(finish(response, action, &session)));
                     }
                     let saving = session.clone();
                     let save: SaveFuture = Box::pin(async move { saving.save().await });
@@ -96,7 +92,7 @@ where
                         return Poll::Ready(Ok(internal_error()));
                     }
                     let action = session.take_cookie_action();
-                    return Poll::Ready(Ok(finish(response, action, session, this.config)));
+                    return Poll::Ready(Ok(finish(response, action, session)));
                 }
             }
         }
@@ -109,8 +105,8 @@ fn finish<B: Default>(
     mut response: Response<B>,
     action: Option<CookieAction>,
     session: &Session,
-    config: &SessionConfig,
 ) -> Response<B> {
+    let config = session.config();
     let cookie = match action {
         None => return response,
         Some(CookieAction::Set(id)) => config.set_cookie_value(id.expose()),

@@ -144,6 +144,6 @@ where
             client,
         );
         req.extensions_mut().insert(session.clone());
-        ResponseFuture::new(self.inner.call(req), session, self.config.clone())
+        ResponseFuture::new(self.inner.call(req), session)
     }
 }
