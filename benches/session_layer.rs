@@ -40,7 +40,7 @@ use tokio::runtime::{Builder, Runtime};
 use tower::ServiceExt;
 
 /// Interleaved rounds after criterion's group (even: see
-/// [`rounds::order`]).
+/// [`rounds::interleave`]).
 const ROUNDS: usize = 8;
 /// Calls per contender and round.
 const CALLS: u32 = 20_000;
@@ -154,14 +154,12 @@ async fn contenders() -> Vec<Contender> {
 
 fn rounds(rt: &Runtime, contenders: &mut [Contender]) {
     let mut all: Vec<Vec<f64>> = vec![Vec::with_capacity(ROUNDS); contenders.len()];
-    for round in 0..ROUNDS {
-        for i in rounds::order(round, contenders.len()) {
-            let c = &mut contenders[i];
-            rt.block_on(c.run(WARMUP));
-            let d = rt.block_on(c.run(CALLS));
-            all[i].push(d.as_secs_f64() * 1e9 / f64::from(CALLS));
-        }
-    }
+    rounds::interleave(ROUNDS, contenders.len(), |i| {
+        let c = &mut contenders[i];
+        rt.block_on(c.run(WARMUP));
+        let d = rt.block_on(c.run(CALLS));
+        all[i].push(d.as_secs_f64() * 1e9 / f64::from(CALLS));
+    });
     println!("\nInterleaved: {ROUNDS} rounds of {CALLS} calls per contender, one thread");
     println!(
         "  {:<24} {:>10} {:>10}",

@@ -38,7 +38,7 @@
 //!   round and the ratios covet / tower-sessions of both; interleaving keeps
 //!   the ratios honest when the machine's load changes during the run. Each
 //!   timed round is preceded by [`WARMUP`] untimed requests to the same
-//!   contender, and the order alternates between rounds ([`rounds::order`]):
+//!   contender, and the order alternates between rounds ([`rounds::interleave`]):
 //!   a contender's first requests after another contender ran are slower
 //!   (its connections and the Redis connection's task were idle), and in a
 //!   fixed order without warm-up that cost always fell on the same
@@ -87,7 +87,7 @@ const CONNECTIONS: usize = 16;
 /// Requests per criterion iteration (a multiple of `CONNECTIONS`).
 const BATCH: u64 = 256;
 /// Interleaved rounds after the criterion group (even: see
-/// [`rounds::order`]).
+/// [`rounds::interleave`]).
 const ROUNDS: usize = 12;
 /// Requests per contender and round (a multiple of `CONNECTIONS`).
 const ROUND: u64 = 8192;
@@ -332,16 +332,14 @@ fn store_rounds(rt: &Runtime, stores: &mut session_store::StoreBench) {
     let mut all: Vec<Vec<f64>> = vec![Vec::with_capacity(ROUNDS); n];
     // CPU nanoseconds over every timed round, of this process and of Redis.
     let mut cpu: Vec<(Option<u64>, Option<u64>)> = vec![(Some(0), Some(0)); n];
-    for round in 0..ROUNDS {
-        for i in rounds::order(round, n) {
-            rt.block_on(stores.run(i, warm_per_task));
-            let s = rt.block_on(stores.run(i, per_task));
-            all[i].push(s.rate);
-            let add = |total: Option<u64>, part: Option<u64>| Some(total? + part?);
-            cpu[i] = (add(cpu[i].0, s.cpu_self_ns), add(cpu[i].1, s.cpu_redis_ns));
-        }
-    }
-    let best = |i: usize| all[i].iter().copied().fold(0.0, f64::max);
+    rounds::interleave(ROUNDS, n, |i| {
+        rt.block_on(stores.run(i, warm_per_task));
+        let s = rt.block_on(stores.run(i, per_task));
+        all[i].push(s.rate);
+        let add = |total: Option<u64>, part: Option<u64>| Some(total? + part?);
+        cpu[i] = (add(cpu[i].0, s.cpu_self_ns), add(cpu[i].1, s.cpu_redis_ns));
+    });
+    let best = |i: usize| highest(&all[i]);
     let median = |i: usize| rounds::median(&all[i]);
     let steps = STORE_ROUND * ROUNDS as u64;
     let per_step = |ns: Option<u64>| cpu::per_op(ns, steps);
@@ -380,21 +378,22 @@ fn store_rounds(rt: &Runtime, stores: &mut session_store::StoreBench) {
     );
 }
 
+/// The best (highest) rate of `rates`.
+fn highest(rates: &[f64]) -> f64 {
+    rates.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+}
+
 /// Interleaved rounds outside criterion; prints the best round of each
 /// contender and the ratios.
 fn rounds(rt: &Runtime, contenders: &mut [Contender]) {
-    let mut best = vec![Duration::MAX; contenders.len()];
     let mut all = vec![Vec::with_capacity(ROUNDS); contenders.len()];
-    for round in 0..ROUNDS {
-        for i in rounds::order(round, contenders.len()) {
-            let ct = &mut contenders[i];
-            rt.block_on(ct.run(WARMUP));
-            let d = rt.block_on(ct.run(ROUND));
-            best[i] = best[i].min(d);
-            all[i].push(ROUND as f64 / d.as_secs_f64());
-        }
-    }
-    let rps = |d: Duration| ROUND as f64 / d.as_secs_f64();
+    rounds::interleave(ROUNDS, contenders.len(), |i| {
+        let ct = &mut contenders[i];
+        rt.block_on(ct.run(WARMUP));
+        let d = rt.block_on(ct.run(ROUND));
+        all[i].push(ROUND as f64 / d.as_secs_f64());
+    });
+    let best = |i: usize| highest(&all[i]);
     let median = |i: usize| rounds::median(&all[i]);
     println!(
         "\nInterleaved: {ROUNDS} rounds of {ROUND} requests per contender over {CONNECTIONS} connections"
@@ -404,17 +403,12 @@ fn rounds(rt: &Runtime, contenders: &mut [Contender]) {
         "contender", "best req/s", "median"
     );
     for (i, ct) in contenders.iter().enumerate() {
-        println!(
-            "  {:<24} {:>10.0} {:>10.0}",
-            ct.name,
-            rps(best[i]),
-            median(i)
-        );
+        println!("  {:<24} {:>10.0} {:>10.0}", ct.name, best(i), median(i));
     }
     let rows: Vec<(&str, f64, f64)> = contenders
         .iter()
         .enumerate()
-        .map(|(i, ct)| (ct.name, rps(best[i]), median(i)))
+        .map(|(i, ct)| (ct.name, best(i), median(i)))
         .collect();
     common::save_rounds("session_rps", &rows);
     let index = |name: &str| {
@@ -427,9 +421,9 @@ fn rounds(rt: &Runtime, contenders: &mut [Contender]) {
     let (cr, tr) = (index("covet_redis"), index("tower_sessions_redis"));
     println!(
         "  covet / tower-sessions: memory {:.2}x (best) {:.2}x (median), redis {:.2}x (best) {:.2}x (median)",
-        rps(best[cm]) / rps(best[tm]),
+        best(cm) / best(tm),
         median(cm) / median(tm),
-        rps(best[cr]) / rps(best[tr]),
+        best(cr) / best(tr),
         median(cr) / median(tr),
     );
 }

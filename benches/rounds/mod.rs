@@ -1,16 +1,19 @@
 //! How the session benches order and summarize their interleaved rounds.
 
-/// The contenders' order in round `round` of `n`: forward in even rounds,
-/// backward in odd ones. Over an even number of rounds every contender
-/// runs as often after its left neighbour as after its right one, so none
-/// always inherits the same predecessor's state (its idle connections, a
-/// parked worker, the Redis server's caches).
-pub(crate) fn order(round: usize, n: usize) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..n).collect();
-    if !round.is_multiple_of(2) {
-        order.reverse();
+/// Runs `rounds` rounds of `n` contenders, calling `one(contender)` for
+/// each in turn: forward in even rounds, backward in odd ones. Over an
+/// even number of rounds every contender runs as often after its left
+/// neighbour as after its right one, so none always inherits the same
+/// predecessor's state (its idle connections, a parked worker, the Redis
+/// server's caches). `one` warms its contender up, then times it.
+pub(crate) fn interleave(rounds: usize, n: usize, mut one: impl FnMut(usize)) {
+    for round in 0..rounds {
+        let mut order: Vec<usize> = (0..n).collect();
+        if !round.is_multiple_of(2) {
+            order.reverse();
+        }
+        order.into_iter().for_each(&mut one);
     }
-    order
 }
 
 /// The median of `samples` (the mean of the two middle ones when their

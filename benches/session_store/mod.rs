@@ -271,9 +271,8 @@ impl StoreBench {
     }
 
     async fn redis_crate_string(&mut self, per_task: u64) -> Sample {
-        let (crate_counts, _) = self.string_counts.split_at_mut(TASKS);
         let (keys, raw, expires_ms) = (&self.string_keys, self.raw.clone(), self.expires_ms);
-        timed(crate_counts, per_task, |i, start| {
+        timed(&mut self.string_counts[..TASKS], per_task, |i, start| {
             let (mut conn, key) = (raw.clone(), keys[i].clone());
             async move {
                 for k in 0..per_task {
@@ -298,9 +297,8 @@ impl StoreBench {
     }
 
     async fn fred_string(&mut self, per_task: u64) -> Sample {
-        let (_, fred_counts) = self.string_counts.split_at_mut(TASKS);
         let (keys, fred, expires_ms) = (&self.string_keys, self.fred.clone(), self.expires_ms);
-        timed(fred_counts, per_task, |i, start| {
+        timed(&mut self.string_counts[TASKS..], per_task, |i, start| {
             let (client, key) = (fred.clone(), keys[TASKS + i].clone());
             async move {
                 for k in 0..per_task {

@@ -673,14 +673,15 @@ impl Session {
         })?;
         let mut st = self.inner.state.lock();
         st.loaded()?;
-        if st.ended || st.data.get(key) == Some(&v) {
+        if st.ended {
             return Ok(());
         }
+        let old_bound = match st.data.get(key) {
+            Some(old) if *old == v => return Ok(()),
+            Some(old) => entry_bound(key, json_bound(old)),
+            None => 0,
+        };
         let limit = self.inner.config.max_size();
-        let old_bound = st
-            .data
-            .get(key)
-            .map_or(0, |o| entry_bound(key, json_bound(o)));
         let bound = st.bound() - old_bound + entry_bound(key, json_bound(&v));
         // Within the limit even at its upper bound: no exact weighing. Only
         // a session near the limit is weighed exactly.
