@@ -37,6 +37,7 @@ async fn sql(url: &str) -> Arc<dyn CacheBackend> {
     let backend = covet::cache::SqlBackend::builder()
         .table("covet_conformance_cache")
         .sweep_interval(None)
+        .command_timeout(covet_test::SQL_TEST_TIMEOUT)
         .connect(url)
         .await
         .expect("connecting to the database");
@@ -59,6 +60,7 @@ covet_test::backend_conformance!(sql_mysql, async {
 covet_test::backend_conformance!(sql_sqlite, async {
     let backend = covet::cache::SqlBackend::builder()
         .sweep_interval(None)
+        .command_timeout(covet_test::SQL_TEST_TIMEOUT)
         .connect("sqlite::memory:")
         .await
         .expect("opening SQLite");

@@ -28,6 +28,7 @@ async fn a_sqlite_file_survives_a_restart_and_serves_many_connections() {
     {
         let backend = SqlBackend::builder()
             .max_connections(4)
+            .command_timeout(covet_test::SQL_TEST_TIMEOUT)
             .connect(&url)
             .await
             .expect("open");
@@ -312,6 +313,7 @@ async fn clears_and_writes_racing_on_mysql_never_fail() {
         .table(table.as_str())
         .sweep_interval(None)
         .max_connections(16)
+        .command_timeout(covet_test::SQL_TEST_TIMEOUT)
         .connect(&url)
         .await
         .expect("connect");

@@ -47,6 +47,7 @@ covet_test::backend_conformance!(tiered_sql_postgres, async {
     let sql = covet::cache::SqlBackend::builder()
         .table("covet_conformance_tiered")
         .sweep_interval(None)
+        .command_timeout(covet_test::SQL_TEST_TIMEOUT)
         .connect(&url)
         .await
         .expect("connecting to PostgreSQL");
@@ -59,6 +60,7 @@ covet_test::backend_conformance!(tiered_sql_mysql, async {
     let sql = covet::cache::SqlBackend::builder()
         .table("covet_conformance_tiered")
         .sweep_interval(None)
+        .command_timeout(covet_test::SQL_TEST_TIMEOUT)
         .connect(&url)
         .await
         .expect("connecting to MariaDB");
@@ -69,6 +71,7 @@ covet_test::backend_conformance!(tiered_sql_mysql, async {
 covet_test::backend_conformance!(tiered_sql_sqlite, async {
     let sql = covet::cache::SqlBackend::builder()
         .sweep_interval(None)
+        .command_timeout(covet_test::SQL_TEST_TIMEOUT)
         .connect("sqlite::memory:")
         .await
         .expect("opening SQLite");
