@@ -14,9 +14,12 @@
 //! the body on. Each of [`CONNECTIONS`] keep-alive connections first gets
 //! `/form` (its session and a token), then posts; every response is
 //! checked (200 and the connection's own count). Interleaved rounds give
-//! each contender's best and median round and the ratio.
+//! each contender's best and median round and the ratio; each timed round
+//! is preceded by [`WARMUP`] untimed requests to the same contender, and
+//! the order alternates between rounds ([`rounds::interleave`]).
 
 mod common;
+mod rounds;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -32,8 +35,13 @@ use tokio::runtime::{Builder, Runtime};
 
 const CONNECTIONS: usize = 16;
 const BATCH: u64 = 256;
-const ROUNDS: usize = 7;
-const ROUND: u64 = 2048;
+/// Interleaved rounds after criterion's group (even: see
+/// [`rounds::interleave`]).
+const ROUNDS: usize = 8;
+/// Requests per contender and round (a multiple of `CONNECTIONS`).
+const ROUND: u64 = 4096;
+/// Untimed requests a contender serves just before each of its rounds.
+const WARMUP: u64 = 512;
 
 #[derive(serde::Deserialize)]
 struct Submit {
@@ -169,18 +177,16 @@ fn main() {
         }
         group.finish();
     }
-    let mut rounds = vec![Vec::new(); contenders.len()];
-    for _ in 0..ROUNDS {
-        for (i, contender) in contenders.iter_mut().enumerate() {
-            let took = rt.block_on(contender.run(ROUND));
-            rounds[i].push(ROUND as f64 / took.as_secs_f64());
-        }
-    }
+    let mut all = vec![Vec::with_capacity(ROUNDS); contenders.len()];
+    rounds::interleave(ROUNDS, contenders.len(), |i| {
+        rt.block_on(contenders[i].run(WARMUP));
+        let took = rt.block_on(contenders[i].run(ROUND));
+        all[i].push(ROUND as f64 / took.as_secs_f64());
+    });
     println!("\ninterleaved: {ROUNDS} rounds of {ROUND} requests per contender");
     let mut stats = Vec::new();
-    for (c, r) in contenders.iter().zip(&mut rounds) {
-        r.sort_by(|a, b| a.total_cmp(b));
-        let (best, median) = (r[r.len() - 1], r[r.len() / 2]);
+    for (c, r) in contenders.iter().zip(&all) {
+        let (best, median) = (rounds::highest(r), rounds::median(r));
         println!(
             "  {:<16} best {:>8.0} req/s   median {:>8.0} req/s",
             c.name, best, median

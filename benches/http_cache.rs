@@ -23,9 +23,13 @@
 //! layer). One criterion iteration is [`BATCH`] requests spread over the
 //! connections, all in flight together, so criterion reports requests per
 //! second; then [`ROUNDS`] interleaved rounds print each contender's best
-//! round and the ratios.
+//! and median round and the ratios. Each timed round is preceded by
+//! [`WARMUP`] untimed requests to the same contender, and the order
+//! alternates between rounds ([`rounds::interleave`]), as in
+//! `benches/sessions.rs`.
 
 mod common;
+mod rounds;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -41,8 +45,13 @@ use tokio::runtime::{Builder, Runtime};
 
 const CONNECTIONS: usize = 16;
 const BATCH: u64 = 256;
-const ROUNDS: usize = 5;
+/// Interleaved rounds after criterion's group (even: see
+/// [`rounds::interleave`]).
+const ROUNDS: usize = 8;
+/// Requests per contender and round (a multiple of `CONNECTIONS`).
 const ROUND: u64 = 4096;
+/// Untimed requests a contender serves just before each of its rounds.
+const WARMUP: u64 = 512;
 
 fn body() -> Bytes {
     Bytes::from(vec![b'x'; 1024])
@@ -204,40 +213,37 @@ fn main() {
         }
         group.finish();
     }
-    // Interleaved rounds: each contender's best, and the ratios.
-    let mut best = vec![0f64; contenders.len()];
+    // Interleaved rounds: each contender's best and median, and the ratios.
     let mut all = vec![Vec::with_capacity(ROUNDS); contenders.len()];
-    for _ in 0..ROUNDS {
-        for (i, contender) in contenders.iter_mut().enumerate() {
-            let took = rt.block_on(contender.run(ROUND));
-            let rps = ROUND as f64 / took.as_secs_f64();
-            best[i] = best[i].max(rps);
-            all[i].push(rps);
-        }
-    }
+    rounds::interleave(ROUNDS, contenders.len(), |i| {
+        rt.block_on(contenders[i].run(WARMUP));
+        let took = rt.block_on(contenders[i].run(ROUND));
+        all[i].push(ROUND as f64 / took.as_secs_f64());
+    });
     let rows: Vec<(&str, f64, f64)> = contenders
         .iter()
-        .zip(&mut all)
-        .zip(&best)
-        .map(|((c, rounds), best)| {
-            rounds.sort_by(f64::total_cmp);
-            (c.name, *best, rounds[rounds.len() / 2])
-        })
+        .zip(&all)
+        .map(|(c, r)| (c.name, rounds::highest(r), rounds::median(r)))
         .collect();
     common::save_rounds("http_cache", &rows);
-    println!("\nbest of {ROUNDS} interleaved rounds of {ROUND} requests:");
-    for (c, rps) in contenders.iter().zip(&best) {
-        println!("  {:<22} {:>10.0} req/s", c.name, rps);
+    println!("\n{ROUNDS} interleaved rounds of {ROUND} requests, best (median):");
+    for (name, best, median) in &rows {
+        println!("  {name:<22} {best:>10.0} ({median:>8.0}) req/s");
     }
-    let find = |n: &str| contenders.iter().position(|c| c.name == n).map(|i| best[i]);
+    let find = |n: &str| rows.iter().find(|r| r.0 == n).map(|r| (r.1, r.2));
     if let (Some(t), Some(tl)) = (find("trivial"), find("trivial+layer")) {
         println!(
-            "  a hit costs {:.2}x a trivial handler (time per request; target < 2x)",
-            t / tl
+            "  a hit costs {:.2}x a trivial handler, {:.2}x in the medians (time per request; target < 2x)",
+            t.0 / tl.0,
+            t.1 / tl.1
         );
     }
     if let (Some(w), Some(wl)) = (find("work5ms"), find("work5ms+layer")) {
-        println!("  the layer serves the 5 ms handler {:.1}x faster", wl / w);
+        println!(
+            "  the layer serves the 5 ms handler {:.1}x faster ({:.1}x in the medians)",
+            wl.0 / w.0,
+            wl.1 / w.1
+        );
     }
     c.final_summary();
 }

@@ -339,7 +339,7 @@ fn store_rounds(rt: &Runtime, stores: &mut session_store::StoreBench) {
         let add = |total: Option<u64>, part: Option<u64>| Some(total? + part?);
         cpu[i] = (add(cpu[i].0, s.cpu_self_ns), add(cpu[i].1, s.cpu_redis_ns));
     });
-    let best = |i: usize| highest(&all[i]);
+    let best = |i: usize| rounds::highest(&all[i]);
     let median = |i: usize| rounds::median(&all[i]);
     let steps = STORE_ROUND * ROUNDS as u64;
     let per_step = |ns: Option<u64>| cpu::per_op(ns, steps);
@@ -378,11 +378,6 @@ fn store_rounds(rt: &Runtime, stores: &mut session_store::StoreBench) {
     );
 }
 
-/// The best (highest) rate of `rates`.
-fn highest(rates: &[f64]) -> f64 {
-    rates.iter().copied().fold(f64::NEG_INFINITY, f64::max)
-}
-
 /// Interleaved rounds outside criterion; prints the best round of each
 /// contender and the ratios.
 fn rounds(rt: &Runtime, contenders: &mut [Contender]) {
@@ -393,7 +388,7 @@ fn rounds(rt: &Runtime, contenders: &mut [Contender]) {
         let d = rt.block_on(ct.run(ROUND));
         all[i].push(ROUND as f64 / d.as_secs_f64());
     });
-    let best = |i: usize| highest(&all[i]);
+    let best = |i: usize| rounds::highest(&all[i]);
     let median = |i: usize| rounds::median(&all[i]);
     println!(
         "\nInterleaved: {ROUNDS} rounds of {ROUND} requests per contender over {CONNECTIONS} connections"

@@ -1,4 +1,5 @@
-//! How the session benches order and summarize their interleaved rounds.
+//! How the HTTP and session benches order and summarize their interleaved
+//! rounds.
 
 /// Runs `rounds` rounds of `n` contenders, calling `one(contender)` for
 /// each in turn: forward in even rounds, backward in odd ones. Over an
@@ -27,4 +28,10 @@ pub(crate) fn median(samples: &[f64]) -> f64 {
     } else {
         v[mid]
     }
+}
+
+/// The highest of `samples` (the best round, for rates).
+#[allow(dead_code)] // `session_layer` times calls: its best is the lowest
+pub(crate) fn highest(samples: &[f64]) -> f64 {
+    samples.iter().copied().fold(f64::NEG_INFINITY, f64::max)
 }
