@@ -82,6 +82,8 @@ async fn lost_set_case(backend: RedisBackend, conn: &mut impl redis::aio::Connec
         .await
         .unwrap();
     assert_eq!(cache.get::<Vec<u8>>("t:1").await.unwrap(), Some(vec![9]));
+    // the namespace, its tag sets and versions included, off the shared server
+    cache.clear().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,6 +132,7 @@ async fn a_lost_tag_version_makes_its_values_misses() {
     let all: Vec<&str> = keys.iter().map(String::as_str).collect();
     let many = cache.get_many::<Vec<u8>>(&all).await.unwrap();
     assert_eq!(many.iter().filter(|v| v.is_some()).count(), 5);
+    cache.clear().await.unwrap();
 }
 
 /// `maxmemory` with `allkeys-lru` on a private server: fill memory until

@@ -1,10 +1,11 @@
 //! The conformance suite every [`CacheBackend`] passes, written once.
 //!
 //! Each case is an async fn taking the backend under test; every case works
-//! in namespaces of its own (from [`unique_namespace`]) and
-//! removes what it wrote, so cases run in parallel against one shared
-//! server. [`backend_conformance!`](crate::backend_conformance) turns the
-//! list into one `#[tokio::test]` per case:
+//! in namespaces of its own (from [`unique_namespace`]), so cases run in
+//! parallel against one shared server, and what a passing case wrote is
+//! removed after it ([`run_case`]).
+//! [`backend_conformance!`](crate::backend_conformance) turns the list into
+//! one `#[tokio::test]` per case:
 //!
 //! ```ignore
 //! covet_test::backend_conformance!(memory, async {
@@ -26,17 +27,69 @@ use crate::unique_namespace;
 /// The backend under test.
 pub type Backend = Arc<dyn CacheBackend>;
 
-/// A `Cache` over `backend` in a fresh namespace.
+/// What a running case wrote under: removed once the case passed.
+enum Written {
+    /// A key prefix from [`ns`].
+    Prefix(String),
+    /// A cache from [`cache_over`].
+    Cache(Cache),
+}
+
+tokio::task_local! {
+    /// The namespaces of the case [`run_case`] is running.
+    static WRITTEN: std::cell::RefCell<Vec<Written>>;
+}
+
+/// Notes `what` for [`run_case`]'s clean-up (nothing outside a case).
+fn remember(what: Written) {
+    let _ = WRITTEN.try_with(|w| w.borrow_mut().push(what));
+}
+
+/// A `Cache` over `backend` in a fresh namespace (removed after the case,
+/// inside [`run_case`]).
 pub fn cache_over(backend: &Backend, prefix: &str) -> Cache {
-    Cache::builder()
+    let cache = Cache::builder()
         .shared_backend(backend.clone())
         .namespace(unique_namespace(prefix))
         .build()
-        .expect("a valid namespace")
+        .expect("a valid namespace");
+    remember(Written::Cache(cache.clone()));
+    cache
 }
 
+/// A fresh key prefix (removed after the case, inside [`run_case`]).
 fn ns() -> String {
-    format!("{}:", unique_namespace("conf"))
+    let p = format!("{}:", unique_namespace("conf"));
+    remember(Written::Prefix(p.clone()));
+    p
+}
+
+/// Runs one case, then removes what it wrote under the namespaces it took
+/// from [`ns`] and [`cache_over`], keys without an expiry and the tag
+/// bookkeeping included, so the shared servers do not collect the suite's
+/// keys run after run. A case that fails leaves them, to look at. On a
+/// backend without pattern deletes (memcached, which the test command
+/// starts for the suite alone) nothing is removed.
+#[doc(hidden)]
+pub async fn run_case(backend: &Backend, case: impl std::future::Future<Output = ()>) {
+    let written = WRITTEN
+        .scope(std::cell::RefCell::new(Vec::new()), async {
+            case.await;
+            WRITTEN.with(|w| w.take())
+        })
+        .await;
+    if !backend.capabilities().pattern_deletes {
+        return;
+    }
+    for what in written {
+        let (removed, name) = match &what {
+            Written::Prefix(p) => (backend.clear(p).await, p.as_str()),
+            Written::Cache(c) => (c.clear().await, c.namespace()),
+        };
+        if let Err(e) = removed {
+            panic!("removing what the case wrote under {name}: {e}");
+        }
+    }
 }
 
 /// A TTL of `ms` milliseconds, or the backend's TTL step if that is longer
@@ -1090,7 +1143,11 @@ macro_rules! backend_conformance {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
                 if let ::std::option::Option::Some(backend) = __covet_backend().await {
-                    $crate::conformance::$case(backend).await;
+                    $crate::conformance::run_case(
+                        &backend,
+                        $crate::conformance::$case(backend.clone()),
+                    )
+                    .await;
                 }
             }
         )*
