@@ -110,6 +110,75 @@ async fn a_lost_tag_set_still_invalidates_every_member_on_a_cluster() {
     lost_set_case(backend, &mut conn).await;
 }
 
+/// How many of `keys` exist on the server.
+async fn existing(conn: &mut impl redis::aio::ConnectionLike, keys: &[String]) -> u64 {
+    let mut n = 0;
+    for k in keys {
+        let one: u64 = redis::cmd("EXISTS").arg(k).query_async(conn).await.unwrap();
+        n += one;
+    }
+    n
+}
+
+/// Invalidating a tag leaves none of its keys on the server: its version
+/// and its set go with its members, values without an expiry included, so
+/// a tag per user or per entity costs nothing once invalidated. A value
+/// stored with the tag afterwards gets a fresh version and is served; the
+/// next invalidation removes it and the bookkeeping again.
+async fn invalidation_leaves_nothing_case(
+    backend: RedisBackend,
+    conn: &mut impl redis::aio::ConnectionLike,
+) {
+    let ns = unique_namespace("tag-gone");
+    let cache = cache(&backend, &ns);
+    let keys = tagged(&cache, "t", "u", 6).await;
+    let bookkeeping = vec![
+        format!(":covet:tag:{{={ns}:t}}"),
+        format!(":covet:tagv:{{={ns}:t}}"),
+    ];
+    assert_eq!(existing(conn, &bookkeeping).await, 2, "where the docs say");
+    assert_eq!(cache.invalidate_tag("t").await.unwrap(), 6);
+    assert_eq!(readable(&cache, &keys).await, Vec::<String>::new());
+    assert_eq!(
+        existing(conn, &bookkeeping).await,
+        0,
+        "the tag left keys behind"
+    );
+    cache
+        .set_tagged("again", &vec![1u8], None, &["t"])
+        .await
+        .unwrap();
+    assert_eq!(cache.get::<Vec<u8>>("again").await.unwrap(), Some(vec![1]));
+    assert_eq!(cache.invalidate_tag("t").await.unwrap(), 1);
+    assert_eq!(cache.get::<Vec<u8>>("again").await.unwrap(), None);
+    assert_eq!(existing(conn, &bookkeeping).await, 0);
+    cache.clear().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalidated_tag_leaves_no_keys() {
+    let Some(url) = require(Server::Redis) else {
+        return;
+    };
+    let backend = RedisBackend::connect(&url).await.unwrap();
+    invalidation_leaves_nothing_case(backend, &mut raw(&url).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalidated_tag_leaves_no_keys_on_a_cluster() {
+    let Some(urls) = require(Server::RedisCluster) else {
+        return;
+    };
+    let urls = split_urls(&urls);
+    let backend = RedisBackend::connect_cluster(&urls).await.unwrap();
+    let mut conn = redis::cluster::ClusterClient::new(urls)
+        .unwrap()
+        .get_async_connection()
+        .await
+        .unwrap();
+    invalidation_leaves_nothing_case(backend, &mut conn).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_tag_version_makes_its_values_misses() {
     let Some(url) = require(Server::Redis) else {

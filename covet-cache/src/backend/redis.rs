@@ -50,11 +50,13 @@
 //! number). Storing a value with tags first adds the key to each tag's set
 //! and reads the tag's version (creating it if there is none; the set and
 //! the version live at least as long as the value), then stores the value
-//! with those versions in front of it. Invalidating a tag gives it a new
-//! version, then deletes the members its set lists. Reading a value stored
-//! with tags compares its versions with the current ones (one more round
-//! trip, for tagged values only) and answers a miss on any difference, or
-//! when a version is gone. So:
+//! with those versions in front of it. Invalidating a tag deletes its
+//! version, then the members its set lists and the set, so nothing of the
+//! tag stays on the server (a tag per user or per entity leaves no key
+//! behind); the next value stored with the tag gets a fresh version.
+//! Reading a value stored with tags compares its versions with the current
+//! ones (one more round trip, for tagged values only) and answers a miss
+//! on any difference, or when a version is gone. So:
 //!
 //! * a tag set evicted under `maxmemory` (`allkeys-*` policies): its members
 //!   are not deleted by the next invalidation, but they are never served
@@ -826,14 +828,14 @@ impl CacheBackend for RedisBackend {
         self.invalidate_tag_keys(tag).await.map(|(n, _)| n)
     }
 
-    /// A new version first (every value stored with the tag stops being
-    /// served, listed in the set or not), then the listed members are
-    /// deleted. The keys are `None` (not known) when the set was gone while
-    /// the tag had a version: evicted, so a tier in front drops the
-    /// namespace.
+    /// The version is deleted first (every value stored with the tag stops
+    /// being served, listed in the set or not; the next value stored with
+    /// the tag gets a fresh one), then the listed members and the set: no
+    /// key of the tag outlives it. The keys are `None` (not known) when the
+    /// set was gone while the tag had a version: evicted, so a tier in
+    /// front drops the namespace.
     async fn invalidate_tag_keys(&self, tag: &str) -> Result<(u64, Option<Vec<String>>)> {
         let set = tag_key(tag);
-        let fresh = tagged::new_version()?;
         if !self.inner.link.is_cluster() {
             let (set, version) = (&set, &tag_version_key(tag));
             let (n, members, complete): (u64, Vec<String>, u8) = self
@@ -841,7 +843,6 @@ impl CacheBackend for RedisBackend {
                     INVALIDATE_TAG
                         .key(set)
                         .key(version)
-                        .arg(fresh)
                         .invoke_async(&mut c)
                         .await
                 })
@@ -849,18 +850,15 @@ impl CacheBackend for RedisBackend {
             return Ok((n, (complete == 1).then_some(members)));
         }
         // Cluster: the set and the version share a slot; the members are
-        // anywhere. Versioned first, so a member left behind by a failure
-        // below is never served again.
+        // anywhere. The version goes first, so a member left behind by a
+        // failure below is never served again.
         let mut exists = redis::cmd("EXISTS");
         exists.arg(&set);
         let listed: u64 = self.query("EXISTS (tag set)", true, &exists).await?;
-        let mut bump = redis::cmd("SET");
-        bump.arg(tag_version_key(tag))
-            .arg(fresh)
-            .arg("XX")
-            .arg("KEEPTTL");
-        let versioned: Value = self.query("SET (tag version)", true, &bump).await?;
-        let complete = listed > 0 || versioned == Value::Nil;
+        let mut drop_version = redis::cmd("DEL");
+        drop_version.arg(tag_version_key(tag));
+        let versioned: u64 = self.query("DEL (tag version)", true, &drop_version).await?;
+        let complete = listed > 0 || versioned == 0;
         let mut removed = 0;
         let mut keys = Vec::new();
         loop {

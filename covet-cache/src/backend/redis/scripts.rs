@@ -33,17 +33,18 @@ end
 return version
 ";
 
-// Gives a tag a new version (if it has one: without, no value can carry
-// it), then deletes its members and its set, atomically (single server
-// only: the members are not declared in KEYS). KEYS[1] tag set, KEYS[2]
-// tag version, ARGV[1] the new version. Returns how many members existed,
-// the members, and whether the member list can be trusted (the set
-// existed, or neither it nor a version did: nothing was tagged).
+// Deletes a tag's version (every value stored with it reads as a miss from
+// then on, and the next value stored with the tag gets a fresh version),
+// then its members and its set, atomically (single server only: the
+// members are not declared in KEYS). Nothing of the tag is left on the
+// server. KEYS[1] tag set, KEYS[2] tag version. Returns how many members
+// existed, the members, and whether the member list can be trusted (the
+// set existed, or neither it nor a version did: nothing was tagged).
 pub(super) static INVALIDATE_TAG: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local listed = redis.call('EXISTS', KEYS[1]) == 1
-local versioned = redis.call('SET', KEYS[2], ARGV[1], 'XX', 'KEEPTTL')
+local versioned = redis.call('DEL', KEYS[2]) == 1
 local members = redis.call('SMEMBERS', KEYS[1])
 local n = 0
 for i = 1, #members, 500 do
