@@ -24,6 +24,14 @@ async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
         .unwrap()
 }
 
+async fn raw_cluster(urls: Vec<String>) -> redis::cluster_async::ClusterConnection {
+    redis::cluster::ClusterClient::new(urls)
+        .unwrap()
+        .get_async_connection()
+        .await
+        .unwrap()
+}
+
 /// Stores `n` values tagged `tag` (and every other one also `other`);
 /// their keys.
 async fn tagged(cache: &Cache, tag: &str, other: &str, n: usize) -> Vec<String> {
@@ -102,11 +110,7 @@ async fn a_lost_tag_set_still_invalidates_every_member_on_a_cluster() {
     };
     let urls = split_urls(&urls);
     let backend = RedisBackend::connect_cluster(&urls).await.unwrap();
-    let mut conn = redis::cluster::ClusterClient::new(urls)
-        .unwrap()
-        .get_async_connection()
-        .await
-        .unwrap();
+    let mut conn = raw_cluster(urls).await;
     lost_set_case(backend, &mut conn).await;
 }
 
@@ -171,11 +175,7 @@ async fn an_invalidated_tag_leaves_no_keys_on_a_cluster() {
     };
     let urls = split_urls(&urls);
     let backend = RedisBackend::connect_cluster(&urls).await.unwrap();
-    let mut conn = redis::cluster::ClusterClient::new(urls)
-        .unwrap()
-        .get_async_connection()
-        .await
-        .unwrap();
+    let mut conn = raw_cluster(urls).await;
     invalidation_leaves_nothing_case(backend, &mut conn).await;
 }
 
