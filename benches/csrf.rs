@@ -16,7 +16,7 @@
 //! checked (200 and the connection's own count). Interleaved rounds give
 //! each contender's best and median round and the ratio; each timed round
 //! is preceded by [`WARMUP`] untimed requests to the same contender, and
-//! the order alternates between rounds ([`rounds::interleave`]).
+//! the order alternates between rounds ([`rounds::warmed`]).
 
 mod common;
 mod rounds;
@@ -177,11 +177,8 @@ fn main() {
         }
         group.finish();
     }
-    let mut all = vec![Vec::with_capacity(ROUNDS); contenders.len()];
-    rounds::interleave(ROUNDS, contenders.len(), |i| {
-        rt.block_on(contenders[i].run(WARMUP));
-        let took = rt.block_on(contenders[i].run(ROUND));
-        all[i].push(ROUND as f64 / took.as_secs_f64());
+    let all = rounds::warmed(ROUNDS, contenders.len(), WARMUP, ROUND, |i, requests| {
+        requests as f64 / rt.block_on(contenders[i].run(requests)).as_secs_f64()
     });
     println!("\ninterleaved: {ROUNDS} rounds of {ROUND} requests per contender");
     let mut stats = Vec::new();

@@ -25,7 +25,7 @@
 //! second; then [`ROUNDS`] interleaved rounds print each contender's best
 //! and median round and the ratios. Each timed round is preceded by
 //! [`WARMUP`] untimed requests to the same contender, and the order
-//! alternates between rounds ([`rounds::interleave`]), as in
+//! alternates between rounds ([`rounds::warmed`]), as in
 //! `benches/sessions.rs`.
 
 mod common;
@@ -214,11 +214,8 @@ fn main() {
         group.finish();
     }
     // Interleaved rounds: each contender's best and median, and the ratios.
-    let mut all = vec![Vec::with_capacity(ROUNDS); contenders.len()];
-    rounds::interleave(ROUNDS, contenders.len(), |i| {
-        rt.block_on(contenders[i].run(WARMUP));
-        let took = rt.block_on(contenders[i].run(ROUND));
-        all[i].push(ROUND as f64 / took.as_secs_f64());
+    let all = rounds::warmed(ROUNDS, contenders.len(), WARMUP, ROUND, |i, requests| {
+        requests as f64 / rt.block_on(contenders[i].run(requests)).as_secs_f64()
     });
     let rows: Vec<(&str, f64, f64)> = contenders
         .iter()

@@ -153,12 +153,8 @@ async fn contenders() -> Vec<Contender> {
 }
 
 fn rounds(rt: &Runtime, contenders: &mut [Contender]) {
-    let mut all: Vec<Vec<f64>> = vec![Vec::with_capacity(ROUNDS); contenders.len()];
-    rounds::interleave(ROUNDS, contenders.len(), |i| {
-        let c = &mut contenders[i];
-        rt.block_on(c.run(WARMUP));
-        let d = rt.block_on(c.run(CALLS));
-        all[i].push(d.as_secs_f64() * 1e9 / f64::from(CALLS));
+    let all = rounds::warmed(ROUNDS, contenders.len(), WARMUP, CALLS, |i, calls| {
+        rt.block_on(contenders[i].run(calls)).as_secs_f64() * 1e9 / f64::from(calls)
     });
     println!("\nInterleaved: {ROUNDS} rounds of {CALLS} calls per contender, one thread");
     println!(

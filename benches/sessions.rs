@@ -381,12 +381,8 @@ fn store_rounds(rt: &Runtime, stores: &mut session_store::StoreBench) {
 /// Interleaved rounds outside criterion; prints the best round of each
 /// contender and the ratios.
 fn rounds(rt: &Runtime, contenders: &mut [Contender]) {
-    let mut all = vec![Vec::with_capacity(ROUNDS); contenders.len()];
-    rounds::interleave(ROUNDS, contenders.len(), |i| {
-        let ct = &mut contenders[i];
-        rt.block_on(ct.run(WARMUP));
-        let d = rt.block_on(ct.run(ROUND));
-        all[i].push(ROUND as f64 / d.as_secs_f64());
+    let all = rounds::warmed(ROUNDS, contenders.len(), WARMUP, ROUND, |i, requests| {
+        requests as f64 / rt.block_on(contenders[i].run(requests)).as_secs_f64()
     });
     let best = |i: usize| rounds::highest(&all[i]);
     let median = |i: usize| rounds::median(&all[i]);

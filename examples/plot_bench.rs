@@ -39,9 +39,8 @@ enum Measure {
     RoundsMedian,
 }
 
-/// `(contender, req/s)` of a bench's interleaved rounds: `field` is
-/// `"median"` or `"best"`.
-fn rounds(root: &Path, name: &str, field: &str) -> Vec<(String, f64)> {
+/// `(contender, req/s)`: the median of a bench's interleaved rounds.
+fn round_medians(root: &Path, name: &str) -> Vec<(String, f64)> {
     let Ok(text) = std::fs::read_to_string(root.join(name).join("interleaved.json")) else {
         return Vec::new();
     };
@@ -50,7 +49,7 @@ fn rounds(root: &Path, name: &str, field: &str) -> Vec<(String, f64)> {
     };
     let mut out: Vec<(String, f64)> = rows
         .iter()
-        .filter_map(|r| Some((r["name"].as_str()?.to_owned(), r[field].as_f64()?)))
+        .filter_map(|r| Some((r["name"].as_str()?.to_owned(), r["median"].as_f64()?)))
         .collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
@@ -59,7 +58,7 @@ fn rounds(root: &Path, name: &str, field: &str) -> Vec<(String, f64)> {
 /// `(contender, value)` of one criterion group, in name order.
 fn group(root: &Path, name: &str, measure: Measure) -> Vec<(String, f64)> {
     match measure {
-        Measure::RoundsMedian => return rounds(root, name, "median"),
+        Measure::RoundsMedian => return round_medians(root, name),
         Measure::Nanos | Measure::PerSecond => {}
     }
     let Ok(dirs) = std::fs::read_dir(root.join(name)) else {

@@ -24,12 +24,24 @@ async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
         .unwrap()
 }
 
-async fn raw_cluster(urls: Vec<String>) -> redis::cluster_async::ClusterConnection {
-    redis::cluster::ClusterClient::new(urls)
+/// The backend on the shared server and a raw connection beside it, or
+/// `None` (outside CI) when the server is missing.
+async fn on_server() -> Option<(RedisBackend, redis::aio::MultiplexedConnection)> {
+    let url = require(Server::Redis)?;
+    let backend = RedisBackend::connect(&url).await.unwrap();
+    Some((backend, raw(&url).await))
+}
+
+/// The same on the Redis Cluster.
+async fn on_cluster() -> Option<(RedisBackend, redis::cluster_async::ClusterConnection)> {
+    let urls = split_urls(&require(Server::RedisCluster)?);
+    let backend = RedisBackend::connect_cluster(&urls).await.unwrap();
+    let conn = redis::cluster::ClusterClient::new(urls)
         .unwrap()
         .get_async_connection()
         .await
-        .unwrap()
+        .unwrap();
+    Some((backend, conn))
 }
 
 /// Stores `n` values tagged `tag` (and every other one also `other`);
@@ -96,32 +108,25 @@ async fn lost_set_case(backend: RedisBackend, conn: &mut impl redis::aio::Connec
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_tag_set_still_invalidates_every_member() {
-    let Some(url) = require(Server::Redis) else {
-        return;
-    };
-    let backend = RedisBackend::connect(&url).await.unwrap();
-    lost_set_case(backend, &mut raw(&url).await).await;
+    if let Some((backend, mut conn)) = on_server().await {
+        lost_set_case(backend, &mut conn).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_tag_set_still_invalidates_every_member_on_a_cluster() {
-    let Some(urls) = require(Server::RedisCluster) else {
-        return;
-    };
-    let urls = split_urls(&urls);
-    let backend = RedisBackend::connect_cluster(&urls).await.unwrap();
-    let mut conn = raw_cluster(urls).await;
-    lost_set_case(backend, &mut conn).await;
+    if let Some((backend, mut conn)) = on_cluster().await {
+        lost_set_case(backend, &mut conn).await;
+    }
 }
 
-/// How many of `keys` exist on the server.
+/// How many of `keys` exist on the server (one hash slot, on a cluster).
 async fn existing(conn: &mut impl redis::aio::ConnectionLike, keys: &[String]) -> u64 {
-    let mut n = 0;
-    for k in keys {
-        let one: u64 = redis::cmd("EXISTS").arg(k).query_async(conn).await.unwrap();
-        n += one;
-    }
-    n
+    redis::cmd("EXISTS")
+        .arg(keys)
+        .query_async(conn)
+        .await
+        .unwrap()
 }
 
 /// Invalidating a tag leaves none of its keys on the server: its version
@@ -161,36 +166,29 @@ async fn invalidation_leaves_nothing_case(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalidated_tag_leaves_no_keys() {
-    let Some(url) = require(Server::Redis) else {
-        return;
-    };
-    let backend = RedisBackend::connect(&url).await.unwrap();
-    invalidation_leaves_nothing_case(backend, &mut raw(&url).await).await;
+    if let Some((backend, mut conn)) = on_server().await {
+        invalidation_leaves_nothing_case(backend, &mut conn).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalidated_tag_leaves_no_keys_on_a_cluster() {
-    let Some(urls) = require(Server::RedisCluster) else {
-        return;
-    };
-    let urls = split_urls(&urls);
-    let backend = RedisBackend::connect_cluster(&urls).await.unwrap();
-    let mut conn = raw_cluster(urls).await;
-    invalidation_leaves_nothing_case(backend, &mut conn).await;
+    if let Some((backend, mut conn)) = on_cluster().await {
+        invalidation_leaves_nothing_case(backend, &mut conn).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_tag_version_makes_its_values_misses() {
-    let Some(url) = require(Server::Redis) else {
+    let Some((backend, mut conn)) = on_server().await else {
         return;
     };
-    let backend = RedisBackend::connect(&url).await.unwrap();
     let ns = unique_namespace("lost-version");
     let cache = cache(&backend, &ns);
     let keys = tagged(&cache, "t", "u", 10).await;
     let _: u64 = redis::cmd("UNLINK")
         .arg(format!(":covet:tagv:{{={ns}:u}}"))
-        .query_async(&mut raw(&url).await)
+        .query_async(&mut conn)
         .await
         .unwrap();
     // every other key carried `u`: those are misses, the rest are served

@@ -17,6 +17,26 @@ pub(crate) fn interleave(rounds: usize, n: usize, mut one: impl FnMut(usize)) {
     }
 }
 
+/// [`interleave`] with a warm-up: each turn runs contender `i` for
+/// `warmup` (untimed: what `run` returns is dropped), then for `round`, and
+/// keeps what `run` returns for that (a rate, or a time per call). Each
+/// contender's figures, in round order.
+pub(crate) fn warmed<T: Copy>(
+    rounds: usize,
+    n: usize,
+    warmup: T,
+    round: T,
+    mut run: impl FnMut(usize, T) -> f64,
+) -> Vec<Vec<f64>> {
+    let mut all = vec![Vec::with_capacity(rounds); n];
+    interleave(rounds, n, |i| {
+        run(i, warmup);
+        let figure = run(i, round);
+        all[i].push(figure);
+    });
+    all
+}
+
 /// The median of `samples` (the mean of the two middle ones when their
 /// number is even).
 pub(crate) fn median(samples: &[f64]) -> f64 {
