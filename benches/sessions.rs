@@ -57,7 +57,9 @@
 //!
 //! `COVET_BENCH_PROFILE=<contender>:<requests>` skips criterion and sends
 //! that many requests to one contender (for `perf` or callgrind), then
-//! prints its requests per second.
+//! prints its requests per second; the contender may also be one of the
+//! Redis stores alone (`covet_store`, `redis_crate_hash`, ...), which then
+//! runs that many load + save steps.
 
 mod common;
 mod cpu;
@@ -381,20 +383,42 @@ fn store_rounds(rt: &Runtime, stores: &mut session_store::StoreBench) {
 /// Interleaved rounds outside criterion; prints the best round of each
 /// contender and the ratios.
 fn rounds(rt: &Runtime, contenders: &mut [Contender]) {
+    // CPU nanoseconds over every timed round, of this process (clients and
+    // servers) and of Redis: on a busy 2-vCPU guest the rates move with
+    // where the scheduler puts the threads, the CPU per request much less.
+    let mut cpu: Vec<(Option<u64>, Option<u64>)> = vec![(Some(0), Some(0)); contenders.len()];
     let all = rounds::warmed(ROUNDS, contenders.len(), WARMUP, ROUND, |i, requests| {
-        requests as f64 / rt.block_on(contenders[i].run(requests)).as_secs_f64()
+        let before = cpu::now();
+        let rate = requests as f64 / rt.block_on(contenders[i].run(requests)).as_secs_f64();
+        if requests == ROUND {
+            let after = cpu::now();
+            let add = |total: Option<u64>, part: Option<u64>| Some(total? + part?);
+            cpu[i] = (
+                add(cpu[i].0, cpu::used(before.0, after.0)),
+                add(cpu[i].1, cpu::used(before.1, after.1)),
+            );
+        }
+        rate
     });
     let best = |i: usize| rounds::highest(&all[i]);
     let median = |i: usize| rounds::median(&all[i]);
+    let requests = ROUND * ROUNDS as u64;
     println!(
         "\nInterleaved: {ROUNDS} rounds of {ROUND} requests per contender over {CONNECTIONS} connections"
     );
     println!(
-        "  {:<24} {:>10} {:>10}",
-        "contender", "best req/s", "median"
+        "  {:<24} {:>10} {:>10} {:>12} {:>12}",
+        "contender", "best req/s", "median", "CPU µs/req", "Redis µs/req"
     );
     for (i, ct) in contenders.iter().enumerate() {
-        println!("  {:<24} {:>10.0} {:>10.0}", ct.name, best(i), median(i));
+        println!(
+            "  {:<24} {:>10.0} {:>10.0} {:>12} {:>12}",
+            ct.name,
+            best(i),
+            median(i),
+            cpu::per_op(cpu[i].0, requests),
+            cpu::per_op(cpu[i].1, requests)
+        );
     }
     let rows: Vec<(&str, f64, f64)> = contenders
         .iter()
@@ -416,6 +440,18 @@ fn rounds(rt: &Runtime, contenders: &mut [Contender]) {
         median(cm) / median(tm),
         best(cr) / best(tr),
         median(cr) / median(tr),
+    );
+    // CPU of the whole request (process + Redis), tower-sessions' over
+    // covet's: above 1 means covet's requests cost less.
+    let total = |i: usize| Some(cpu[i].0? + cpu[i].1?);
+    let ratio = |c: usize, t: usize| match (total(c), total(t)) {
+        (Some(c), Some(t)) if c > 0 => format!("{:.2}x", t as f64 / c as f64),
+        _ => "n/a".to_owned(),
+    };
+    println!(
+        "  CPU per request (process + Redis), tower-sessions / covet: memory {}, redis {}",
+        ratio(cm, tm),
+        ratio(cr, tr)
     );
 }
 
@@ -475,12 +511,23 @@ async fn cleanup(setup: &Setup) {
     let _ = setup.fred.quit().await;
 }
 
-/// `COVET_BENCH_PROFILE=<contender>:<requests>`: one contender alone.
+/// `COVET_BENCH_PROFILE=<contender>:<requests>`: one contender alone (an
+/// HTTP one, or one of the Redis stores alone: `covet_store`, ...).
 fn profile(rt: &Runtime, setup: &mut Setup, spec: &str) {
     let (name, requests) = spec
         .split_once(':')
         .and_then(|(n, r)| Some((n, r.parse::<u64>().ok()?)))
         .expect("COVET_BENCH_PROFILE=<contender>:<requests>");
+    if let Some(which) = session_store::NAMES.iter().position(|n| *n == name) {
+        let per_task = requests.div_ceil(session_store::TASKS as u64);
+        let s = rt.block_on(setup.stores.run(which, per_task));
+        println!(
+            "{name}: {} steps, {:.0} steps/s",
+            per_task * session_store::TASKS as u64,
+            s.rate
+        );
+        return;
+    }
     let ct = setup
         .contenders
         .iter_mut()

@@ -171,7 +171,11 @@ impl Connection {
             .map_err(|e| Error::backend(NAME, format!("invalid Redis URL {endpoint}"), e))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(s.connect_timeout))
-            .set_response_timeout(Some(s.command_timeout))
+            // No timer of the client's own: every request it carries is
+            // already bounded by the command timeout (by `Remote::call` or
+            // by a `RedisConnection`), and a second timer per command
+            // costs a registration in tokio's timer wheel and its removal.
+            .set_response_timeout(None)
             .set_number_of_retries(RECONNECT_RETRIES)
             .set_min_delay(Duration::from_millis(25))
             .set_max_delay(Duration::from_millis(250));
