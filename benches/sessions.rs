@@ -44,10 +44,13 @@
 //!   fixed order without warm-up that cost always fell on the same
 //!   contenders (covet's Redis round followed the memory ones and came out
 //!   about 10 % slower than with the order reversed).
-//! * Redis is `COVET_REDIS_URL` (default `redis://127.0.0.1:6379`). covet's
-//!   sessions live under a key prefix unique to the run; tower-sessions'
-//!   under their ids (no prefix), which the run knows from the cookies. Both
-//!   are deleted at the end (`UNLINK`), never by flushing.
+//! * Redis is `COVET_REDIS_URL` (default `redis://127.0.0.1:6379`). Both
+//!   stores keep their default keys: covet's `RedisStore` the default
+//!   prefix (`__covet_session:` and the id's 64-character hash),
+//!   tower-sessions' the bare id. The run knows every session's id from the
+//!   cookies (and the stores' own contenders from their setup) and deletes
+//!   exactly those keys at the end (`UNLINK`), never by pattern or by
+//!   flushing.
 //!
 //! * Last, the same number of interleaved rounds of the Redis stores alone
 //!   (no HTTP, no layer; `session_store/mod.rs` says what each contender
@@ -68,7 +71,7 @@ mod session_handlers;
 mod session_store;
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::get;
@@ -245,7 +248,8 @@ impl Contender {
 
 struct Setup {
     contenders: Vec<Contender>,
-    covet_prefix: String,
+    /// covet's Redis store, to name the keys of its sessions at cleanup.
+    covet_store: CovetRedisStore,
     fred: FredClient,
     /// The Redis stores alone, on their own sessions.
     stores: session_store::StoreBench,
@@ -255,17 +259,13 @@ async fn setup() -> Setup {
     let url = redis_url();
     let idle = Duration::from_secs(IDLE_SECS);
     let covet_config = || SessionConfig::default().with_idle_timeout(idle);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_nanos();
-    let covet_prefix = format!("covet-bench:sessions:{}:{nanos}:", std::process::id());
-
+    // The default key prefix, as an app gets it: the keys are as long as
+    // in production, and the run deletes its own by their exact names.
     let covet_redis = CovetRedisStore::builder()
-        .key_prefix(covet_prefix.clone())
         .connect(&url)
         .await
         .unwrap_or_else(|e| panic!("covet RedisStore at {url}: {e}"));
+    let covet_store = covet_redis.clone();
 
     let fred = FredClient::new(
         FredConfig::from_url(&url).expect("fred config from COVET_REDIS_URL"),
@@ -319,7 +319,7 @@ async fn setup() -> Setup {
     ];
     Setup {
         contenders,
-        covet_prefix,
+        covet_store,
         fred,
         stores,
     }
@@ -455,60 +455,51 @@ fn rounds(rt: &Runtime, contenders: &mut [Contender]) {
     );
 }
 
-/// Deletes every session the run stored in Redis.
+/// Deletes every session the run stored in Redis, by its exact key.
 async fn cleanup(setup: &Setup) {
     let client = redis::Client::open(redis_url()).expect("redis URL");
     let mut con = client
         .get_multiplexed_async_connection()
         .await
         .expect("redis connection for cleanup");
-    let pattern = format!(
-        "{}{}*",
-        covet::session::store::SESSION_KEY_ROOT,
-        setup.covet_prefix
-    );
-    let mut cursor = 0u64;
-    let mut covet_keys = 0usize;
-    loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(&mut con)
-            .await
-            .expect("SCAN");
-        if !keys.is_empty() {
-            covet_keys += keys.len();
-            redis::cmd("UNLINK")
-                .arg(&keys)
-                .query_async::<()>(&mut con)
-                .await
-                .expect("UNLINK");
-        }
-        cursor = next;
-        if cursor == 0 {
-            break;
-        }
-    }
-    let tower_ids: Vec<String> = setup
-        .contenders
+    let ids = |name: &str| -> Vec<String> {
+        setup
+            .contenders
+            .iter()
+            .filter(|c| c.name == name)
+            .flat_map(|c| c.clients.iter().filter_map(Client::session_id))
+            .collect()
+    };
+    let covet_keys: Vec<String> = ids("covet_redis")
         .iter()
-        .filter(|c| c.name == "tower_sessions_redis")
-        .flat_map(|c| c.clients.iter().filter_map(Client::session_id))
+        .filter_map(|id| id.parse::<covet::session::SessionId>().ok())
+        .map(|id| setup.covet_store.redis_key(&id))
+        .chain(setup.stores.covet_keys())
+        .collect();
+    let tower_keys: Vec<String> = ids("tower_sessions_redis")
+        .into_iter()
         .chain(setup.stores.tower_keys())
         .collect();
-    let tower_keys: u64 = redis::cmd("UNLINK")
-        .arg(&tower_ids)
-        .query_async(&mut con)
-        .await
-        .expect("UNLINK");
+    let covet_deleted = unlink(&mut con, &covet_keys).await;
+    let tower_deleted = unlink(&mut con, &tower_keys).await;
     println!(
-        "\nRedis cleanup: {covet_keys} keys under covet's prefix, {tower_keys} of {} tower-sessions keys",
-        tower_ids.len()
+        "\nRedis cleanup: {covet_deleted} of {} covet keys, {tower_deleted} of {} tower-sessions keys",
+        covet_keys.len(),
+        tower_keys.len()
     );
     let _ = setup.fred.quit().await;
+}
+
+/// `UNLINK` of `keys`; how many existed.
+async fn unlink(con: &mut redis::aio::MultiplexedConnection, keys: &[String]) -> u64 {
+    if keys.is_empty() {
+        return 0;
+    }
+    redis::cmd("UNLINK")
+        .arg(keys)
+        .query_async(con)
+        .await
+        .expect("UNLINK")
 }
 
 /// `COVET_BENCH_PROFILE=<contender>:<requests>`: one contender alone (an

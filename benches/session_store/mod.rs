@@ -82,8 +82,8 @@ pub(crate) struct StoreBench {
     tower_counts: Vec<u64>,
     raw: redis::aio::MultiplexedConnection,
     fred: FredClient,
-    /// Keys of the string records, under the covet store's prefix (so the
-    /// run's cleanup deletes them): the redis crate's, then fred's.
+    /// Keys of the string records, shaped as the covet store's keys (the
+    /// same length): the redis crate's, then fred's.
     string_keys: Vec<String>,
     string_counts: Vec<u64>,
     expires_ms: u64,
@@ -133,12 +133,11 @@ impl StoreBench {
             .duration_since(SystemTime::UNIX_EPOCH)
             .expect("clock after 1970")
             .as_millis() as u64;
-        let prefix = format!(
-            "{}{}string:",
-            covet::session::store::SESSION_KEY_ROOT,
-            covet.key_prefix()
-        );
-        let string_keys: Vec<String> = (0..2 * TASKS).map(|i| format!("{prefix}{i}")).collect();
+        let mut string_keys = Vec::with_capacity(2 * TASKS);
+        for _ in 0..2 * TASKS {
+            let id = SessionId::generate().expect("a random id");
+            string_keys.push(covet.redis_key(&id));
+        }
         let mut conn = raw.clone();
         let info: String = redis::cmd("INFO")
             .arg("server")
@@ -169,6 +168,14 @@ impl StoreBench {
             string_counts: vec![0; 2 * TASKS],
             expires_ms,
         }
+    }
+
+    /// The Redis keys of covet's sessions and of the string records.
+    pub(crate) fn covet_keys(&self) -> impl Iterator<Item = String> + '_ {
+        self.covet_ids
+            .iter()
+            .map(|id| self.covet.redis_key(id))
+            .chain(self.string_keys.iter().cloned())
     }
 
     /// The Redis keys of the tower-sessions sessions (their ids).
