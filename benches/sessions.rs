@@ -98,6 +98,8 @@ const ROUNDS: usize = 12;
 const ROUND: u64 = 8192;
 /// Untimed requests a contender serves just before each of its rounds.
 const WARMUP: u64 = 512;
+// `rounds` tells a timed round from a warm-up by its size.
+const _: () = assert!(WARMUP != ROUND);
 /// Load + save steps per store contender and round (a multiple of
 /// `session_store::TASKS`).
 const STORE_ROUND: u64 = 8192;
@@ -338,8 +340,10 @@ fn store_rounds(rt: &Runtime, stores: &mut session_store::StoreBench) {
         rt.block_on(stores.run(i, warm_per_task));
         let s = rt.block_on(stores.run(i, per_task));
         all[i].push(s.rate);
-        let add = |total: Option<u64>, part: Option<u64>| Some(total? + part?);
-        cpu[i] = (add(cpu[i].0, s.cpu_self_ns), add(cpu[i].1, s.cpu_redis_ns));
+        cpu[i] = (
+            cpu::sum(cpu[i].0, s.cpu_self_ns),
+            cpu::sum(cpu[i].1, s.cpu_redis_ns),
+        );
     });
     let best = |i: usize| rounds::highest(&all[i]);
     let median = |i: usize| rounds::median(&all[i]);
@@ -390,12 +394,12 @@ fn rounds(rt: &Runtime, contenders: &mut [Contender]) {
     let all = rounds::warmed(ROUNDS, contenders.len(), WARMUP, ROUND, |i, requests| {
         let before = cpu::now();
         let rate = requests as f64 / rt.block_on(contenders[i].run(requests)).as_secs_f64();
+        // Only the timed rounds count, not the warm-ups.
         if requests == ROUND {
             let after = cpu::now();
-            let add = |total: Option<u64>, part: Option<u64>| Some(total? + part?);
             cpu[i] = (
-                add(cpu[i].0, cpu::used(before.0, after.0)),
-                add(cpu[i].1, cpu::used(before.1, after.1)),
+                cpu::sum(cpu[i].0, cpu::used(before.0, after.0)),
+                cpu::sum(cpu[i].1, cpu::used(before.1, after.1)),
             );
         }
         rate

@@ -48,6 +48,11 @@ pub(crate) fn used(before: Option<u64>, after: Option<u64>) -> Option<u64> {
     Some(after?.saturating_sub(before?))
 }
 
+/// `total + part` when both were read.
+pub(crate) fn sum(total: Option<u64>, part: Option<u64>) -> Option<u64> {
+    Some(total? + part?)
+}
+
 /// Nanoseconds over `ops` operations as microseconds per operation, or
 /// `n/a`.
 pub(crate) fn per_op(ns: Option<u64>, ops: u64) -> String {
